@@ -1,0 +1,147 @@
+"""Face crops: the DoppelVer CCA crop and each head's canonical crop, from a box and 5 landmarks.
+
+Landmarks are MTCNN's order, in image pixels: image-left eye, image-right eye, nose tip, image-left mouth
+corner, image-right mouth corner. Every crop function takes an RGB image `(H, W, 3) uint8` and returns an RGB
+crop `(S, S, 3) uint8` (CCA: variable size) so a head can batch them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+#: The 112x112 ArcFace/InsightFace 5-point template (also what OpenCV's SFace alignCrop uses).
+ARCFACE_TEMPLATE = np.array(
+    [
+        [38.2946, 51.6963],
+        [73.5318, 51.5014],
+        [56.0252, 71.7366],
+        [41.5493, 92.3655],
+        [70.7299, 92.2041],
+    ],
+    dtype=np.float64,
+)
+
+
+@dataclass(frozen=True)
+class FaceGeometry:
+    """Where a face is in its photo: box `(4,) x1,y1,x2,y2` and landmarks `(5, 2)`, image pixels."""
+
+    box: np.ndarray
+    landmarks: np.ndarray
+
+
+def umeyama_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity transform (rotation, uniform scale, translation) mapping src to dst.
+
+    src, dst: `(N, 2)` float. Returns the `(2, 3)` affine matrix (Umeyama 1991, no reflection).
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    sc, dc = src - mu_s, dst - mu_d
+    cov = dc.T @ sc / len(src)
+    u, s, vt = np.linalg.svd(cov)
+    d = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[-1] = -1
+    rot = u @ np.diag(d) @ vt
+    var_s = (sc**2).sum() / len(src)
+    scale = (s * d).sum() / var_s if var_s > 0 else 1.0
+    mat = np.zeros((2, 3))
+    mat[:, :2] = scale * rot
+    mat[:, 2] = mu_d - scale * rot @ mu_s
+    return mat
+
+
+def arcface_crop(image: np.ndarray, face: FaceGeometry, size: int = 112) -> np.ndarray:
+    """5-point similarity transform onto the ArcFace template: `(size, size, 3) uint8`."""
+    template = ARCFACE_TEMPLATE * (size / 112.0)
+    mat = umeyama_similarity(face.landmarks, template)
+    return cv2.warpAffine(image, mat, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def margin_crop(image: np.ndarray, face: FaceGeometry, size: int = 160, margin: int = 32) -> np.ndarray:
+    """FaceNet's crop: the detector box plus `margin` pixels *of the output* around it, resized square.
+
+    Same arithmetic as facenet-pytorch's `extract_face`; the box is clamped to the image, so faces at
+    the border are stretched rather than padded (as the network saw in training).
+    """
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in face.box)
+    mx = margin * (x2 - x1) / (size - margin)
+    my = margin * (y2 - y1) / (size - margin)
+    bx1 = int(max(x1 - mx / 2, 0))
+    by1 = int(max(y1 - my / 2, 0))
+    bx2 = int(min(x2 + mx / 2, w))
+    by2 = int(min(y2 + my / 2, h))
+    if bx2 <= bx1 or by2 <= by1:
+        bx1, by1, bx2, by2 = 0, 0, w, h
+    crop = image[by1:by2, bx1:bx2]
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def cca_crop(image: np.ndarray, face: FaceGeometry, grow: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """DoppelVer's crop, align, centre (seed 003, section 7.3.2.1).
+
+    1. Crop: the box grown by `grow` (50%) in width and height about its centre, clamped to the image.
+    2. Align: rotate about the eye midpoint so both eyes share one row; pixels the rotation brings in are
+       edge replicas ("same padding").
+    3. Centre: replicate border pixels until the eye midpoint is equidistant to left/right and top/bottom.
+
+    Returns the crop `(H', W', 3) uint8` (size varies with the face) and the landmarks `(5, 2)` in it.
+    """
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in face.box)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    half_w, half_h = (x2 - x1) * (1 + grow) / 2, (y2 - y1) * (1 + grow) / 2
+    left, top = int(max(round(cx - half_w), 0)), int(max(round(cy - half_h), 0))
+    right, bottom = int(min(round(cx + half_w), w)), int(min(round(cy + half_h), h))
+    if right - left < 2 or bottom - top < 2:
+        left, top, right, bottom = 0, 0, w, h
+    crop = np.ascontiguousarray(image[top:bottom, left:right])
+    lm = face.landmarks.astype(np.float64) - [left, top]
+
+    eye_l, eye_r = lm[0], lm[1]
+    mid = (eye_l + eye_r) / 2
+    angle = np.degrees(np.arctan2(eye_r[1] - eye_l[1], eye_r[0] - eye_l[0]))
+    rot = cv2.getRotationMatrix2D((float(mid[0]), float(mid[1])), float(angle), 1.0)
+    ch, cw = crop.shape[:2]
+    crop = cv2.warpAffine(crop, rot, (cw, ch), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    lm = np.hstack([lm, np.ones((5, 1))]) @ rot.T
+
+    # Pixel centre of a W-wide image is (W - 1) / 2: pad the short side so the midpoint lands there.
+    mx, my = float(mid[0]), float(mid[1])
+    pad_l = max(0, round((cw - 1) - 2 * mx))
+    pad_r = max(0, round(2 * mx - (cw - 1)))
+    pad_t = max(0, round((ch - 1) - 2 * my))
+    pad_b = max(0, round(2 * my - (ch - 1)))
+    crop = cv2.copyMakeBorder(crop, pad_t, pad_b, pad_l, pad_r, cv2.BORDER_REPLICATE)
+    lm = [*lm, pad_l, pad_t]
+    return crop, lm.astype(np.float32)
+
+
+def cca_square(image: np.ndarray, face: FaceGeometry, size: int = 224) -> np.ndarray:
+    """The CCA crop resized to `(size, size, 3)` for general-image heads (DINOv2, CLIP)."""
+    crop, _ = cca_crop(image, face)
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+
+
+#: Crop name -> function(image, face) -> (S, S, 3) uint8. Heads name their crop here.
+CROPS: dict[str, Callable[[np.ndarray, FaceGeometry], np.ndarray]] = {
+    "arcface112": arcface_crop,
+    "facenet160": margin_crop,
+    "cca224": cca_square,
+}
+
+
+def crop_face(image: np.ndarray, face: FaceGeometry, crop: str) -> np.ndarray:
+    """Apply the named crop (`CROPS` key)."""
+    try:
+        fn = CROPS[crop]
+    except KeyError:
+        raise ValueError(f"unknown crop {crop!r}; known: {', '.join(sorted(CROPS))}") from None
+    return fn(image, face)

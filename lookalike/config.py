@@ -1,0 +1,43 @@
+"""Where things live: the weights directory, the shared data folder, the home of named indexes.
+
+Every location is a setting with a documented environment variable, so tests and scripts can point
+the engine elsewhere without code changes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Environment variable naming the weights directory.
+WEIGHTS_ENV = "LOOKALIKE_WEIGHTS"
+#: Environment variable naming the folder of real face data (LFW, galleries, DoppelVer lists).
+DATA_ENV = "LOOKALIKE_DATA"
+#: Environment variable naming the folder where `--name`d indexes live.
+INDEX_HOME_ENV = "LOOKALIKE_INDEX_HOME"
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def weights_dir() -> Path:
+    """The weights directory: $LOOKALIKE_WEIGHTS, else ~/.cache/lookalike/weights."""
+    env = os.environ.get(WEIGHTS_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "lookalike" / "weights"
+
+
+def data_dir() -> Path:
+    """The shared real-photo folder: $LOOKALIKE_DATA, else ../shared/data beside the checkout."""
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env).expanduser()
+    return _REPO_ROOT.parent / "shared" / "data"
+
+
+def index_home() -> Path:
+    """Where `--name NAME` indexes live: $LOOKALIKE_INDEX_HOME, else ./indexes."""
+    env = os.environ.get(INDEX_HOME_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path.cwd() / "indexes"

@@ -1,0 +1,62 @@
+"""The head registry: `create_head(name)` is the one way to get an embedder.
+
+A head is a small declaration (`HeadSpec`: crop, dimension, weights) registered here; tests loop over
+`list_heads()`, so a new head is tested by being registered.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..errors import LookalikeError, WeightsMissingError
+from ..weights import resolve
+from . import facenet, sface
+from .base import Head, HeadSpec, normalize
+
+_REGISTRY: dict[str, HeadSpec] = {}
+
+#: The head `index` uses when none is named (chosen by measurement: see README and benchmarks/).
+DEFAULT_HEAD = "facenet-casia"
+
+
+def register_head(spec: HeadSpec) -> HeadSpec:
+    """Add a head to the registry (names are unique)."""
+    if spec.name in _REGISTRY:
+        raise ValueError(f"head {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def list_heads() -> list[str]:
+    """Registered head names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_head_spec(name: str) -> HeadSpec:
+    """The declaration of a head, or a one-line error listing the known ones."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise LookalikeError(f"unknown head {name!r}; known heads: {', '.join(list_heads())}") from None
+
+
+def create_head(name: str, device: str | None = None, weights_dir: Path | None = None) -> Head:
+    """Build a head with verified weights. Raises WeightsMissingError naming the file and how to get it."""
+    spec = get_head_spec(name)
+    try:
+        path, sha = resolve(spec.weights, name, weights_dir)
+    except WeightsMissingError:
+        # facenet-casia's weights are made locally from an installed package: do it once, no network.
+        if name != facenet.CASIA.name or not facenet.casia_source_available():
+            raise
+        facenet.import_casia(weights_dir)
+        print(f"made {spec.weights.filename} for head {name!r}", file=sys.stderr)
+        path, sha = resolve(spec.weights, name, weights_dir)
+    return spec.build(spec, path, sha, device or "")
+
+
+for _spec in (sface.SPEC, facenet.CASIA, facenet.VGGFACE2):
+    register_head(_spec)
+
+__all__ = ["DEFAULT_HEAD", "Head", "HeadSpec", "create_head", "get_head_spec", "list_heads", "normalize"]

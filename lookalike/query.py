@@ -1,0 +1,233 @@
+"""Answer "who looks like this face?" against an index: embed with the index's own head, search, collapse.
+
+`Searcher` loads the head, the FAISS index and the face metadata once, so many query photos (or a
+leave-one-out benchmark over stored vectors) share one model load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .detect import DetectedFace, FaceDetector
+from .errors import LookalikeError
+from .heads import create_head
+from .photos import Photo, load_photo
+from .pipeline import crop_stage, detect_stage
+from .store import FaceStore
+from .vector_index import search, to_gpu_if_available
+
+MODES = ("faces", "identities")
+
+
+@dataclass
+class Match:
+    """One answer row."""
+
+    rank: int
+    score: float
+    path: str
+    identity: str | None
+    face_id: str
+    vector_id: int
+    box: list[float]
+
+
+@dataclass
+class QueryAnswer:
+    """Matches for one query photo (`error` set instead when the photo gave no usable face)."""
+
+    query: str
+    head: str
+    face_index: int | None = None
+    face_box: list[float] | None = None
+    results: list[Match] = field(default_factory=list)
+    error: str | None = None
+
+    def as_json(self) -> dict:
+        out: dict = {"query": self.query, "head": self.head}
+        if self.error:
+            out["error"] = self.error
+        else:
+            out["face_index"] = self.face_index
+            out["face_box"] = self.face_box
+        out["results"] = [
+            {k: v for k, v in asdict(m).items() if k in ("rank", "score", "path", "identity", "face_id", "box")}
+            for m in self.results
+        ]
+        return out
+
+
+class Searcher:
+    """An open index ready for queries. `head`: refuse unless the index was built by this head."""
+
+    def __init__(
+        self,
+        index_path: str | Path,
+        head: str | None = None,
+        device: str | None = None,
+        weights_dir: Path | None = None,
+        load_head: bool = True,
+    ) -> None:
+        self.store = FaceStore.open(index_path)
+        if head is not None:
+            self.store.check_head(head)
+        self.head = None
+        if load_head:
+            self.head = create_head(self.store.head, device=device, weights_dir=weights_dir)
+            self.store.check_head(self.store.head, self.head.weights_sha256)
+        meta = self.store.faces(["vector_id", "face_id", "path", "sha256", "identity", "box", "face_index"])
+        order = np.argsort(meta["vector_id"].to_numpy())
+        self._ids = meta["vector_id"].to_numpy()[order]
+        self._path = np.asarray(meta["path"].to_pylist(), dtype=object)[order]
+        self._sha = np.asarray(meta["sha256"].to_pylist(), dtype=object)[order]
+        self._identity = np.asarray(meta["identity"].to_pylist(), dtype=object)[order]
+        self._face_id = np.asarray(meta["face_id"].to_pylist(), dtype=object)[order]
+        self._box = meta["box"].to_pylist()
+        self._box = [self._box[i] for i in order]
+        self.index = to_gpu_if_available(self.store.load_index())
+        self._device = device
+        self._detector: FaceDetector | None = None
+
+    @property
+    def size(self) -> int:
+        return int(self.index.ntotal)
+
+    def rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """Row positions (in this searcher's sorted metadata) of vector ids."""
+        return np.searchsorted(self._ids, ids)
+
+    def identity_of_sha(self, sha: str) -> str | None:
+        """The label of an indexed photo's main face, by file content."""
+        hits = np.nonzero(self._sha == sha)[0]
+        for r in hits:
+            if self._identity[r] is not None:
+                return str(self._identity[r])
+        return None
+
+    def search_vectors(
+        self,
+        queries: np.ndarray,
+        k: int = 10,
+        mode: str = "faces",
+        exclude_sha: list[str | None] | None = None,
+        exclude_identity: list[str | None] | None = None,
+    ) -> list[list[Match]]:
+        """Top-k matches for each query vector `(Q, d) float32, L2-normalised`.
+
+        exclude_sha: per query, a file whose faces must not be returned (the query photo itself).
+        exclude_identity: per query, an identity to leave out (identities mode: the query's own person).
+        identities mode keeps the best face per identity; unlabelled faces each count as their own.
+        """
+        if mode not in MODES:
+            raise LookalikeError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+        nq = len(queries)
+        exclude_sha = exclude_sha or [None] * nq
+        exclude_identity = exclude_identity or [None] * nq
+        want = k * 4 + 16 if mode == "faces" else k * 40 + 64
+        answers: list[list[Match] | None] = [None] * nq
+        todo = list(range(nq))
+        while todo:
+            kk = min(want, self.size)
+            scores, ids = search(self.index, queries[todo], kk)
+            retry = []
+            for qi, srow, irow in zip(todo, scores, ids):
+                matches = self._collect(srow, irow, k, mode, exclude_sha[qi], exclude_identity[qi])
+                if len(matches) < k and kk < self.size:
+                    retry.append(qi)
+                else:
+                    answers[qi] = matches
+            todo = retry
+            want *= 4
+        return [a or [] for a in answers]
+
+    def _collect(self, srow, irow, k, mode, ex_sha, ex_ident) -> list[Match]:
+        valid = irow >= 0
+        srow, irow = srow[valid], irow[valid]
+        rows = self.rows_of(irow)
+        out: list[Match] = []
+        seen: set[str] = set()
+        for score, vid, r in zip(srow, irow, rows):
+            if ex_sha is not None and self._sha[r] == ex_sha:
+                continue
+            ident = self._identity[r]
+            if ex_ident is not None and ident == ex_ident:
+                continue
+            if mode == "identities":
+                key = ident if ident is not None else f"face:{vid}"
+                if key in seen:
+                    continue
+                seen.add(key)
+            out.append(
+                Match(
+                    rank=len(out) + 1,
+                    score=round(float(score), 6),
+                    path=str(self._path[r]),
+                    identity=None if ident is None else str(ident),
+                    face_id=str(self._face_id[r]),
+                    vector_id=int(vid),
+                    box=[round(float(v), 1) for v in self._box[r]],
+                )
+            )
+            if len(out) >= k:
+                break
+        return out
+
+    @property
+    def detector(self) -> FaceDetector:
+        if self._detector is None:
+            p = self.store.manifest.get("params", {})
+            self._detector = FaceDetector(
+                min_prob=p.get("min_prob", 0.9),
+                min_face_size=p.get("min_face_size", 20),
+                max_side=p.get("max_side", 1600),
+                device=self._device,
+            )
+        return self._detector
+
+    def query_photos(
+        self,
+        paths: list[str | Path],
+        k: int = 10,
+        mode: str = "faces",
+        face: int | None = None,
+        include_self: bool = False,
+        identity: str | None = None,
+    ) -> list[QueryAnswer]:
+        """Detect and align each photo like the gallery, embed its main face (or face `face`), search."""
+        if self.head is None:
+            raise LookalikeError("this searcher was opened without its head")
+        answers: list[QueryAnswer] = []
+        loaded = [load_photo(p) for p in paths]
+        photos = [x for x in loaded if isinstance(x, Photo)]
+        faces_of = dict(zip([id(p) for p in photos], detect_stage(self.detector, photos))) if photos else {}
+        chosen: list[tuple[int, Photo, DetectedFace, int]] = []
+        for i, item in enumerate(loaded):
+            ans = QueryAnswer(query=str(paths[i]), head=self.head.name)
+            answers.append(ans)
+            if not isinstance(item, Photo):
+                ans.error = f"cannot use {paths[i]}: {item.reason}"
+                continue
+            faces = faces_of[id(item)]
+            if not faces:
+                ans.error = f"no face found in {paths[i]}"
+                continue
+            n = face or 0
+            if n >= len(faces) or n < 0:
+                ans.error = f"--face {n}: {paths[i]} has {len(faces)} face(s), numbered 0..{len(faces) - 1}"
+                continue
+            chosen.append((i, item, faces[n], n))
+        if not chosen:
+            return answers
+        crops = crop_stage([c[1] for c in chosen], [[c[2]] for c in chosen], self.head.crop)
+        vectors = self.head.embed(crops)
+        ex_sha = [None if include_self else c[1].sha256 for c in chosen]
+        ex_id = [identity or (self.identity_of_sha(c[1].sha256) if mode == "identities" else None) for c in chosen]
+        results = self.search_vectors(vectors, k, mode, ex_sha, ex_id if mode == "identities" else None)
+        for (i, _photo, f, n), res in zip(chosen, results):
+            answers[i].face_index = n
+            answers[i].face_box = [round(float(v), 1) for v in f.box]
+            answers[i].results = res
+        return answers
