@@ -7,6 +7,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+_UMASK = os.umask(0)  # read once: files get the usual permissions, not mkstemp's 0600
+os.umask(_UMASK)
+
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write text to a temp file beside `path`, fsync, then rename over it."""
@@ -22,6 +25,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -38,6 +42,7 @@ def atomic_write_with(path: Path, write: Callable[[str], None]) -> None:
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

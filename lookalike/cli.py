@@ -48,6 +48,31 @@ def cli(weights_dir: Path | None) -> None:
         os.environ[config.WEIGHTS_ENV] = str(weights_dir)
 
 
+class _Bar:
+    """A tqdm bar on stderr fed by a run's `Progress` calls: files, faces, faces/s."""
+
+    def __init__(self, desc: str, unit: str, disabled: bool) -> None:
+        self.desc, self.unit, self.disabled = desc, unit, disabled
+        self.bar = None
+        self.faces = 0
+
+    def start(self, total_files: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total_files, unit=self.unit, desc=self.desc, disable=self.disabled, file=sys.stderr)
+
+    def advance(self, files: int, faces: int) -> None:
+        self.faces += faces
+        if self.bar is not None:
+            rate = self.faces / max(self.bar.format_dict["elapsed"], 1e-9)
+            self.bar.set_postfix(faces=self.faces, faces_s=f"{rate:.1f}", refresh=False)
+            self.bar.update(files)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 # ------------------------------------------------------------------------------------------------ index
 @cli.command("index", context_settings=_CTX)
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
@@ -108,19 +133,8 @@ def index_cmd(
         labels=read_labels(labels) if labels else None,
         prune=prune,
     )
-    from tqdm import tqdm
-
-    bar = tqdm(unit="photo", disable=quiet or as_json, file=sys.stderr, desc=f"index {out.name}", smoothing=0.1)
-    faces = 0
-
-    def progress(files: int, new_faces: int) -> None:
-        nonlocal faces
-        faces += new_faces
-        bar.update(files)
-        rate = faces / max(bar.format_dict["elapsed"], 1e-9)
-        bar.set_postfix(faces=faces, faces_s=f"{rate:.1f}", refresh=False)
-
-    report = run_index(source, out, head, detector, opts, progress)
+    bar = _Bar(f"index {out.name}", "photo", disabled=quiet or as_json)
+    report = run_index(source, out, head, detector, opts, bar)
     bar.close()
     if as_json:
         _emit_json(report.as_dict())
@@ -164,7 +178,9 @@ def query_cmd(
     from .query import Searcher
 
     searcher = Searcher(_resolve_index(index_name), head=head_name, device=device)
-    answers = searcher.query_photos(list(images), k=k, mode=mode, face=face, include_self=include_self, identity=identity)
+    answers = searcher.query_photos(
+        list(images), k=k, mode=mode, face=face, include_self=include_self, identity=identity
+    )
     dicts = [a.as_json() for a in answers]
     for a in dicts:
         if as_json:
@@ -241,8 +257,16 @@ def heads_cmd(as_json: bool) -> None:
             status = f"ready ({path})"
         except LookalikeError as e:
             status = f"missing: {e}"
-        rows.append({"head": name, "dim": spec.dim, "crop": spec.crop, "role": spec.role, "weights": status,
-                     "default": name == DEFAULT_HEAD})
+        rows.append(
+            {
+                "head": name,
+                "dim": spec.dim,
+                "crop": spec.crop,
+                "role": spec.role,
+                "weights": status,
+                "default": name == DEFAULT_HEAD,
+            }
+        )
     if as_json:
         for r in rows:
             _emit_json(r)
@@ -282,6 +306,33 @@ def weights_fetch(head: str) -> None:
 def weights_path() -> None:
     """Print the weights directory."""
     click.echo(str(config.weights_dir()))
+
+
+@cli.command("sample-photos", context_settings=_CTX)
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+def sample_photos_cmd(out: Path) -> None:
+    """Copy the real photos that installed packages ship (a face each, and one without) into OUT/<name>/."""
+    import shutil
+
+    import matplotlib
+
+    from .weights import package_file
+
+    sources = {
+        "astronaut": package_file("skimage", "data/astronaut.png"),
+        "cameraman": package_file("skimage", "data/camera.png"),
+        "grace_hopper": Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg",
+        "coffee": package_file("skimage", "data/coffee.png"),  # no face: shows up in rejects
+    }
+    for name, src in sources.items():
+        if src is None or not src.exists():
+            click.echo(f"skipped {name}: its package is not installed", err=True)
+            continue
+        dest = out / name / src.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if not dest.exists():
+            shutil.copyfile(src, dest)
+    click.echo(str(out))
 
 
 def main() -> None:

@@ -87,9 +87,7 @@ class FaceDetector:
             h, w = img.shape[:2]
             f = min(1.0, self.max_side / max(h, w))
             scaled.append(
-                img
-                if f == 1.0
-                else cv2.resize(img, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
+                img if f == 1.0 else cv2.resize(img, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
             )
             factors.append(f)
         by_shape: dict[tuple[int, ...], list[int]] = {}

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -57,6 +58,14 @@ class IndexOptions:
         }
 
 
+class Progress(Protocol):
+    """Where a run reports how far it is (the CLI draws a bar from it)."""
+
+    def start(self, total_files: int) -> None: ...
+
+    def advance(self, files: int, faces: int) -> None: ...
+
+
 @dataclass
 class IndexReport:
     """What a run did, for the terminal and `--json`."""
@@ -77,9 +86,7 @@ class IndexReport:
 
 
 # ---------------------------------------------------------------------------------------------- stages
-def read_stage(
-    paths: list[str], max_pixels: int, pool: ThreadPoolExecutor | None = None
-) -> list[Photo | Rejected]:
+def read_stage(paths: list[str], max_pixels: int, pool: ThreadPoolExecutor | None = None) -> list[Photo | Rejected]:
     """Read, hash and decode each file (threads overlap I/O and decode)."""
     if pool is None:
         return [load_photo(p, max_pixels) for p in paths]
@@ -164,9 +171,7 @@ def process_loaded(
     faces = detect_stage(detector, photos) if photos else []
     for photo, fs in zip(photos, faces, strict=False):
         if not fs:
-            rejects.append(
-                Rejected(photo.stat, photo.sha256, f"no face found (probability >= {detector.min_prob})")
-            )
+            rejects.append(Rejected(photo.stat, photo.sha256, f"no face found (probability >= {detector.min_prob})"))
     keep = [i for i, fs in enumerate(faces) if fs]
     photos, faces = [photos[i] for i in keep], [faces[i] for i in keep]
     vectors = head.embed(crop_stage(photos, faces, head.crop))
@@ -218,12 +223,9 @@ def run_index(
     head: Head,
     detector: FaceDetector,
     options: IndexOptions | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> IndexReport:
-    """Index a folder (or list file) into the index folder `out`; only new or changed files are embedded.
-
-    progress(files_done, faces_added) is called after every batch.
-    """
+    """Index a folder (or list file) into the index folder `out`; only new or changed files are embedded."""
     opts = options or IndexOptions()
     t0 = time.perf_counter()
     root = Path(source) if Path(source).is_dir() else None
@@ -234,12 +236,12 @@ def run_index(
         return identity_from_folder(path, root)
 
     report = IndexReport(index=str(out), head=head.name)
-    with FaceStore.writer(
-        out, head.name, head.dim, head.weights_sha256, opts.params(detector, head)
-    ) as store:
+    with FaceStore.writer(out, head.name, head.dim, head.weights_sha256, opts.params(detector, head)) as store:
         todo, vanished, unchanged = plan(source, store)
         report.files_seen = len(todo) + unchanged
         report.files_unchanged = unchanged
+        if progress:
+            progress.start(len(todo))
         pending_faces: list[pa.Table] = []
         pending_rejects: list[pa.Table] = []
         pending_files = 0
@@ -263,11 +265,7 @@ def run_index(
             nxt = pool.submit(read_stage, batches[0], opts.max_pixels) if batches else None
             for bi, batch in enumerate(batches):
                 loaded = nxt.result()
-                nxt = (
-                    pool.submit(read_stage, batches[bi + 1], opts.max_pixels)
-                    if bi + 1 < len(batches)
-                    else None
-                )
+                nxt = pool.submit(read_stage, batches[bi + 1], opts.max_pixels) if bi + 1 < len(batches) else None
                 faces_t, rejects_t = process_loaded(loaded, detector, head, identity_of)
                 pending_faces.append(faces_t)
                 pending_rejects.append(rejects_t)
@@ -278,7 +276,7 @@ def run_index(
                 if pending_files >= opts.commit_every:
                     commit()
                 if progress:
-                    progress(len(batch), faces_t.num_rows)
+                    progress.advance(len(batch), faces_t.num_rows)
         commit()
         drop = set(vanished) if opts.prune else set()
         report.pruned_files = len(drop)

@@ -177,9 +177,7 @@ class FaceStore:
 
     @classmethod
     @contextlib.contextmanager
-    def writer(
-        cls, root: str | Path, head: str, dim: int, weights_sha256: str, params: dict
-    ) -> Iterator[FaceStore]:
+    def writer(cls, root: str | Path, head: str, dim: int, weights_sha256: str, params: dict) -> Iterator[FaceStore]:
         """Open (or create) an index for adding faces; holds the writer lock for the whole run.
 
         Refuses an existing index built by another head or other weights (HeadMismatchError).
@@ -189,9 +187,7 @@ class FaceStore:
         (root / PARTS).mkdir(exist_ok=True)
         with _flock(root / ".writer.lock", fcntl.LOCK_EX, blocking=False) as got:
             if not got:
-                raise LookalikeError(
-                    f"another `lookalike index` run is writing {root}; wait for it to finish"
-                )
+                raise LookalikeError(f"another `lookalike index` run is writing {root}; wait for it to finish")
             if cls.exists(root):
                 cls._recover(root)
                 store = cls(root, cls._read_manifest(root))
@@ -282,9 +278,7 @@ class FaceStore:
             paths: set[str] = set()
             for k in ("faces", "rejects"):
                 paths.update(
-                    pq.read_table(self.root / PARTS / f"{p}.{k}.parquet", columns=["path"])[
-                        "path"
-                    ].to_pylist()
+                    pq.read_table(self.root / PARTS / f"{p}.{k}.parquet", columns=["path"])["path"].to_pylist()
                 )
             seen.append(paths)
             tables.append(pq.read_table(self.root / PARTS / f"{p}.{kind}.parquet", columns=cols))
@@ -349,9 +343,7 @@ class FaceStore:
         part = f"{len(self.manifest['pending']):06d}-{self.manifest['next_id']}"
         _write_parquet(faces.cast(faces_schema(self.dim)), self.root / PARTS / f"{part}.faces.parquet")
         _write_parquet(rejects.cast(REJECTS_SCHEMA), self.root / PARTS / f"{part}.rejects.parquet")
-        manifest = dict(
-            self.manifest, pending=[*self.manifest["pending"], part], updated=now_utc().isoformat()
-        )
+        manifest = dict(self.manifest, pending=[*self.manifest["pending"], part], updated=now_utc().isoformat())
         with _flock(self.root / ".state.lock", fcntl.LOCK_EX):
             atomic_write_text(self.root / MANIFEST, json.dumps(manifest, indent=2))
         self.manifest = manifest
@@ -386,9 +378,7 @@ class FaceStore:
             "files": len(pc.unique(faces["path"])) if faces.num_rows else 0,
             "rejects": rejects.num_rows,
         }
-        manifest = dict(
-            self.manifest, generation=gen, pending=[], counts=counts, updated=now_utc().isoformat()
-        )
+        manifest = dict(self.manifest, generation=gen, pending=[], counts=counts, updated=now_utc().isoformat())
         import faiss
 
         tmp = {name: f"finalize-{gen}-{name}" for name in (FACES, REJECTS, INDEX)}

