@@ -120,7 +120,7 @@ def cca_crop(image: np.ndarray, face: FaceGeometry, grow: float = 0.5) -> tuple[
     pad_t = max(0, round((ch - 1) - 2 * my))
     pad_b = max(0, round(2 * my - (ch - 1)))
     crop = cv2.copyMakeBorder(crop, pad_t, pad_b, pad_l, pad_r, cv2.BORDER_REPLICATE)
-    lm = [*lm, pad_l, pad_t]
+    lm = lm + np.array([pad_l, pad_t])
     return crop, lm.astype(np.float32)
 
 
