@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import config
-from ..errors import WeightsMissingError
+from ..errors import WeightsMismatchError
 from ..weights import WeightsSpec, package_file
 from .base import Head, HeadSpec
 
@@ -44,7 +44,7 @@ def build_backbone(state_dict: dict | None = None):
         missing, unexpected = net.load_state_dict(state_dict, strict=False)
         missing = [k for k in missing if not k.startswith("logits.")]
         if missing or unexpected:
-            raise WeightsMissingError(
+            raise WeightsMismatchError(
                 f"weights do not fit Inception-ResNet-v1: missing {missing[:3]}, unexpected {unexpected[:3]}"
             )
     return net.eval()
@@ -55,7 +55,12 @@ class FaceNetHead(Head):
         import torch
 
         super().__init__(spec, sha, _torch_device(device))
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # a truncated or foreign file: say which, not a pickle traceback
+            raise WeightsMismatchError(
+                f"weights file {path} is not a torch state dict ({type(e).__name__}): {spec.weights.how_to_get}"
+            ) from None
         self.net = build_backbone(state).to(self.device)
 
     def preprocess(self, crops: np.ndarray):

@@ -1,0 +1,93 @@
+"""Every registered head: real weights where present (same person closer than others), plumbing otherwise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lookalike.errors import LookalikeError, WeightsMissingError
+from lookalike.heads import create_head, get_head_spec, list_heads
+from lookalike.photos import Photo, load_photo
+from lookalike.pipeline import crop_stage, detect_stage
+from lookalike.weights import resolve
+
+from .conftest import require_data
+
+
+def _available(name: str) -> bool:
+    try:
+        resolve(get_head_spec(name).weights, name)
+        return True
+    except LookalikeError:
+        return name == "facenet-casia"  # made locally on first use
+
+
+@pytest.fixture(scope="module")
+def real_faces(detector):
+    """Main faces of 3 photos of one person and 1 photo each of 3 others."""
+    names = [
+        ("George_W_Bush", 1),
+        ("George_W_Bush", 2),
+        ("George_W_Bush", 3),
+        ("Colin_Powell", 1),
+        ("Hugo_Chavez", 1),
+        ("Serena_Williams", 1),
+    ]
+    photos = [load_photo(require_data("lfw", "images", n, f"{n}_{i:04d}.jpg")) for n, i in names]
+    assert all(isinstance(p, Photo) for p in photos)
+    faces = detect_stage(detector, photos)
+    return photos, [f[:1] for f in faces]
+
+
+@pytest.mark.parametrize("name", list_heads())
+def test_head_with_real_weights(name, real_faces):
+    if not _available(name):
+        pytest.skip(f"weights of {name!r} are not in the weights directory (offline machine)")
+    head = create_head(name)
+    photos, faces = real_faces
+    vecs = head.embed(crop_stage(photos, faces, head.crop))
+    assert vecs.shape == (6, head.dim) and vecs.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
+    sims = vecs @ vecs.T
+    same = [sims[0, 1], sims[0, 2], sims[1, 2]]
+    different = [sims[i, j] for i in range(3) for j in range(3, 6)]
+    assert min(same) > max(different), f"{name}: same-person {same} vs others {different}"
+
+
+@pytest.mark.parametrize("name", list_heads())
+def test_missing_weights_error_names_the_file(name, tmp_path, monkeypatch):
+    spec = get_head_spec(name)
+    if spec.weights.package:
+        pytest.skip(f"{name} weights ship inside the {spec.weights.package[0]} package")
+    monkeypatch.setenv("LOOKALIKE_WEIGHTS", str(tmp_path))
+    with pytest.raises(WeightsMissingError) as err:
+        resolve(spec.weights, name)
+    msg = str(err.value)
+    assert spec.weights.filename in msg and str(tmp_path) in msg and "\n" not in msg
+
+
+def test_vggface2_plumbing_with_random_weights(tmp_path, monkeypatch, real_faces):
+    """The vggface2 head loads a facenet-pytorch-shaped state dict from the weights dir and embeds."""
+    import torch
+
+    from lookalike.heads.facenet import VGGFACE2_FILE, build_backbone
+
+    torch.manual_seed(0)
+    state = build_backbone().state_dict()
+    state["logits.weight"] = torch.zeros(8631, 512)  # the published file carries the classifier too
+    state["logits.bias"] = torch.zeros(8631)
+    torch.save(state, tmp_path / VGGFACE2_FILE)
+    monkeypatch.setenv("LOOKALIKE_WEIGHTS", str(tmp_path))
+    head = create_head("vggface2", device="cpu")
+    photos, faces = real_faces
+    vecs = head.embed(crop_stage(photos, faces, head.crop))
+    assert vecs.shape == (6, 512) and np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
+
+
+def test_wrong_file_is_refused(tmp_path, monkeypatch):
+    from lookalike.heads.facenet import VGGFACE2_FILE
+
+    (tmp_path / VGGFACE2_FILE).write_bytes(b"not a state dict")
+    monkeypatch.setenv("LOOKALIKE_WEIGHTS", str(tmp_path))
+    with pytest.raises(LookalikeError, match="not a torch state dict"):
+        create_head("vggface2", device="cpu")

@@ -1,0 +1,113 @@
+"""`lookalike query` as a user runs it: the right person ranks first, outputs are well formed, errors are one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lookalike.bench.retrieval import leave_one_out
+from lookalike.cli import cli
+from lookalike.query import Searcher
+
+from .conftest import build_index, require_data
+
+
+def test_lfw10_index_holds_every_main_face(lfw10_index):
+    s = Searcher(lfw10_index, load_head=False)
+    faces = s.store.faces(["path", "identity", "is_main"])
+    main = [p for p, m in zip(faces["path"].to_pylist(), faces["is_main"].to_pylist()) if m]
+    assert len(main) == len(set(main)) == 100
+    labelled = [i for i, m in zip(faces["identity"].to_pylist(), faces["is_main"].to_pylist()) if m]
+    assert None not in labelled and len(set(labelled)) == 10
+    others = [i for i, m in zip(faces["identity"].to_pylist(), faces["is_main"].to_pylist()) if not m]
+    assert all(i is None for i in others), "only the main face of a labelled photo takes the label"
+
+
+@pytest.mark.parametrize("gallery", ["lfw10", "five_celebrity"])
+def test_leave_one_out_top1_at_least_95_percent(gallery, tmp_path_factory, default_head, detector, lfw10_index):
+    src = require_data("gallery", gallery)
+    ix = lfw10_index if gallery == "lfw10" else build_index(tmp_path_factory.mktemp("ix"), src, default_head, detector)
+    res = leave_one_out(Searcher(ix, load_head=False))
+    assert res["queries"] >= 100
+    assert res["top1"] >= 0.95, res
+
+
+def test_query_cli_json_and_html(lfw10_index, tmp_path):
+    q = require_data("gallery", "lfw10", "Tony_Blair", "Tony_Blair_0003.jpg")
+    other = require_data("group-photos", "couple.jpg")
+    html = tmp_path / "sheet.html"
+    args = ["query", str(q), str(other), "-k", "5", "--index", str(lfw10_index), "--json", "--html", str(html)]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(line) for line in res.output.strip().splitlines()]
+    assert [Path(a["query"]).name for a in lines] == ["Tony_Blair_0003.jpg", "couple.jpg"]
+    blair = lines[0]
+    assert set(blair) >= {"query", "head", "results"} and len(blair["results"]) == 5
+    assert [r["rank"] for r in blair["results"]] == [1, 2, 3, 4, 5]
+    assert all(set(r) >= {"rank", "score", "path", "identity", "face_id"} for r in blair["results"])
+    assert blair["results"][0]["identity"] == "Tony_Blair"
+    assert all(not r["path"].endswith("Tony_Blair_0003.jpg") for r in blair["results"]), "the query itself"
+    scores = [r["score"] for r in blair["results"]]
+    assert scores == sorted(scores, reverse=True)
+    page = html.read_text()
+    assert page.count("<img") == 2 + 10 and "Tony_Blair" in page
+
+
+def test_identities_mode_one_face_per_person_and_not_the_query(lfw10_index):
+    q = require_data("gallery", "lfw10", "Colin_Powell", "Colin_Powell_0002.jpg")
+    res = CliRunner().invoke(
+        cli, ["query", str(q), "-k", "9", "--index", str(lfw10_index), "--mode", "identities", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    results = json.loads(res.output)["results"]
+    idents = [r["identity"] for r in results]
+    labelled = [i for i in idents if i is not None]
+    assert len(labelled) == len(set(labelled)), "one face per identity"
+    assert "Colin_Powell" not in idents, "the query's own identity is left out"
+
+
+def test_face_option_picks_another_face(lfw10_index):
+    couple = require_data("group-photos", "couple.jpg")
+    runner = CliRunner()
+    a = json.loads(runner.invoke(cli, ["query", str(couple), "--index", str(lfw10_index), "--json"]).output)
+    b = json.loads(
+        runner.invoke(cli, ["query", str(couple), "--index", str(lfw10_index), "--json", "--face", "1"]).output
+    )
+    assert a["face_index"] == 0 and b["face_index"] == 1 and a["face_box"] != b["face_box"]
+    bad = runner.invoke(cli, ["query", str(couple), "--index", str(lfw10_index), "--json", "--face", "7"])
+    assert "has 2 face(s)" in json.loads(bad.output)["error"]
+
+
+def test_one_line_errors(lfw10_index, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    q = require_data("gallery", "lfw10", "Tony_Blair", "Tony_Blair_0003.jpg")
+    run = [sys.executable, "-m", "lookalike.cli"]
+    wrong = subprocess.run(
+        [*run, "query", str(q), "--index", str(lfw10_index), "--head", "sface"], capture_output=True, text=True
+    )
+    assert wrong.returncode == 2
+    assert wrong.stderr.count("\n") == 1 and "built with head" in wrong.stderr and "--head" in wrong.stderr
+    env = {**__import__("os").environ, "LOOKALIKE_WEIGHTS": str(tmp_path / "empty")}
+    missing = subprocess.run(
+        [*run, "index", str(q.parent), "--out", str(tmp_path / "v"), "--head", "vggface2"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+    assert "20180402-114759-vggface2.pt" in missing.stderr and "lookalike weights fetch vggface2" in missing.stderr
+    noindex = subprocess.run(
+        [*run, "query", str(q), "--index", str(tmp_path / "nothing")], capture_output=True, text=True
+    )
+    assert noindex.returncode == 2 and "lookalike index" in noindex.stderr
+
+
+def test_info_json(lfw10_index):
+    res = CliRunner().invoke(cli, ["info", str(lfw10_index), "--json"])
+    info = json.loads(res.output)
+    assert info["files"] == 100 and info["rejects"] == 0 and info["faces"] >= 100 and info["head"]
