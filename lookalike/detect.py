@@ -14,6 +14,24 @@ import numpy as np
 from .align import FaceGeometry
 
 
+def _heap_trimmer():
+    """glibc's malloc_trim, or a no-op elsewhere.
+
+    MTCNN's pyramid allocates tensors of a new size for every batch; glibc keeps the freed pieces, and a long
+    run grew by ~100 MB per 160 photos without a trim (measured), with one it stays flat.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        return lambda: libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        return lambda: None
+
+
+_trim_heap = _heap_trimmer()
+
+
 @dataclass(frozen=True)
 class DetectedFace:
     """One face: box `(4,) float32` x1,y1,x2,y2, landmarks `(5, 2) float32`, probability, image pixels."""
@@ -66,15 +84,19 @@ class FaceDetector:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, device=self.device)
 
-    @property
-    def params(self) -> dict:
-        """What a manifest records so a later run detects the same way."""
+    @staticmethod
+    def describe(min_prob: float = 0.9, min_face_size: int = 20, max_side: int = 1600) -> dict:
+        """What a manifest records so a later run detects the same way (no model is loaded)."""
         return {
             "detector": "mtcnn-facenet-pytorch",
-            "min_prob": self.min_prob,
-            "min_face_size": self.min_face_size,
-            "max_side": self.max_side,
+            "min_prob": float(min_prob),
+            "min_face_size": int(min_face_size),
+            "max_side": int(max_side),
         }
+
+    @property
+    def params(self) -> dict:
+        return self.describe(self.min_prob, self.min_face_size, self.max_side)
 
     def detect(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
         """Faces per image, in the detector's order. images: RGB `(H, W, 3) uint8`, any sizes.
@@ -111,4 +133,5 @@ class FaceDetector:
                             prob=float(p),
                         )
                     )
+        _trim_heap()
         return out

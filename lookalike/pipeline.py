@@ -48,10 +48,11 @@ class IndexOptions:
     labels: dict[str, str] | None = None
     prune: bool = False
 
-    def params(self, detector: FaceDetector, head: Head) -> dict:
+    def params(self, detector_params: dict, crop: str) -> dict:
+        """The manifest's `params`: detector settings, crop, limits."""
         return {
-            **detector.params,
-            "crop": head.crop,
+            **detector_params,
+            "crop": crop,
             "max_pixels": self.max_pixels,
             "index_factory": self.index_factory,
             "main_face": "largest, discounted by distance from centre",
@@ -236,7 +237,8 @@ def run_index(
         return identity_from_folder(path, root)
 
     report = IndexReport(index=str(out), head=head.name)
-    with FaceStore.writer(out, head.name, head.dim, head.weights_sha256, opts.params(detector, head)) as store:
+    params = opts.params(detector.params, head.crop)
+    with FaceStore.writer(out, head.name, head.dim, head.weights_sha256, params) as store:
         todo, vanished, unchanged = plan(source, store)
         report.files_seen = len(todo) + unchanged
         report.files_unchanged = unchanged

@@ -90,13 +90,16 @@ def vectors_of(table: pa.Table, dim: int) -> np.ndarray:
 
 
 def resolve_index_path(name_or_path: str | Path, home: Path | None = None) -> Path:
-    """An index folder from a path (if it exists or looks like one) or a name under the index home."""
+    """An index folder from a path or a name under the index home (an existing index wins either way)."""
     from . import config
 
     p = Path(name_or_path)
-    if p.is_dir() or os.sep in str(name_or_path) or str(name_or_path).startswith("."):
+    named = (home or config.index_home()) / str(name_or_path)
+    if (p / MANIFEST).exists():
         return p
-    return (home or config.index_home()) / str(name_or_path)
+    if (named / MANIFEST).exists():
+        return named
+    return p if (os.sep in str(name_or_path) or str(name_or_path).startswith(".")) else named
 
 
 @contextlib.contextmanager

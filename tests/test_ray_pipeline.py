@@ -1,0 +1,47 @@
+"""The Ray Data job runs the CLI's stages and writes the same index as `run_index`."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lookalike.pipeline import run_index
+from lookalike.store import FaceStore, vectors_of
+
+from .conftest import require_data
+
+ray = pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "pipelines"))
+import ray_index  # noqa: E402
+
+
+def test_ray_job_matches_the_cli(tmp_path, sface, detector):
+    photos = tmp_path / "photos"
+    root = require_data("lfw", "images")
+    for name in ("Tony_Blair", "Hugo_Chavez", "Serena_Williams"):
+        (photos / name).mkdir(parents=True)
+        for f in sorted((root / name).glob("*.jpg"))[:4]:
+            shutil.copy(f, photos / name / f.name)
+    (photos / "Tony_Blair" / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    run_index(photos, tmp_path / "cli", sface, detector)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        report = ray_index.run(photos, tmp_path / "ray", "sface", workers=1, batch_size=4, commit_every=4)
+    finally:
+        ray.shutdown()
+    a, b = FaceStore.open(tmp_path / "cli"), FaceStore.open(tmp_path / "ray")
+    assert report["counts"] == a.manifest["counts"]
+    fa, fb = a.faces(), b.faces()
+    va = dict(zip(fa["face_id"].to_pylist(), vectors_of(fa, 128)))
+    vb = dict(zip(fb["face_id"].to_pylist(), vectors_of(fb, 128)))
+    assert va.keys() == vb.keys()
+    assert max(float(np.abs(va[k] - vb[k]).max()) for k in va) < 1e-4
+    assert dict(zip(fa["face_id"].to_pylist(), fa["identity"].to_pylist())) == dict(
+        zip(fb["face_id"].to_pylist(), fb["identity"].to_pylist())
+    )
+    assert b.rejects()["path"].to_pylist() == a.rejects()["path"].to_pylist()
+    assert b.load_index().ntotal == fb.num_rows
