@@ -161,6 +161,8 @@ def index_cmd(
 @click.option("--device", default=None)
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per query photo.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="Write a contact sheet.")
+@click.option("--rerank", type=click.Choice(["none", "metric"]), default="none", show_default=True,
+              help="metric: reorder FAISS's top 50 by the learned seed-000 metric (eq. 11).")  # fmt: skip
 def query_cmd(
     images: tuple[Path, ...],
     k: int,
@@ -173,14 +175,19 @@ def query_cmd(
     device: str | None,
     as_json: bool,
     html_out: Path | None,
+    rerank: str,
 ) -> None:
     """Who looks like the face in each of IMAGES? Ranks the index's faces by cosine similarity."""
     from .query import Searcher
+    from .rerank import DEFAULT_CANDIDATES, rerank_answers
 
     searcher = Searcher(_resolve_index(index_name), head=head_name, device=device)
+    kk = max(k, DEFAULT_CANDIDATES) if rerank == "metric" else k
     answers = searcher.query_photos(
-        list(images), k=k, mode=mode, face=face, include_self=include_self, identity=identity
+        list(images), k=kk, mode=mode, face=face, include_self=include_self, identity=identity
     )
+    if rerank == "metric":
+        rerank_answers(searcher, answers, k, identity)
     dicts = [a.as_json() for a in answers]
     for a in dicts:
         if as_json:
@@ -333,6 +340,19 @@ def sample_photos_cmd(out: Path) -> None:
         if not dest.exists():
             shutil.copyfile(src, dest)
     click.echo(str(out))
+
+
+from .bench.cli import bench  # noqa: E402
+from .curate_cli import dedup_cmd, mine_vise_cmd  # noqa: E402
+
+cli.add_command(bench)
+cli.add_command(dedup_cmd)
+cli.add_command(mine_vise_cmd)
+
+from .learn_cli import LEARN_COMMANDS  # noqa: E402
+
+for _cmd in LEARN_COMMANDS:
+    cli.add_command(_cmd)
 
 
 def main() -> None:

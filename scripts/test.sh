@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/python -m ruff check lookalike tests benchmarks pipelines
+.venv/bin/python -m ruff check .
 exec .venv/bin/python -m pytest -q -ra "$@"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import LookalikeError, WeightsMissingError
 from ..weights import resolve
-from . import facenet, sface
+from . import dinov2, facenet, sface, trained
 from .base import Head, HeadSpec, normalize
 
 _REGISTRY: dict[str, HeadSpec] = {}
@@ -29,8 +29,8 @@ def register_head(spec: HeadSpec) -> HeadSpec:
 
 
 def list_heads() -> list[str]:
-    """Registered head names, sorted."""
-    return sorted(_REGISTRY)
+    """Registered head names, and the trained heads found in the weights directory, sorted."""
+    return sorted(set(_REGISTRY) | set(trained.discover()))
 
 
 def get_head_spec(name: str) -> HeadSpec:
@@ -38,6 +38,9 @@ def get_head_spec(name: str) -> HeadSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
+        spec = trained.spec_for(name)  # `lookalike:NAME` / `perface:NAME`, made by `lookalike train`
+        if spec is not None:
+            return spec
         raise LookalikeError(f"unknown head {name!r}; known heads: {', '.join(list_heads())}") from None
 
 
@@ -56,7 +59,7 @@ def create_head(name: str, device: str | None = None, weights_dir: Path | None =
     return spec.build(spec, path, sha, device or "")
 
 
-for _spec in (sface.SPEC, facenet.CASIA, facenet.VGGFACE2):
+for _spec in (sface.SPEC, facenet.CASIA, facenet.VGGFACE2, dinov2.SPEC):
     register_head(_spec)
 
 __all__ = ["DEFAULT_HEAD", "Head", "HeadSpec", "create_head", "get_head_spec", "list_heads", "normalize"]

@@ -1,0 +1,193 @@
+"""The DoppelVer benchmark (seed 003, 7.3.3-7.3.4): View 2 and View 1 per head and protocol, tables, ROC PNGs.
+
+Rows are heads, columns the protocols (doppelganger, ViSE), shaped like the seed's Tables 7.1 (accuracy)
+and 7.2 (ROC AUC), beside the seed's reference figures (SFNet-20 trained on VGGFace2, on the DoppelVer
+images themselves).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import LookalikeError, WeightsMissingError
+from . import report
+from .embed import MISSING_RULE, embed_photos, pair_scores
+from .generate import load_protocol
+from .lfw import bench_index_dir
+from .metrics import roc_curve, view1, view2
+from .protocols import PairProtocol
+
+#: Seed 003, Tables 7.1 / 7.2: the best SFNet-20 (VGGFace2) on DoppelVer View 2.
+REFERENCE = {
+    "model": "SFNet-20 trained on VGGFace2 (seed 003, Tables 7.1/7.2; DoppelVer images)",
+    "accuracy": {"doppelganger": 0.6257, "vise": 0.5593},
+    "auc": {"doppelganger": 0.6705, "vise": 0.5682},
+}
+
+
+def protocol_summary(path: Path) -> dict[str, int]:
+    """`{"pairs", "folds", "positives", "identities"}` of a protocol file (+ `.splits` sidecar); no images needed."""
+    return load_protocol(Path(path)).summary()
+
+
+def evaluate_protocol(proto: PairProtocol, head: str, index_dir: Path | None = None, progress=None) -> dict:
+    """View 2 (threshold on split 0; ACC, ROC AUC on splits 1-9) and View 1 (EM ACC, SEM) for one head."""
+    t0 = time.perf_counter()
+    missing_files = sorted({p for p in proto.a + proto.b if not os.path.exists(p)})
+    if missing_files:
+        raise LookalikeError(
+            f"{len(missing_files)} images of protocol {proto.name!r} are missing under the images root, "
+            f"e.g. {missing_files[0]}"
+        )
+    labels = {os.path.abspath(p): i for p, i in zip(proto.a + proto.b, proto.identity_a + proto.identity_b)}
+    pv = embed_photos(proto.a + proto.b, head, index_dir or bench_index_dir(head), labels=labels, progress=progress)
+    scores, missing = pair_scores(pv, proto.a, proto.b)
+    v2 = view2(scores, proto.same, proto.split)
+    v1 = view1(scores, proto.same, proto.split)
+    test = proto.split != 0
+    fpr, tpr, _ = roc_curve(scores[test], proto.same[test])
+    return {
+        "head": head,
+        "protocol": proto.name,
+        "view2": {k: v2[k] for k in ("threshold", "accuracy", "auc", "pairs")},
+        "view2_per_split": v2["per_split"],
+        "view1": {k: v1[k] for k in ("em_acc", "sem", "sigma", "accuracies", "test_splits")},
+        "pairs": len(proto),
+        "photos": len(pv.paths),
+        "photos_without_face": int((~pv.found).sum()),
+        "pairs_with_missing_face": int(missing.sum()),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "_roc": (fpr, tpr),
+    }
+
+
+def _plot_rocs(out_dir: Path, protocol: str, curves: list[tuple[str, np.ndarray, np.ndarray, float]]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
+    for head, fpr, tpr, auc in curves:
+        ax.plot(fpr, tpr, label=f"{head} (AUC {100 * auc:.2f})")
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"DoppelVer {protocol}: View 2 ROC")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"doppelver_roc_{protocol}.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def run_doppelver(
+    protocol_files: list[Path],
+    images_root: Path,
+    heads: list[str],
+    out_dir: Path | None,
+    progress_for=None,
+    notes: list[str] | None = None,
+) -> dict:
+    """Evaluate every head on every protocol; write `doppelver.md`, `doppelver.json`, ROC PNGs to `out_dir`."""
+    protos = [load_protocol(Path(f), images_root) for f in protocol_files]
+    names = [p.name for p in protos]
+    if len(set(names)) != len(names):
+        raise LookalikeError(f"two protocols share the name {names}: name files <protocol>_*.txt")
+    results, skipped = [], []
+    for head in heads:
+        try:
+            for proto in protos:
+                prog = progress_for(f"{head} {proto.name}") if progress_for else None
+                results.append(evaluate_protocol(proto, head, progress=prog))
+        except WeightsMissingError as e:
+            skipped.append({"head": head, "reason": str(e)})
+    pngs = []
+    if out_dir is not None:
+        for proto in protos:
+            curves = [(r["head"], *r["_roc"], r["view2"]["auc"]) for r in results if r["protocol"] == proto.name]
+            if curves:
+                pngs.append(str(_plot_rocs(Path(out_dir), proto.name, curves)))
+    for r in results:
+        r.pop("_roc")
+    out = {
+        "benchmark": "DoppelVer View 2 (threshold on split 0; ACC and ROC AUC on splits 1-9) and View 1 "
+        "(each of splits 1-9 tested with a threshold fitted on the other 9 splits; EM ACC, SEM)",
+        "date": report.today(),
+        "machine": report.machine(),
+        "images_root": str(images_root),
+        "protocols": {p.name: {"file": str(f), **p.summary()} for p, f in zip(protos, protocol_files)},
+        "missing_face_rule": MISSING_RULE,
+        "reference": REFERENCE,
+        "results": results,
+        "skipped": skipped,
+        "roc_pngs": pngs,
+        "notes": notes or [],
+    }
+    if out_dir is not None:
+        report.write_report(Path(out_dir), "doppelver", out, doppelver_markdown(out))
+    return out
+
+
+def _cell(results: list[dict], head: str, proto: str, fn) -> str:
+    for r in results:
+        if r["head"] == head and r["protocol"] == proto:
+            return fn(r)
+    return "n/a"
+
+
+def doppelver_markdown(out: dict) -> str:
+    protos = list(out["protocols"])
+    heads = list(dict.fromkeys(r["head"] for r in out["results"]))
+    ref = out["reference"]
+    lines = [
+        "# DoppelVer benchmark",
+        "",
+        f"{out['benchmark']}.",
+        "",
+        f"- Date: {out['date']}",
+        f"- Machine: {report.machine_line(out['machine'])}",
+        f"- Images root: `{out['images_root']}`",
+        f"- Missing faces: {out['missing_face_rule']}.",
+    ]
+    for name, p in out["protocols"].items():
+        lines.append(
+            f"- Protocol `{name}`: `{p['file']}`: {p['pairs']} pairs, {p['folds']} splits, "
+            f"{p['positives']} positive, {p['identities']} identities"
+        )
+    lines += [f"- {n}" for n in out.get("notes", [])]
+    header = "| model | " + " | ".join(protos) + " |"
+    rule = "| --- |" + " --- |" * len(protos)
+
+    def table(title: str, fn, ref_key: str | None) -> list[str]:
+        rows = ["", f"## {title}", "", header, rule]
+        for h in heads:
+            rows.append(f"| {h} | " + " | ".join(_cell(out["results"], h, p, fn) for p in protos) + " |")
+        if ref_key:
+            rows.append(
+                f"| reference: {ref['model']} | " + " | ".join(report.pct(ref[ref_key].get(p)) for p in protos) + " |"
+            )
+        return rows
+
+    lines += table("Table 7.1 shape: View 2 accuracy (%)", lambda r: report.pct(r["view2"]["accuracy"]), "accuracy")
+    lines += table("Table 7.2 shape: View 2 ROC AUC (%)", lambda r: report.pct(r["view2"]["auc"]), "auc")
+    lines += table(
+        "View 1: EM ACC ± SEM (%)",
+        lambda r: f"{report.pct(r['view1']['em_acc'])} ± {report.pct(r['view1']['sem'])}",
+        None,
+    )
+    lines += table(
+        "Coverage: photos without a face / photos; pairs touched",
+        lambda r: f"{r['photos_without_face']} / {r['photos']}; {r['pairs_with_missing_face']}",
+        None,
+    )
+    if out["roc_pngs"]:
+        lines += ["", "ROC curves (View 2, splits 1-9): " + ", ".join(f"`{Path(p).name}`" for p in out["roc_pngs"])]
+    if out["skipped"]:
+        lines += ["", "Skipped heads:", ""]
+        lines += [f"- `{s['head']}`: {s['reason']}" for s in out["skipped"]]
+    return "\n".join(lines) + "\n"

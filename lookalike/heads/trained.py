@@ -1,0 +1,93 @@
+"""Heads made by `lookalike train`: named `<kind>:<name>` (e.g. `lookalike:doppel`), weights file
+`trained/<kind>-<name>.pt` in the weights directory, verified against the sha256 recorded beside it.
+
+The file holds the trained top (lookalike/train.py) and names its base head, whose backbone it runs on; the
+feature maps (`embed_with_maps`) are the base backbone's, so `--rerank metric` works with it too.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .. import config
+from ..errors import LookalikeError, WeightsMismatchError
+from ..weights import WeightsSpec, resolve
+from .base import HeadSpec
+from .facenet import FaceNetHead, build_backbone, forward_with_taps
+
+KINDS = ("lookalike", "perface")
+_NAME = re.compile(r"^(lookalike|perface):([A-Za-z0-9_.-]+)$")
+
+
+def trained_path(kind: str, name: str, weights_dir: Path) -> Path:
+    """Where a trained head's weights live."""
+    return weights_dir / "trained" / f"{kind}-{name}.pt"
+
+
+def spec_for(head_name: str) -> HeadSpec | None:
+    """The declaration of a trained head from its name, or None when the name is not `<kind>:<name>`."""
+    m = _NAME.match(head_name)
+    if not m:
+        return None
+    kind, name = m.groups()
+    return HeadSpec(
+        name=head_name,
+        dim=512,
+        crop="facenet160",
+        role=f"{kind} head trained by `lookalike train {kind}` on the FaceNet CASIA backbone",
+        weights=WeightsSpec(
+            filename=f"trained/{kind}-{name}.pt",
+            how_to_get=f"train it: `lookalike train {kind} --triplets FILE --name {name}`",
+        ),
+        build=TrainedHead,
+    )
+
+
+def discover(weights_dir: Path | None = None) -> list[str]:
+    """Names of the trained heads present in the weights directory."""
+    d = (weights_dir or config.weights_dir()) / "trained"
+    out = []
+    for p in sorted(d.glob("*.pt")) if d.is_dir() else []:
+        kind, _, name = p.stem.partition("-")
+        if kind in KINDS and name and _NAME.match(f"{kind}:{name}"):
+            out.append(f"{kind}:{name}")
+    return out
+
+
+class TrainedHead(FaceNetHead):
+    """The base FaceNet backbone (frozen) with a trained top."""
+
+    def __init__(self, spec: HeadSpec, path: Path, sha: str, device: str) -> None:
+        import torch
+
+        from ..train import make_top
+        from . import get_head_spec
+
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise WeightsMismatchError(f"{path} is not a trained head file ({type(e).__name__})") from None
+        base_spec = get_head_spec(payload["base_head"])
+        base_path, base_sha = resolve(base_spec.weights, base_spec.name, path.parent.parent)
+        if base_sha != payload["base_weights_sha256"]:
+            raise LookalikeError(f"{path} was trained on other {payload['base_head']} weights than {base_path}")
+        super(FaceNetHead, self).__init__(spec, sha, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        state = torch.load(base_path, map_location="cpu", weights_only=True)
+        self.net = build_backbone(state).to(self.device)
+        self.top = make_top(self.net, payload["kind"], payload["hierarchical"], payload["tap_channels"])
+        self.top.load_state_dict(payload["state"])
+        self.top.to(self.device).eval()
+        self.hierarchical = bool(payload["hierarchical"])
+
+    def _forward(self, crops: np.ndarray) -> np.ndarray:
+        import torch
+
+        from ..train import HIER_TAPS
+
+        with torch.inference_mode():
+            _, t = forward_with_taps(self.net, self.preprocess(crops), HIER_TAPS + ("block8",))
+            taps = [t[k].mean((2, 3)) for k in HIER_TAPS] if self.hierarchical else None
+            return self.top(t["block8"].mean((2, 3)), taps).float().cpu().numpy()

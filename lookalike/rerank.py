@@ -1,0 +1,173 @@
+"""`lookalike query --rerank metric`: reorder FAISS's top candidates by seed 000's eq. 11.
+
+score(g) = ||M_ind (.) (f_q - f_g)|| on the head's feature maps (lookalike/metric.py), smaller first. M comes
+from, in this order:
+1. the query's identity (`--identity`, or the label of the query photo in the index) when the index holds
+   at least 3 labelled faces of it: P_ind = those faces, P_arb = up to 100 other faces of the index;
+2. otherwise the query photo alone: P_ind = 12 augmentations of its face (flip, small crops, colour jitter),
+   P_arb = up to 100 faces of the index.
+Metrics are cached in the index folder, `metrics/<identity>.pt` or `metrics/photo-<sha256[:16]>.pt`, keyed by
+the head's weights so a changed head relearns them.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .align import FaceGeometry, crop_face
+from .errors import LookalikeError
+from .metric import Metric, learn_metric, prepare
+from .photos import Photo, load_photo
+
+#: Candidates FAISS hands the reranker per query (at least k).
+DEFAULT_CANDIDATES = 50
+
+
+def augmentations(crop: np.ndarray, n: int = 12, seed: int = 0) -> np.ndarray:
+    """`n` variants of one crop `(S, S, 3) uint8`: the mirror, small crops rescaled, colour jitter -> `(n, S, S, 3)`."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    s = crop.shape[0]
+    out = [crop, crop[:, ::-1]]
+    while len(out) < n:
+        img = crop[:, ::-1] if rng.random() < 0.5 else crop
+        c = round(s * rng.uniform(0.88, 0.97))
+        x, y = rng.integers(0, s - c + 1, size=2)
+        img = cv2.resize(np.ascontiguousarray(img[y : y + c, x : x + c]), (s, s), interpolation=cv2.INTER_LINEAR)
+        gain = rng.uniform(0.85, 1.15, size=3)
+        img = np.clip(img.astype(np.float32) * gain + rng.uniform(-12, 12), 0, 255).astype(np.uint8)
+        out.append(img)
+    return np.stack([np.ascontiguousarray(x) for x in out[:n]])
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:120]
+
+
+class MetricReranker:
+    """Feature maps of an index's faces on demand, and per-query metrics, for one open `Searcher`."""
+
+    def __init__(self, searcher, n_arb: int = 100, steps: int = 150, seed: int = 0) -> None:
+        if searcher.head is None or not hasattr(searcher.head, "embed_with_maps"):
+            raise LookalikeError("--rerank metric needs a FaceNet head (feature maps); this index has another head")
+        self.s = searcher
+        self.head = searcher.head
+        self.n_arb, self.steps, self.seed = n_arb, steps, seed
+        t = searcher.store.faces(["face_id", "path", "box", "landmarks", "identity"])
+        self._geo = {
+            fid: (p, FaceGeometry(np.asarray(b, np.float32), np.asarray(lm, np.float32).reshape(5, 2)))
+            for fid, p, b, lm in zip(*(t[c].to_pylist() for c in ("face_id", "path", "box", "landmarks")), strict=True)
+        }
+        self._ident = dict(zip(t["face_id"].to_pylist(), t["identity"].to_pylist(), strict=True))
+        self._maps: dict[str, np.ndarray] = {}
+        self.metrics_dir = Path(searcher.store.root) / "metrics"
+
+    def crops_of(self, face_ids: list[str]) -> np.ndarray:
+        """Head crops of indexed faces `(N, S, S, 3) uint8` (an unreadable photo gives a grey crop)."""
+        out = []
+        for fid in face_ids:
+            path, g = self._geo[fid]
+            item = load_photo(path)
+            if isinstance(item, Photo):
+                out.append(crop_face(item.rgb, g, self.head.crop))
+            else:
+                out.append(np.full((160, 160, 3), 128, np.uint8))
+        return np.stack(out)
+
+    def maps_of(self, face_ids: list[str]) -> np.ndarray:
+        """Prepared feature maps of indexed faces `(N, Z, H, W)`, computed once per face."""
+        todo = [f for f in dict.fromkeys(face_ids) if f not in self._maps]
+        if todo:
+            _, m = self.head.embed_with_maps(self.crops_of(todo))
+            self._maps.update(zip(todo, prepare(m), strict=True))
+        return np.stack([self._maps[f] for f in face_ids])
+
+    def _arbitrary(self, exclude_identity: str | None, exclude_ids: set[str]) -> list[str]:
+        pool = [
+            f
+            for f, i in self._ident.items()
+            if f not in exclude_ids and (exclude_identity is None or i != exclude_identity)
+        ]
+        return random.Random(self.seed).sample(pool, min(self.n_arb, len(pool)))
+
+    def _cached(self, key: str, learn) -> Metric:
+        path = self.metrics_dir / f"{_safe(key)}.pt"
+        if path.exists():
+            m = Metric.load(path)
+            if m.info.get("weights_sha256") == self.head.weights_sha256:
+                return m
+        m = learn()
+        m.info["weights_sha256"] = self.head.weights_sha256
+        m.info["key"] = key
+        try:
+            m.save(path)
+        except OSError:
+            pass  # a read-only index still reranks, it just relearns
+        return m
+
+    def identity_metric(self, identity: str) -> Metric | None:
+        """The cached metric of a labelled identity, or None when the index has fewer than 3 of its faces."""
+        own = [f for f, i in self._ident.items() if i == identity]
+        if len(own) < 3:
+            return None
+
+        def learn() -> Metric:
+            arb = self._arbitrary(identity, set(own))
+            return learn_metric(self.maps_of(own), self.maps_of(arb), steps=self.steps, seed=self.seed)
+
+        return self._cached(identity, learn)
+
+    def photo_metric(self, crop: np.ndarray, sha256: str) -> Metric:
+        """A metric learnt from one face's augmentations against faces of the index."""
+
+        def learn() -> Metric:
+            _, m = self.head.embed_with_maps(augmentations(crop, seed=self.seed))
+            arb = self._arbitrary(None, set())
+            return learn_metric(prepare(m), self.maps_of(arb), steps=self.steps, seed=self.seed)
+
+        return self._cached(f"photo-{sha256[:16]}", learn)
+
+    def rerank(self, crop: np.ndarray, sha256: str, matches: list, k: int, identity: str | None = None) -> tuple:
+        """Reorder `matches` (query.Match) by eq. 11; returns `(top k matches, how the metric was found)`."""
+        if not matches:
+            return matches, "none"
+        metric = self.identity_metric(identity) if identity else None
+        how = f"identity {identity}" if metric is not None else "query augmentations"
+        if metric is None:
+            metric = self.photo_metric(crop, sha256)
+        _, fq = self.head.embed_with_maps(crop[None])
+        d = metric.distance(prepare(fq)[0], self.maps_of([m.face_id for m in matches]))
+        order = np.argsort(d, kind="stable")[:k]
+        out = []
+        for r, i in enumerate(order, start=1):
+            m = matches[int(i)]
+            m.rank = r
+            out.append(m)
+        return out, how
+
+
+def rerank_answers(searcher, answers: list, k: int, identity: str | None = None) -> list[str]:
+    """Rerank each answered query of `Searcher.query_photos` in place (cut to `k`); returns how, per answer.
+
+    The query face is found again the way `query_photos` found it (same detector, same face index).
+    """
+    from .pipeline import crop_stage, detect_stage
+
+    rr = MetricReranker(searcher)
+    hows = []
+    for a in answers:
+        if a.error or not a.results:
+            hows.append("none")
+            continue
+        item = load_photo(a.query)
+        faces = detect_stage(searcher.detector, [item])[0]
+        crop = crop_stage([item], [[faces[a.face_index or 0]]], searcher.head.crop)[0]
+        ident = identity or searcher.identity_of_sha(item.sha256)
+        a.results, how = rr.rerank(crop, item.sha256, a.results, k, ident)
+        hows.append(how)
+    return hows
