@@ -64,24 +64,29 @@ def arcface_crop(image: np.ndarray, face: FaceGeometry, size: int = 112) -> np.n
     return cv2.warpAffine(image, mat, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def margin_crop(image: np.ndarray, face: FaceGeometry, size: int = 160, margin: int = 32) -> np.ndarray:
-    """FaceNet's crop: the detector box plus `margin` pixels *of the output* around it, resized square.
+def margin_box(
+    width: int, height: int, box: np.ndarray, size: int = 160, margin: int = 32
+) -> tuple[int, int, int, int]:
+    """The pixel window FaceNet's crop cuts: the box plus `margin` pixels *of the output* around it, clamped.
 
-    Same arithmetic as facenet-pytorch's `extract_face`; the box is clamped to the image, so faces at
-    the border are stretched rather than padded (as the network saw in training).
+    Same arithmetic as facenet-pytorch's `extract_face`. Returns `(x1, y1, x2, y2)` ints.
     """
-    h, w = image.shape[:2]
-    x1, y1, x2, y2 = (float(v) for v in face.box)
+    x1, y1, x2, y2 = (float(v) for v in box)
     mx = margin * (x2 - x1) / (size - margin)
     my = margin * (y2 - y1) / (size - margin)
-    bx1 = int(max(x1 - mx / 2, 0))
-    by1 = int(max(y1 - my / 2, 0))
-    bx2 = int(min(x2 + mx / 2, w))
-    by2 = int(min(y2 + my / 2, h))
+    bx1, by1 = int(max(x1 - mx / 2, 0)), int(max(y1 - my / 2, 0))
+    bx2, by2 = int(min(x2 + mx / 2, width)), int(min(y2 + my / 2, height))
     if bx2 <= bx1 or by2 <= by1:
-        bx1, by1, bx2, by2 = 0, 0, w, h
-    crop = image[by1:by2, bx1:bx2]
-    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_LINEAR)
+        return 0, 0, width, height
+    return bx1, by1, bx2, by2
+
+
+def margin_crop(image: np.ndarray, face: FaceGeometry, size: int = 160, margin: int = 32) -> np.ndarray:
+    """FaceNet's crop: `margin_box` resized square. The box is clamped to the image, so faces at the border are
+    stretched rather than padded (as the network saw in training)."""
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = margin_box(w, h, face.box, size, margin)
+    return cv2.resize(image[y1:y2, x1:x2], (size, size), interpolation=cv2.INTER_LINEAR)
 
 
 def cca_crop(image: np.ndarray, face: FaceGeometry, grow: float = 0.5) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,10 @@ from pathlib import Path
 import click
 
 from . import config
+from .bench.cli import bench
+from .curate_cli import dedup_cmd, mine_vise_cmd
 from .errors import LookalikeError
+from .learn_cli import LEARN_COMMANDS
 
 _CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -342,15 +345,10 @@ def sample_photos_cmd(out: Path) -> None:
     click.echo(str(out))
 
 
-from .bench.cli import bench  # noqa: E402
-from .curate_cli import dedup_cmd, mine_vise_cmd  # noqa: E402
-
+# Verbs that live in their own modules (benchmarks, curation, learned similarity).
 cli.add_command(bench)
 cli.add_command(dedup_cmd)
 cli.add_command(mine_vise_cmd)
-
-from .learn_cli import LEARN_COMMANDS  # noqa: E402
-
 for _cmd in LEARN_COMMANDS:
     cli.add_command(_cmd)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .align import FaceGeometry, crop_face
+from .align import FaceGeometry, crop_face, margin_box
 from .detect import FaceDetector
 from .photos import Photo, load_photo
 from .pipeline import detect_stage
@@ -33,18 +33,6 @@ class FaceCrops:
     crops: np.ndarray
     landmarks: np.ndarray
     missing: dict[str, str]
-
-
-def margin_box(width: int, height: int, box: np.ndarray, size: int = 160, margin: int = 32) -> tuple[int, ...]:
-    """The pixel window `align.margin_crop` cuts (same arithmetic): `(x1, y1, x2, y2)`."""
-    x1, y1, x2, y2 = (float(v) for v in box)
-    mx = margin * (x2 - x1) / (size - margin)
-    my = margin * (y2 - y1) / (size - margin)
-    bx1, by1 = int(max(x1 - mx / 2, 0)), int(max(y1 - my / 2, 0))
-    bx2, by2 = int(min(x2 + mx / 2, width)), int(min(y2 + my / 2, height))
-    if bx2 <= bx1 or by2 <= by1:
-        return 0, 0, width, height
-    return bx1, by1, bx2, by2
 
 
 def landmarks_in_crop(face: FaceGeometry, width: int, height: int, crop: str, size: int) -> np.ndarray:
