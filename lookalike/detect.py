@@ -74,6 +74,7 @@ class FaceDetector:
         min_face_size: int = 20,
         max_side: int = 1600,
         device: str | None = None,
+        batch_pixels: int = 1_000_000,
     ) -> None:
         import torch
         from facenet_pytorch import MTCNN
@@ -81,6 +82,9 @@ class FaceDetector:
         self.min_prob = float(min_prob)
         self.min_face_size = int(min_face_size)
         self.max_side = int(max_side)
+        # MTCNN's working memory grows with the pixels of one call (measured: +540 MB for 32 photos of 250x250,
+        # +240 MB for 8, 10% slower): a call gets at most this many pixels, and at least one photo.
+        self.batch_pixels = int(batch_pixels)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, device=self.device)
 
@@ -101,7 +105,7 @@ class FaceDetector:
     def detect(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
         """Faces per image, in the detector's order. images: RGB `(H, W, 3) uint8`, any sizes.
 
-        Images of one size after downscaling go through MTCNN as one batch.
+        Images of one size after downscaling go through MTCNN together, `batch_pixels` at a time.
         """
         scaled: list[np.ndarray] = []
         factors: list[float] = []
@@ -116,7 +120,11 @@ class FaceDetector:
         for i, img in enumerate(scaled):
             by_shape.setdefault(img.shape, []).append(i)
         out: list[list[DetectedFace]] = [[] for _ in images]
-        for idxs in by_shape.values():
+        calls = []
+        for shape, idxs in by_shape.items():
+            step = max(1, self.batch_pixels // (shape[0] * shape[1]))
+            calls.extend(idxs[k : k + step] for k in range(0, len(idxs), step))
+        for idxs in calls:
             batch = np.stack([scaled[i] for i in idxs])
             boxes, probs, points = self._mtcnn.detect(batch, landmarks=True)
             for j, i in enumerate(idxs):
