@@ -17,4 +17,3 @@ query=out/demo-photos/grace_hopper/grace_hopper.jpg
 [ -d "$shared/lfw10/Tony_Blair" ] && query="$shared/lfw10/Tony_Blair/Tony_Blair_0001.jpg"
 $L query "$query" -k 5 --index demo --html out/demo-query.html
 $L query "$query" -k 5 --index demo --mode identities
-echo "contact sheet: out/demo-query.html" >&2
