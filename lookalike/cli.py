@@ -11,11 +11,10 @@ import click
 
 from . import config
 from .bench.cli import bench
+from .cli_support import CONTEXT, ProgressBar
 from .curate_cli import dedup_cmd, mine_vise_cmd
 from .errors import LookalikeError
 from .learn_cli import LEARN_COMMANDS
-
-_CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
 def _emit_json(obj) -> None:
@@ -37,7 +36,7 @@ def _resolve_index(name_or_path: str | None) -> Path:
     raise LookalikeError(f"several indexes in {home} ({names}): pick one with --index NAME")
 
 
-@click.group(context_settings=_CTX)
+@click.group(context_settings=CONTEXT)
 @click.option(
     "--weights-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -51,33 +50,8 @@ def cli(weights_dir: Path | None) -> None:
         os.environ[config.WEIGHTS_ENV] = str(weights_dir)
 
 
-class _Bar:
-    """A tqdm bar on stderr fed by a run's `Progress` calls: files, faces, faces/s."""
-
-    def __init__(self, desc: str, unit: str, disabled: bool) -> None:
-        self.desc, self.unit, self.disabled = desc, unit, disabled
-        self.bar = None
-        self.faces = 0
-
-    def start(self, total_files: int) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=total_files, unit=self.unit, desc=self.desc, disable=self.disabled, file=sys.stderr)
-
-    def advance(self, files: int, faces: int) -> None:
-        self.faces += faces
-        if self.bar is not None:
-            rate = self.faces / max(self.bar.format_dict["elapsed"], 1e-9)
-            self.bar.set_postfix(faces=self.faces, faces_s=f"{rate:.1f}", refresh=False)
-            self.bar.update(files)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 # ------------------------------------------------------------------------------------------------ index
-@cli.command("index", context_settings=_CTX)
+@cli.command("index", context_settings=CONTEXT)
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option("--name", help="Index name: lives in ./indexes/NAME (or $LOOKALIKE_INDEX_HOME/NAME).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Index folder (instead of --name).")
@@ -136,7 +110,7 @@ def index_cmd(
         labels=read_labels(labels) if labels else None,
         prune=prune,
     )
-    bar = _Bar(f"index {out.name}", "photo", disabled=quiet or as_json)
+    bar = ProgressBar(f"index {out.name}", "photo", disabled=quiet or as_json)
     report = run_index(source, out, head, detector, opts, bar)
     bar.close()
     if as_json:
@@ -152,7 +126,7 @@ def index_cmd(
 
 
 # ------------------------------------------------------------------------------------------------ query
-@cli.command("query", context_settings=_CTX)
+@cli.command("query", context_settings=CONTEXT)
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-k", default=10, show_default=True, help="Matches per query.")
 @click.option("--index", "index_name", default=None, help="Index name or folder (default: the only one).")
@@ -212,7 +186,7 @@ def query_cmd(
 
 
 # ------------------------------------------------------------------------------------------------ info
-@cli.command("info", context_settings=_CTX)
+@cli.command("info", context_settings=CONTEXT)
 @click.argument("index", required=False)
 @click.option("--json", "as_json", is_flag=True)
 def info_cmd(index: str | None, as_json: bool) -> None:
@@ -252,7 +226,7 @@ def info_cmd(index: str | None, as_json: bool) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ heads, weights
-@cli.command("heads", context_settings=_CTX)
+@cli.command("heads", context_settings=CONTEXT)
 @click.option("--json", "as_json", is_flag=True)
 def heads_cmd(as_json: bool) -> None:
     """The registered heads, and whether each one's weights are here."""
@@ -286,7 +260,7 @@ def heads_cmd(as_json: bool) -> None:
         click.echo(f"{star} {r['head']:<14} {r['dim']:>4}-d  {r['crop']:<11} {r['role']}\n    weights: {r['weights']}")
 
 
-@cli.group("weights", context_settings=_CTX)
+@cli.group("weights", context_settings=CONTEXT)
 def weights_group() -> None:
     """Get head weights into the weights directory (the only commands that may download)."""
 
@@ -318,7 +292,7 @@ def weights_path() -> None:
     click.echo(str(config.weights_dir()))
 
 
-@cli.command("sample-photos", context_settings=_CTX)
+@cli.command("sample-photos", context_settings=CONTEXT)
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 def sample_photos_cmd(out: Path) -> None:
     """Copy the real photos that installed packages ship (a face each, and one without) into OUT/<name>/."""

@@ -11,24 +11,19 @@ from pathlib import Path
 import click
 
 from . import config
+from .cli_support import CONTEXT, ProgressBar
 from .errors import LookalikeError
-
-_CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
 def _index_folder(folder: Path, head_name: str, quiet: bool, device: str | None = None) -> Path:
     """Index a photo folder (incrementally) into `<index home>/<folder>-<head>`; identities from sub-folders."""
-    from .cli import _Bar
     from .detect import FaceDetector
     from .heads import create_head
     from .pipeline import run_index
-    from .store import FaceStore
 
     out = config.index_home() / f"{folder.resolve().name}-{head_name}"
-    head = create_head(head_name, device=device)
-    if FaceStore.exists(out):
-        FaceStore.open(out).check_head(head.name, head.weights_sha256)
-    bar = _Bar(f"index {out.name}", "photo", disabled=quiet)
+    head = create_head(head_name, device=device)  # FaceStore.writer refuses an index of another head
+    bar = ProgressBar(f"index {out.name}", "photo", disabled=quiet)
     run_index(folder, out, head, FaceDetector(device=device), progress=bar)
     bar.close()
     return out
@@ -56,7 +51,7 @@ def _row_bar(total: int, desc: str, quiet: bool):
     return bar, bar.update
 
 
-@click.command("dedup", context_settings=_CTX)
+@click.command("dedup", context_settings=CONTEXT)
 @click.argument("target")
 @click.option("--threshold", default=0.92, show_default=True, help="Near duplicates: cosine above this.")
 @click.option(
@@ -142,7 +137,7 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-@click.command("mine-vise", context_settings=_CTX)
+@click.command("mine-vise", context_settings=CONTEXT)
 @click.option("--index", "index_name", default=None, help="Index (name or folder) whose labelled main faces to mine.")
 @click.option(
     "--images",

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import click
 
+from .cli_support import CONTEXT
 from .errors import LookalikeError
-
-_CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
 def _say(quiet: bool, msg: str) -> None:
@@ -18,7 +17,7 @@ def _say(quiet: bool, msg: str) -> None:
         click.echo(msg, err=True)
 
 
-@click.command("characterize", context_settings=_CTX)
+@click.command("characterize", context_settings=CONTEXT)
 @click.argument("photos", type=click.Path(exists=True, path_type=Path))
 @click.option("--against", type=click.Path(exists=True, path_type=Path), help="Arbitrary faces: a folder or index.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder [./characterize-NAME].")
@@ -53,7 +52,7 @@ def characterize_cmd(
         click.echo(f"page: {out / 'index.html'}", err=True)
 
 
-@click.group("train", context_settings=_CTX)
+@click.group("train", context_settings=CONTEXT)
 def train_group() -> None:
     """Train a look-alike head on triplets (the result is a head named KIND:NAME for index and query)."""
 
@@ -105,7 +104,7 @@ def _with_opts(f):
     return f
 
 
-@train_group.command("lookalike", context_settings=_CTX)
+@train_group.command("lookalike", context_settings=CONTEXT)
 @_with_opts
 @click.option("--hierarchical", is_flag=True, help="Seed 002: integrate 10 intermediate layers, backbone frozen.")
 def train_lookalike(triplets: Path, name: str, epochs: int, quiet: bool, as_json: bool, hierarchical: bool) -> None:
@@ -113,14 +112,14 @@ def train_lookalike(triplets: Path, name: str, epochs: int, quiet: bool, as_json
     _train("lookalike", triplets, name, hierarchical, epochs, quiet, as_json)
 
 
-@train_group.command("perface", context_settings=_CTX)
+@train_group.command("perface", context_settings=CONTEXT)
 @_with_opts
 def train_perface(triplets: Path, name: str, epochs: int, quiet: bool, as_json: bool) -> None:
     """Seed 004: cosine triplet loss (margin 0.1), SGD 0.01 momentum 0.9 wd 5e-4, batch 32, unanimous triplets."""
     _train("perface", triplets, name, False, epochs, quiet, as_json)
 
 
-@click.command("make-triplets", context_settings=_CTX)
+@click.command("make-triplets", context_settings=CONTEXT)
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--identity", "n_identity", default=2000, show_default=True, help="Identity triplets.")
 @click.option("--per-pair", default=60, show_default=True, help="Doppelganger triplets per pair and direction.")
@@ -145,7 +144,7 @@ def make_triplets_cmd(out: Path, n_identity: int, per_pair: int, hard_from: Path
     click.echo(f"{out}: {t.num_rows} triplets ({kinds.count('doppel')} doppel, {kinds.count('identity')} identity)")
 
 
-@click.command("anonymize-candidates", context_settings=_CTX)
+@click.command("anonymize-candidates", context_settings=CONTEXT)
 @click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--pool", required=True, help="Index of swap candidates.")
 @click.option("--attributes", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,

@@ -8,15 +8,12 @@ from pathlib import Path
 import click
 
 from .. import config
-
-_CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+from ..cli_support import CONTEXT, ProgressBar
 
 
 def _bar_for(quiet: bool):
     """A factory: label -> a `Progress` tqdm bar on stderr (disabled when quiet)."""
-    from ..cli import _Bar
-
-    return lambda label: _Bar(label, "photo", disabled=quiet)
+    return lambda label: ProgressBar(label, "photo", disabled=quiet)
 
 
 def _default_heads() -> list[str]:
@@ -25,12 +22,12 @@ def _default_heads() -> list[str]:
     return list_heads()
 
 
-@click.group("bench", context_settings=_CTX)
+@click.group("bench", context_settings=CONTEXT)
 def bench() -> None:
     """Benchmarks: LFW View 2 and DoppelVer (doppelganger / ViSE protocols), results into benchmarks/."""
 
 
-@bench.command("lfw", context_settings=_CTX)
+@bench.command("lfw", context_settings=CONTEXT)
 @click.option(
     "--data",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -73,7 +70,7 @@ def lfw_cmd(
         click.echo(f"wrote {out / 'lfw.md'} and {out / 'lfw.json'}", err=True)
 
 
-@bench.command("doppelver", context_settings=_CTX)
+@bench.command("doppelver", context_settings=CONTEXT)
 @click.option(
     "--protocol",
     "protocols",
@@ -138,7 +135,7 @@ def doppelver_cmd(
         click.echo(f"wrote {out / 'doppelver.md'}, {out / 'doppelver.json'} and ROC PNGs", err=True)
 
 
-@bench.command("make-doppelganger", context_settings=_CTX)
+@bench.command("make-doppelganger", context_settings=CONTEXT)
 @click.option(
     "--gallery",
     required=True,

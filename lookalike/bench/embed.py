@@ -77,9 +77,7 @@ def embed_photos(
     from ..pipeline import IndexOptions, run_index
 
     uniq = sorted({os.path.abspath(p) for p in paths})
-    head = create_head(head_name, device=device)
-    if FaceStore.exists(index_dir):
-        FaceStore.open(index_dir).check_head(head.name, head.weights_sha256)
+    head = create_head(head_name, device=device)  # FaceStore.writer refuses an index of another head
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
         fh.write("\n".join(uniq) + "\n")
         listing = fh.name
