@@ -140,6 +140,11 @@ def index_cmd(
 @click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="Write a contact sheet.")
 @click.option("--rerank", type=click.Choice(["none", "metric"]), default="none", show_default=True,
               help="metric: reorder FAISS's top 50 by the learned seed-000 metric (eq. 11).")  # fmt: skip
+@click.option("--metric-from", "metric_from", type=click.Choice(["auto", "identity", "global", "photo"]),
+              default="auto", show_default=True,
+              help="Where --rerank metric's metric comes from: the query's labelled identity, one metric "
+              "learnt across the index's identities, or the query photo's augmentations; auto tries them in "
+              "that order.")  # fmt: skip
 def query_cmd(
     images: tuple[Path, ...],
     k: int,
@@ -153,6 +158,7 @@ def query_cmd(
     as_json: bool,
     html_out: Path | None,
     rerank: str,
+    metric_from: str,
 ) -> None:
     """Who looks like the face in each of IMAGES? Ranks the index's faces by cosine similarity."""
     from .query import Searcher
@@ -164,7 +170,7 @@ def query_cmd(
         list(images), k=kk, mode=mode, face=face, include_self=include_self, identity=identity
     )
     if rerank == "metric":
-        rerank_answers(searcher, answers, k, identity)
+        rerank_answers(searcher, answers, k, identity, metric_from)
     dicts = [a.as_json() for a in answers]
     for a in dicts:
         if as_json:
@@ -173,7 +179,8 @@ def query_cmd(
         if a.get("error"):
             click.echo(f"{a['query']}: {a['error']}", err=True)
             continue
-        click.echo(f"{a['query']}  (face {a['face_index']}, head {a['head']})")
+        how = f", reranked by the {a['rerank']} metric" if a.get("rerank") else ""
+        click.echo(f"{a['query']}  (face {a['face_index']}, head {a['head']}{how})")
         for m in a["results"]:
             click.echo(f"  {m['rank']:>3}  {m['score']:.3f}  {m['identity'] or '-':<28} {m['path']}")
     if html_out:

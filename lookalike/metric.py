@@ -150,7 +150,9 @@ def learn_metric(
         d2 = d2_pairs(M) / scale
         ok = (rho * (b - d2) > 0).float()
     zhw = tuple(ind.shape[1:])
+    Mn = M.detach().numpy().reshape((2, *zhw)).astype(np.float32)
     info = {
+        "kind": "identity",
         "n_ind": len(ind),
         "n_arb": len(arb),
         "steps": steps,
@@ -158,6 +160,109 @@ def learn_metric(
         "loss_last": round(losses[-1], 5),
         "pair_accuracy": round(float(ok.mean()), 4),
         "map_shape": list(zhw),
+        # the metric's own scale: median eq.-11 distance from the identity's portraits to the arbitrary ones
+        "d_ref": float(np.median([Metric(Mn, 0, 0).distance(x, arb) for x in ind])),
     }
-    Mn = M.detach().numpy().reshape((2, *zhw)).astype(np.float32)
     return Metric(Mn, float(b.detach()) * scale, r * scale, info)
+
+
+def learn_global_metric(
+    maps: np.ndarray,
+    labels: list[str],
+    steps: int = 300,
+    lr: float = 0.01,
+    margin: float = 0.5,
+    pull: float = 1.0,
+    identities_per_step: int = 24,
+    faces_per_identity: int = 4,
+    seed: int = 0,
+) -> Metric:
+    """One weighting for every face, learnt across many labelled identities (for a query with no labelled set).
+
+    Seed 000 learns M per identity; a query photo that belongs to no labelled identity has none. The global
+    metric keeps eq. 11's form, d(f_i, f_j) = ||w (.) (f_i - f_j)||, with one weighting `w (Z, H, W)` shared
+    by all identities, and learns it by eq. 6's hinge: a pair is positive (rho = +1) when both faces have the
+    same label, negative otherwise, rho (b - d^2) >= r. Each Adam step takes every pair among the faces of
+    `identities_per_step` identities: half drawn at random, half the identity of the hardest other face
+    (closest in plain eq. 12) of one of those, so look-alike negatives are always in the batch. Positive and
+    negative pairs weigh equally and w is pulled towards ones as in `learn_metric`. Returned as a `Metric`
+    whose ind row is w (the arb row is ones).
+
+    maps: prepared maps `(N, Z, H, W)`; labels: `N` identities, at least 2 of them with 2+ faces.
+    """
+    import torch
+
+    lab = np.asarray(labels, dtype=object)
+    if len(lab) != len(maps):
+        raise ValueError(f"{len(maps)} maps but {len(lab)} labels")
+    _, inv = np.unique(lab.astype(str), return_inverse=True)
+    rows_of = [np.nonzero(inv == c)[0] for c in range(inv.max() + 1)]
+    if sum(len(r) >= 2 for r in rows_of) < 2:
+        raise ValueError("need at least 2 identities with 2 faces each to learn a global metric")
+    rng = np.random.default_rng(seed)
+    flat = np.ascontiguousarray(maps.reshape(len(maps), -1), np.float32)
+    # the identity of each face's hardest other-identity face (unit maps: closest = largest dot product)
+    sim = flat @ flat.T
+    sim[inv[:, None] == inv[None, :]] = -np.inf
+    hard_id = inv[sim.argmax(1)]
+    del sim
+    ft = torch.from_numpy(flat)
+    g = torch.Generator().manual_seed(seed)
+    w = (torch.ones(flat.shape[1]) + 0.01 * torch.randn(flat.shape[1], generator=g)).requires_grad_(True)
+    half = max(identities_per_step // 2, 1)
+
+    def draw() -> np.ndarray:
+        ids = rng.choice(len(rows_of), size=min(half, len(rows_of)), replace=False)
+        ids = np.unique(np.concatenate([ids, [hard_id[rng.choice(rows_of[c])] for c in ids]]))
+        return np.concatenate([rng.permutation(rows_of[c])[:faces_per_identity] for c in ids])
+
+    def pair_d2(rows: np.ndarray, wt) -> tuple[torch.Tensor, torch.Tensor]:
+        """d^2 of every pair among `rows` (upper triangle) and whether it is positive."""
+        fb = ft[torch.from_numpy(rows)]
+        w2 = wt * wt
+        a = (fb * fb) @ w2
+        d2 = a[:, None] + a[None, :] - 2 * (fb * w2) @ fb.T
+        iu = torch.triu_indices(len(rows), len(rows), offset=1)
+        same = torch.from_numpy(inv[rows][iu[0].numpy()] == inv[rows][iu[1].numpy()])
+        return d2[iu[0], iu[1]].clamp_min(0), same
+
+    with torch.no_grad():
+        d0, _ = pair_d2(draw(), w)
+        scale = max(float(d0.mean()), 1e-12)
+    b = torch.tensor(1.0, requires_grad=True)
+    opt = torch.optim.Adam([w, b], lr=lr)
+    losses = []
+    for _ in range(steps):
+        d2, same = pair_d2(draw(), w)
+        d2 = d2 / scale
+        opt.zero_grad()
+        hp = torch.clamp(margin - (b - d2[same]), min=0)
+        hn = torch.clamp(margin + (b - d2[~same]), min=0)
+        loss = (hp.mean() if len(hp) else 0) + (hn.mean() if len(hn) else 0) + pull * ((w - 1) ** 2).mean()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    zhw = tuple(maps.shape[1:])
+    wn = w.detach().numpy().reshape(zhw).astype(np.float32)
+    M = np.stack([wn, np.ones(zhw, np.float32)])
+    bb = float(b.detach())
+    with torch.no_grad():
+        dp, dn = [], []
+        for _ in range(8):
+            d2, same = pair_d2(draw(), w)
+            dp.append(d2[same].numpy() / scale)
+            dn.append(d2[~same].numpy() / scale)
+    dp, dn = np.concatenate(dp), np.concatenate(dn)
+    info = {
+        "kind": "global",
+        "identities": len(rows_of),
+        "faces": len(maps),
+        "steps": steps,
+        "loss_first": round(losses[0], 5),
+        "loss_last": round(losses[-1], 5),
+        # on batches like the training ones (half look-alike identities): positive pairs under b, negatives over
+        "pair_accuracy": round(float(((dp < bb).mean() + (dn > bb).mean()) / 2), 4),
+        "map_shape": list(zhw),
+        "d_ref": float(np.median(np.sqrt(dn * scale))),
+    }
+    return Metric(M, bb * scale, margin * scale, info)

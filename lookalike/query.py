@@ -45,6 +45,7 @@ class QueryAnswer:
     face_box: list[float] | None = None
     results: list[Match] = field(default_factory=list)
     error: str | None = None
+    rerank: str | None = None  # how `--rerank metric` found its metric
 
     def as_json(self) -> dict:
         out: dict = {"query": self.query, "head": self.head}
@@ -53,6 +54,8 @@ class QueryAnswer:
         else:
             out["face_index"] = self.face_index
             out["face_box"] = self.face_box
+        if self.rerank:
+            out["rerank"] = self.rerank
         out["results"] = [
             {k: v for k, v in asdict(m).items() if k in ("rank", "score", "path", "identity", "face_id", "box")}
             for m in self.results

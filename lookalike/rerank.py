@@ -1,17 +1,21 @@
 """`lookalike query --rerank metric`: reorder FAISS's top candidates by seed 000's eq. 11.
 
 score(g) = ||M_ind (.) (f_q - f_g)|| on the head's feature maps (lookalike/metric.py), smaller first. M comes
-from, in this order:
-1. the query's identity (`--identity`, or the label of the query photo in the index) when the index holds
-   at least 3 labelled faces of it: P_ind = those faces, P_arb = up to 100 other faces of the index;
-2. otherwise the query photo alone: P_ind = 12 augmentations of its face (flip, small crops, colour jitter),
+from (`--metric-from`, default `auto` tries them in this order):
+1. `identity`: the query's identity (`--identity`, or the label of the query photo in the index) when the
+   index holds at least 3 labelled faces of it: P_ind = those faces, P_arb = up to 100 other faces;
+2. `global`: one weighting learnt across the index's labelled identities (`metric.learn_global_metric`; up to
+   200 identities with 2+ faces, 4 faces each), when the index has at least 10 such identities;
+3. `photo`: the query photo alone: P_ind = 12 augmentations of its face (flip, small crops, colour jitter),
    P_arb = up to 100 faces of the index.
-Metrics are cached in the index folder, `metrics/<identity>.pt` or `metrics/photo-<sha256[:16]>.pt`, keyed by
-the head's weights so a changed head relearns them.
+Metrics are cached in the index folder (`metrics/<identity>.pt`, `metrics/global.pt`,
+`metrics/photo-<sha256[:16]>.pt`), keyed by the head's weights (and, for the global one, by the faces it was
+learnt from) so a changed head or gallery relearns them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 from pathlib import Path
@@ -20,11 +24,15 @@ import numpy as np
 
 from .align import FaceGeometry, crop_face
 from .errors import LookalikeError
-from .metric import Metric, learn_metric, prepare
+from .metric import Metric, learn_global_metric, learn_metric, prepare
 from .photos import Photo, load_photo
 
 #: Candidates FAISS hands the reranker per query (at least k).
 DEFAULT_CANDIDATES = 50
+#: Where a query's metric may come from (`--metric-from`).
+METRIC_SOURCES = ("auto", "identity", "global", "photo")
+#: The global metric needs this many labelled identities with 2+ faces.
+MIN_GLOBAL_IDENTITIES = 10
 
 
 def augmentations(crop: np.ndarray, n: int = 12, seed: int = 0) -> np.ndarray:
@@ -95,15 +103,18 @@ class MetricReranker:
         ]
         return random.Random(self.seed).sample(pool, min(self.n_arb, len(pool)))
 
-    def _cached(self, key: str, learn) -> Metric:
+    def _cached(self, key: str, learn, fingerprint: str = "") -> Metric:
         path = self.metrics_dir / f"{_safe(key)}.pt"
         if path.exists():
             m = Metric.load(path)
-            if m.info.get("weights_sha256") == self.head.weights_sha256:
+            same_head = m.info.get("weights_sha256") == self.head.weights_sha256
+            if same_head and m.info.get("fingerprint", "") == fingerprint:
                 return m
         m = learn()
         m.info["weights_sha256"] = self.head.weights_sha256
         m.info["key"] = key
+        if fingerprint:
+            m.info["fingerprint"] = fingerprint
         try:
             m.save(path)
         except OSError:
@@ -122,6 +133,26 @@ class MetricReranker:
 
         return self._cached(identity, learn)
 
+    def global_metric(self, identities: int = 200, per_identity: int = 4) -> Metric | None:
+        """One metric across the index's labelled identities, or None with fewer than 10 of 2+ faces."""
+        by_id: dict[str, list[str]] = {}
+        for f, i in sorted(self._ident.items()):
+            if i is not None:
+                by_id.setdefault(i, []).append(f)
+        multi = sorted(i for i, fs in by_id.items() if len(fs) >= 2)
+        if len(multi) < MIN_GLOBAL_IDENTITIES:
+            return None
+        chosen = random.Random(self.seed).sample(multi, min(identities, len(multi)))
+        faces = [f for i in sorted(chosen) for f in by_id[i][:per_identity]]
+        fingerprint = hashlib.sha256("\n".join(faces).encode()).hexdigest()[:16]
+
+        def learn() -> Metric:
+            return learn_global_metric(
+                self.maps_of(faces), [self._ident[f] for f in faces], steps=2 * self.steps, seed=self.seed
+            )
+
+        return self._cached("global", learn, fingerprint)
+
     def photo_metric(self, crop: np.ndarray, sha256: str) -> Metric:
         """A metric learnt from one face's augmentations against faces of the index."""
 
@@ -132,14 +163,44 @@ class MetricReranker:
 
         return self._cached(f"photo-{sha256[:16]}", learn)
 
-    def rerank(self, crop: np.ndarray, sha256: str, matches: list, k: int, identity: str | None = None) -> tuple:
+    def metric_for(self, crop: np.ndarray, sha256: str, identity: str | None, source: str = "auto"):
+        """`(Metric, how)` for a query face by `source` (one of `METRIC_SOURCES`); see the module's docstring."""
+        if source not in METRIC_SOURCES:
+            raise LookalikeError(f"unknown metric source {source!r}; use one of {', '.join(METRIC_SOURCES)}")
+        if source in ("auto", "identity") and identity:
+            m = self.identity_metric(identity)
+            if m is not None:
+                return m, f"identity {identity}"
+        if source == "identity":
+            raise LookalikeError(
+                f"no identity metric: the index holds fewer than 3 labelled faces of {identity!r}"
+                if identity
+                else "no identity metric: the query photo has no label in the index; give --identity NAME"
+            )
+        if source in ("auto", "global"):
+            m = self.global_metric()
+            if m is not None:
+                return m, "global"
+            if source == "global":
+                raise LookalikeError(
+                    f"no global metric: the index holds fewer than {MIN_GLOBAL_IDENTITIES} labelled identities "
+                    "with 2+ faces (index with --labels, or folders per person)"
+                )
+        return self.photo_metric(crop, sha256), "query augmentations"
+
+    def rerank(
+        self,
+        crop: np.ndarray,
+        sha256: str,
+        matches: list,
+        k: int,
+        identity: str | None = None,
+        source: str = "auto",
+    ) -> tuple:
         """Reorder `matches` (query.Match) by eq. 11; returns `(top k matches, how the metric was found)`."""
         if not matches:
             return matches, "none"
-        metric = self.identity_metric(identity) if identity else None
-        how = f"identity {identity}" if metric is not None else "query augmentations"
-        if metric is None:
-            metric = self.photo_metric(crop, sha256)
+        metric, how = self.metric_for(crop, sha256, identity, source)
         _, fq = self.head.embed_with_maps(crop[None])
         d = metric.distance(prepare(fq)[0], self.maps_of([m.face_id for m in matches]))
         order = np.argsort(d, kind="stable")[:k]
@@ -151,7 +212,7 @@ class MetricReranker:
         return out, how
 
 
-def rerank_answers(searcher, answers: list, k: int, identity: str | None = None) -> list[str]:
+def rerank_answers(searcher, answers: list, k: int, identity: str | None = None, source: str = "auto") -> list[str]:
     """Rerank each answered query of `Searcher.query_photos` in place (cut to `k`); returns how, per answer.
 
     The query face is found again the way `query_photos` found it (same detector, same face index).
@@ -168,6 +229,7 @@ def rerank_answers(searcher, answers: list, k: int, identity: str | None = None)
         faces = detect_stage(searcher.detector, [item])[0]
         crop = crop_stage([item], [[faces[a.face_index or 0]]], searcher.head.crop)[0]
         ident = identity or searcher.identity_of_sha(item.sha256)
-        a.results, how = rr.rerank(crop, item.sha256, a.results, k, ident)
+        a.results, how = rr.rerank(crop, item.sha256, a.results, k, ident, source)
+        a.rerank = how
         hows.append(how)
     return hows

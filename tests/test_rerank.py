@@ -7,6 +7,7 @@ import json
 from click.testing import CliRunner
 
 from lookalike.cli import cli
+from lookalike.errors import LookalikeError
 
 from .conftest import require_data
 
@@ -22,3 +23,28 @@ def test_query_rerank_metric_identity_and_photo(lfw10_index):
         assert a["results"][0]["identity"] == "Tony_Blair"
     cached = sorted(p.name for p in (lfw10_index / "metrics").glob("*.pt"))
     assert "Tony_Blair.pt" in cached
+
+
+def _rerank(index, photo, *extra):
+    args = ["query", str(photo), "-k", "5", "--index", str(index), "--json", "--rerank", "metric", *extra]
+    return CliRunner().invoke(cli, args)
+
+
+def test_query_rerank_metric_sources(lfw10_index):
+    """A photo the index does not hold: each metric source reranks it, says which it used, Blair stays first."""
+    q = require_data("lfw", "images", "Tony_Blair", "Tony_Blair_0100.jpg")
+    for source, how in (("global", "global"), ("photo", "query augmentations"), ("auto", "global")):
+        res = _rerank(lfw10_index, q, "--metric-from", source)
+        assert res.exit_code == 0, res.output
+        a = json.loads(res.output.strip().splitlines()[-1])
+        assert a["rerank"] == how
+        assert a["results"][0]["identity"] == "Tony_Blair"
+    # an identity metric needs a labelled identity: a clear one-line error, not a silent fallback
+    # (the console entry point prints a LookalikeError as one line and exits 2)
+    res = _rerank(lfw10_index, q, "--metric-from", "identity")
+    assert isinstance(res.exception, LookalikeError)
+    assert "no identity metric" in str(res.exception) and "--identity" in str(res.exception)
+    res = _rerank(lfw10_index, q, "--metric-from", "identity", "--identity", "Tony_Blair")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output.strip().splitlines()[-1])["rerank"] == "identity Tony_Blair"
+    assert (lfw10_index / "metrics" / "global.pt").exists()

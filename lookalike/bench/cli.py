@@ -43,10 +43,18 @@ def bench() -> None:
     help="Where lfw.md and lfw.json go.",
 )
 @click.option("--pairs", "pairs", type=int, default=None, help="Only the first N pairs of each fold (quick check).")
+@click.option(
+    "--rerank",
+    type=click.Choice(["none", "metric"]),
+    default="none",
+    show_default=True,
+    help="metric: also score pairs by feature-map distances (plain eq. 12, global and identity metric eq. 11) "
+    "as `query --rerank metric` orders candidates (FaceNet heads).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def lfw_cmd(
-    data: Path | None, heads: tuple[str, ...], out: Path, pairs: int | None, quiet: bool, as_json: bool
+    data: Path | None, heads: tuple[str, ...], out: Path, pairs: int | None, rerank: str, quiet: bool, as_json: bool
 ) -> None:
     """LFW View 2: 10 folds, threshold fitted on 9 and tested on the 10th; accuracy ± std and ROC AUC per head.
 
@@ -55,7 +63,9 @@ def lfw_cmd(
     from .lfw import run_lfw
 
     data = data or config.data_dir() / "lfw"
-    res = run_lfw(data, list(heads) or _default_heads(), out, pairs=pairs, progress_for=_bar_for(quiet or as_json))
+    res = run_lfw(
+        data, list(heads) or _default_heads(), out, pairs=pairs, progress_for=_bar_for(quiet or as_json), rerank=rerank
+    )
     if as_json:
         click.echo(json.dumps(res, default=str))
         return
@@ -89,6 +99,14 @@ def lfw_cmd(
 @click.option("--head", "heads", multiple=True, help="Head to evaluate (repeatable) [default: every registered head].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("benchmarks"), show_default=True)
 @click.option("--note", "notes", multiple=True, help="A line for the report (e.g. how the protocols were made).")
+@click.option(
+    "--rerank",
+    type=click.Choice(["none", "metric"]),
+    default="none",
+    show_default=True,
+    help="metric: also score pairs by feature-map distances (plain eq. 12, global and identity metric eq. 11) "
+    "as `query --rerank metric` orders candidates (FaceNet heads).",
+)
 @click.option("--quiet", "-q", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
 def doppelver_cmd(
@@ -98,6 +116,7 @@ def doppelver_cmd(
     heads: tuple[str, ...],
     out: Path,
     notes: tuple[str, ...],
+    rerank: str,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -119,6 +138,7 @@ def doppelver_cmd(
         out,
         progress_for=_bar_for(quiet or as_json),
         notes=list(notes),
+        rerank=rerank,
     )
     if as_json:
         click.echo(json.dumps(res, default=str))
@@ -176,3 +196,8 @@ def make_doppelganger_cmd(
     click.echo(
         json.dumps(make_doppelganger(gallery, pairs_csv, out, pairs_per_split, n_splits, seed, not unequal_splits))
     )
+
+
+from .similarity_cli import similarity_cmd  # noqa: E402
+
+bench.add_command(similarity_cmd)

@@ -34,18 +34,8 @@ def protocol_summary(path: Path) -> dict[str, int]:
     return load_protocol(Path(path)).summary()
 
 
-def evaluate_protocol(proto: PairProtocol, head: str, index_dir: Path | None = None, progress=None) -> dict:
-    """View 2 (threshold on split 0; ACC, ROC AUC on splits 1-9) and View 1 (EM ACC, SEM) for one head."""
-    t0 = time.perf_counter()
-    missing_files = sorted({p for p in proto.a + proto.b if not os.path.exists(p)})
-    if missing_files:
-        raise LookalikeError(
-            f"{len(missing_files)} images of protocol {proto.name!r} are missing under the images root, "
-            f"e.g. {missing_files[0]}"
-        )
-    labels = {os.path.abspath(p): i for p, i in zip(proto.a + proto.b, proto.identity_a + proto.identity_b)}
-    pv = embed_photos(proto.a + proto.b, head, index_dir or bench_index_dir(head), labels=labels, progress=progress)
-    scores, missing = pair_scores(pv, proto.a, proto.b)
+def _view_result(head: str, scores: np.ndarray, proto: PairProtocol, extra: dict) -> dict:
+    """View 2 and View 1 of one scoring of a protocol."""
     v2 = view2(scores, proto.same, proto.split)
     v1 = view1(scores, proto.same, proto.split)
     test = proto.split != 0
@@ -57,12 +47,45 @@ def evaluate_protocol(proto: PairProtocol, head: str, index_dir: Path | None = N
         "view2_per_split": v2["per_split"],
         "view1": {k: v1[k] for k in ("em_acc", "sem", "sigma", "accuracies", "test_splits")},
         "pairs": len(proto),
-        "photos": len(pv.paths),
-        "photos_without_face": int((~pv.found).sum()),
-        "pairs_with_missing_face": int(missing.sum()),
-        "seconds": round(time.perf_counter() - t0, 1),
+        **extra,
         "_roc": (fpr, tpr),
     }
+
+
+def evaluate_protocol(
+    proto: PairProtocol,
+    head: str,
+    index_dir: Path | None = None,
+    progress=None,
+    rerank: str = "none",
+    images_root: Path | None = None,
+    progress_for=None,
+) -> list[dict]:
+    """View 2 (threshold on split 0; ACC, ROC AUC on splits 1-9) and View 1 (EM ACC, SEM) for one head.
+
+    One result per scoring: the head's cosine, then with `rerank="metric"` the `bench.metric_pairs` scorings
+    (FaceNet heads), named `"<head> + <variant>"`.
+    """
+    t0 = time.perf_counter()
+    missing_files = sorted({p for p in proto.a + proto.b if not os.path.exists(p)})
+    if missing_files:
+        raise LookalikeError(
+            f"{len(missing_files)} images of protocol {proto.name!r} are missing under the images root, "
+            f"e.g. {missing_files[0]}"
+        )
+    labels = {os.path.abspath(p): i for p, i in zip(proto.a + proto.b, proto.identity_a + proto.identity_b)}
+    index_dir = index_dir or bench_index_dir(head)
+    pv = embed_photos(proto.a + proto.b, head, index_dir, labels=labels, progress=progress)
+    scores, missing = pair_scores(pv, proto.a, proto.b)
+    common = {"photos": len(pv.paths), "photos_without_face": int((~pv.found).sum())}
+    extra = {**common, "pairs_with_missing_face": int(missing.sum()), "seconds": round(time.perf_counter() - t0, 1)}
+    out = [_view_result(head, scores, proto, extra)]
+    if rerank == "metric":
+        from .metric_pairs import rerank_results
+
+        root = Path(images_root) if images_root is not None else Path(os.path.commonpath(proto.a + proto.b)).parent
+        out += rerank_results(proto, head, index_dir, root, common, _view_result, progress_for)
+    return out
 
 
 def _plot_rocs(out_dir: Path, protocol: str, curves: list[tuple[str, np.ndarray, np.ndarray, float]]) -> Path:
@@ -92,6 +115,7 @@ def run_doppelver(
     out_dir: Path | None,
     progress_for=None,
     notes: list[str] | None = None,
+    rerank: str = "none",
 ) -> dict:
     """Evaluate every head on every protocol; write `doppelver.md`, `doppelver.json`, ROC PNGs to `out_dir`."""
     protos = [load_protocol(Path(f), images_root) for f in protocol_files]
@@ -103,7 +127,9 @@ def run_doppelver(
         try:
             for proto in protos:
                 prog = progress_for(f"{head} {proto.name}") if progress_for else None
-                results.append(evaluate_protocol(proto, head, progress=prog))
+                results += evaluate_protocol(
+                    proto, head, progress=prog, rerank=rerank, images_root=images_root, progress_for=progress_for
+                )
         except WeightsMissingError as e:
             skipped.append({"head": head, "reason": str(e)})
     pngs = []
@@ -187,6 +213,11 @@ def doppelver_markdown(out: dict) -> str:
     )
     if out["roc_pngs"]:
         lines += ["", "ROC curves (View 2, splits 1-9): " + ", ".join(f"`{Path(p).name}`" for p in out["roc_pngs"])]
+    reranked = [r for r in out["results"] if "rerank" in r]
+    if reranked:
+        from .metric_pairs import rerank_note
+
+        lines += ["", *rerank_note(reranked)]
     if out["skipped"]:
         lines += ["", "Skipped heads:", ""]
         lines += [f"- `{s['head']}`: {s['reason']}" for s in out["skipped"]]

@@ -16,7 +16,7 @@ from ..errors import LookalikeError, WeightsMissingError
 from . import report
 from .embed import MISSING_RULE, embed_photos, pair_scores
 from .metrics import kfold_accuracy
-from .protocols import load_lfw_pairs
+from .protocols import PairProtocol, load_lfw_pairs
 
 #: Published LFW accuracy of each head's weights, with where it is published.
 PUBLISHED = {
@@ -43,42 +43,34 @@ def bench_index_dir(head: str) -> Path:
     return config.index_home() / f"bench-{head}"
 
 
-def evaluate_lfw(data: Path, head: str, index_dir: Path | None = None, pairs: int | None = None, progress=None):
-    """Score LFW View 2 with one head.
-
-    Args:
-        data: the LFW folder holding `pairs.txt` and `images/<Name>/<Name>_NNNN.jpg`.
-        head: head name.
-        index_dir: cache index (default `bench_index_dir(head)`).
-        pairs: keep only the first `pairs` pairs of each fold (a quick subset; None = all 600 per fold).
-
-    Returns:
-        dict with `accuracy` (mean over folds), `std`, `auc`, per-fold `accuracies` and `thresholds`,
-        `pairs`, `photos`, `photos_without_face`, `pairs_with_missing_face`, `seconds`.
-    """
+def lfw_subset(data: Path, pairs: int | None = None) -> PairProtocol:
+    """LFW View 2 from `data/pairs.txt`, or its first `pairs` pairs of each fold (half same, half different)."""
     data = Path(data)
     pairs_txt, images = data / "pairs.txt", data / "images"
     if not pairs_txt.exists() or not images.is_dir():
         raise LookalikeError(f"{data} is not an LFW folder: expected pairs.txt and images/ in it")
     proto = load_lfw_pairs(pairs_txt, images)
-    keep = np.ones(len(proto), bool)
-    if pairs is not None:
-        rank = np.zeros(len(proto), np.int64)
-        for f in np.unique(proto.split):
-            m = np.nonzero(proto.split == f)[0]
-            # a fold is 300 same then 300 different: take the first half of `pairs` from each
-            rank[m] = np.concatenate([np.arange(len(m) // 2), np.arange(len(m) - len(m) // 2)])
-        keep = rank < max(pairs // 2, 1)
-    a = [p for p, k in zip(proto.a, keep, strict=True) if k]
-    b = [p for p, k in zip(proto.b, keep, strict=True) if k]
-    missing_files = sorted({p for p in a + b if not Path(p).exists()})
-    if missing_files:
-        raise LookalikeError(f"{len(missing_files)} LFW photos named in pairs.txt are missing, e.g. {missing_files[0]}")
-    labels = {os.path.abspath(p): Path(p).parent.name for p in a + b}
-    t0 = time.perf_counter()
-    pv = embed_photos(a + b, head, index_dir or bench_index_dir(head), labels=labels, progress=progress)
-    scores, missing = pair_scores(pv, a, b)
-    res = kfold_accuracy(scores, proto.same[keep], proto.split[keep])
+    if pairs is None:
+        return proto
+    rank = np.zeros(len(proto), np.int64)
+    for f in np.unique(proto.split):
+        m = np.nonzero(proto.split == f)[0]
+        # a fold is 300 same then 300 different: take the first half of `pairs` from each
+        rank[m] = np.concatenate([np.arange(len(m) // 2), np.arange(len(m) - len(m) // 2)])
+    keep = np.nonzero(rank < max(pairs // 2, 1))[0]
+    return PairProtocol(
+        a=[proto.a[k] for k in keep],
+        b=[proto.b[k] for k in keep],
+        same=proto.same[keep],
+        split=proto.split[keep],
+        name=proto.name,
+        identity_a=[proto.identity_a[k] for k in keep],
+        identity_b=[proto.identity_b[k] for k in keep],
+    )
+
+
+def _kfold_result(head: str, scores: np.ndarray, proto: PairProtocol, extra: dict) -> dict:
+    res = kfold_accuracy(scores, proto.same, proto.split)
     return {
         "head": head,
         "accuracy": res["mean"],
@@ -86,26 +78,86 @@ def evaluate_lfw(data: Path, head: str, index_dir: Path | None = None, pairs: in
         "auc": res["auc"],
         "accuracies": res["accuracies"],
         "thresholds": res["thresholds"],
-        "pairs": int(keep.sum()),
-        "photos": len(pv.paths),
-        "photos_without_face": int((~pv.found).sum()),
-        "pairs_with_missing_face": int(missing.sum()),
-        "seconds": round(time.perf_counter() - t0, 1),
+        "pairs": len(proto),
+        **extra,
     }
 
 
-def run_lfw(data: Path, heads: list[str], out_dir: Path | None, pairs: int | None = None, progress_for=None) -> dict:
+def evaluate_lfw(
+    data: Path,
+    head: str,
+    index_dir: Path | None = None,
+    pairs: int | None = None,
+    progress=None,
+    rerank: str = "none",
+    progress_for=None,
+) -> list[dict]:
+    """Score LFW View 2 with one head.
+
+    Args:
+        data: the LFW folder holding `pairs.txt` and `images/<Name>/<Name>_NNNN.jpg`.
+        head: head name.
+        index_dir: cache index (default `bench_index_dir(head)`).
+        pairs: keep only the first `pairs` pairs of each fold (a quick subset; None = all 600 per fold).
+        rerank: "metric" adds the feature-map scorings of `bench.metric_pairs` (FaceNet heads only).
+
+    Returns:
+        one dict per scoring (the head's cosine first, then `"<head> + <variant>"`), each with `accuracy`
+        (mean over folds), `std`, `auc`, per-fold `accuracies` and `thresholds`, `pairs`, `photos`,
+        `photos_without_face`, `pairs_with_missing_face`, `seconds`.
+    """
+    proto = lfw_subset(data, pairs)
+    missing_files = sorted({p for p in proto.a + proto.b if not Path(p).exists()})
+    if missing_files:
+        raise LookalikeError(f"{len(missing_files)} LFW photos named in pairs.txt are missing, e.g. {missing_files[0]}")
+    labels = {os.path.abspath(p): Path(p).parent.name for p in proto.a + proto.b}
+    index_dir = index_dir or bench_index_dir(head)
+    t0 = time.perf_counter()
+    pv = embed_photos(proto.a + proto.b, head, index_dir, labels=labels, progress=progress)
+    scores, missing = pair_scores(pv, proto.a, proto.b)
+    common = {"photos": len(pv.paths), "photos_without_face": int((~pv.found).sum())}
+    out = [
+        _kfold_result(
+            head,
+            scores,
+            proto,
+            {**common, "pairs_with_missing_face": int(missing.sum()), "seconds": round(time.perf_counter() - t0, 1)},
+        )
+    ]
+    if rerank == "metric":
+        from .metric_pairs import rerank_results
+
+        out += rerank_results(proto, head, index_dir, Path(data) / "images", common, _kfold_result, progress_for)
+    return out
+
+
+def run_lfw(
+    data: Path,
+    heads: list[str],
+    out_dir: Path | None,
+    pairs: int | None = None,
+    progress_for=None,
+    rerank: str = "none",
+) -> dict:
     """Evaluate every head (skipping those without weights) and write `lfw.md` / `lfw.json` into `out_dir`."""
     results, skipped = [], []
     for head in heads:
         try:
-            r = evaluate_lfw(data, head, pairs=pairs, progress=progress_for(head) if progress_for else None)
+            rs = evaluate_lfw(
+                data,
+                head,
+                pairs=pairs,
+                progress=progress_for(head) if progress_for else None,
+                rerank=rerank,
+                progress_for=progress_for,
+            )
         except WeightsMissingError as e:
             skipped.append({"head": head, "reason": str(e)})
             continue
-        pub = PUBLISHED.get(head)
-        r["published_accuracy"], r["published_source"] = (pub[0], pub[1]) if pub else (None, None)
-        results.append(r)
+        for r in rs:
+            pub = PUBLISHED.get(r["head"])
+            r["published_accuracy"], r["published_source"] = (pub[0], pub[1]) if pub else (None, None)
+            results.append(r)
     out = {
         "benchmark": "LFW View 2 (pairs.txt, 10 folds; threshold fitted on 9 folds, tested on the 10th)",
         "date": report.today(),
@@ -149,6 +201,11 @@ def lfw_markdown(out: dict) -> str:
         lines.append(f"- `{head}`: {100 * acc:.2f}% ({src})")
     lines += ["", "Why a figure may differ from the published one:", "", f"- {COMMON_NOTE}"]
     lines += [f"- `{r['head']}`: {NOTES[r['head']]}" for r in out["results"] if r["head"] in NOTES]
+    reranked = [r for r in out["results"] if "rerank" in r]
+    if reranked:
+        from .metric_pairs import rerank_note
+
+        lines += ["", *rerank_note(reranked)]
     if out["skipped"]:
         lines += ["", "Skipped heads:", ""]
         lines += [f"- `{s['head']}`: {s['reason']}" for s in out["skipped"]]

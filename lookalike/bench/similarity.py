@@ -51,25 +51,35 @@ def retrieval_topk(
     ks: tuple[int, ...] = (1, 2, 5),
     trials: int = 1,
     seed: int = 0,
+    distractors: np.ndarray | None = None,
 ) -> dict[int, float]:
-    """Seed 002, Table 1: rank each anchor's true match among m candidates (it + m - 1 other references).
+    """Seed 002, Table 1: rank each anchor's true match among m candidates (it + m - 1 distractors).
 
-    anchors, references: `(P, d)` L2-normalised; row i of references is anchor i's look-alike. For each anchor
-    (and trial) m - 1 distractors are drawn from the other references; distance is Euclidean.
-    Returns top-k accuracy per k.
+    anchors, references: `(P, d)` L2-normalised; row i of references is anchor i's look-alike.
+    distractors: `(D, d)` L2-normalised rows of other people, or None. For each anchor (and trial) m - 1
+    distractors are drawn without replacement from `distractors` when given (D >= m - 1, any P >= 1), else
+    from the other references (P >= m). Distance is Euclidean. Returns top-k accuracy per k.
     """
     a, r = np.asarray(anchors, np.float64), np.asarray(references, np.float64)
     p = len(a)
-    if r.shape != a.shape or p < m:
-        raise ValueError(f"need {m} or more anchor/reference pairs of one shape, got {a.shape}, {r.shape}")
+    if r.shape != a.shape or p == 0:
+        raise ValueError(f"need anchor/reference pairs of one shape, got {a.shape}, {r.shape}")
+    if distractors is None:
+        if p < m:
+            raise ValueError(f"need {m} or more anchor/reference pairs, got {p}")
+        pool = r
+    else:
+        pool = np.asarray(distractors, np.float64)
+        if pool.ndim != 2 or pool.shape[1] != a.shape[1] or len(pool) < m - 1:
+            raise ValueError(f"need {m - 1} or more distractors of width {a.shape[1]}, got {pool.shape}")
     rng = np.random.default_rng(seed)
     hits = {k: 0 for k in ks}
     total = 0
     for _ in range(trials):
         for i in range(p):
-            others = rng.choice(np.delete(np.arange(p), i), size=m - 1, replace=False)
-            cand = np.concatenate([[i], others])
-            d = np.linalg.norm(r[cand] - a[i], axis=1)
+            idx = np.delete(np.arange(p), i) if distractors is None else np.arange(len(pool))
+            others = pool[rng.choice(idx, size=m - 1, replace=False)]
+            d = np.linalg.norm(np.concatenate([r[i : i + 1], others]) - a[i], axis=1)
             rank = int((d < d[0]).sum())  # ties count in the anchor's favour
             for k in ks:
                 hits[k] += rank < k
@@ -77,6 +87,16 @@ def retrieval_topk(
     return {k: hits[k] / total for k in ks}
 
 
-def retrieval_table(anchors: np.ndarray, references: np.ndarray, ms: tuple[int, ...] = (10, 20, 60), **kw) -> dict:
-    """`retrieval_topk` for each reference-set size m that the pairs allow: `{m: {k: acc}}`."""
-    return {m: retrieval_topk(anchors, references, m, **kw) for m in ms if len(anchors) >= m}
+def retrieval_table(
+    anchors: np.ndarray,
+    references: np.ndarray,
+    ms: tuple[int, ...] = (10, 20, 60),
+    distractors: np.ndarray | None = None,
+    **kw,
+) -> dict:
+    """`retrieval_topk` for each reference-set size m the data allow (m - 1 <= distractor pool): `{m: {k: acc}}`.
+
+    The pool is `distractors` when given, else the other references (P - 1).
+    """
+    pool = len(anchors) - 1 if distractors is None else len(distractors)
+    return {m: retrieval_topk(anchors, references, m, distractors=distractors, **kw) for m in ms if m - 1 <= pool}
