@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike import config
+from lookalike.bench.lfw import bench_index_dir
 from lookalike.facecrops import geometry_from_index, main_face_crops
 from lookalike.heads import create_head
 from lookalike.heads.facenet import MAP_LAYER
@@ -48,7 +49,7 @@ def main() -> None:
     pairs_csv = data / "doppelver" / "doppelganger_pairs_in_lfw.csv"
     if not pairs_csv.exists():
         sys.exit(f"shared data not found: {pairs_csv}")
-    geo_ix = config.index_home() / "bench-lfw-sface"
+    geo_ix = bench_index_dir("sface")
     geometry = geometry_from_index(geo_ix) if geo_ix.exists() else {}
     head = create_head("facenet-casia")
     people = sorted(p.name for p in root.iterdir() if p.is_dir())

@@ -60,14 +60,14 @@ def train_group() -> None:
 def _train(kind: str, triplets: Path, name: str, hierarchical: bool, epochs: int, quiet: bool, as_json: bool) -> None:
     from tqdm import tqdm
 
-    from . import config
+    from .bench.lfw import bench_index_dir
     from .facecrops import geometry_from_index
     from .heads import create_head
     from .train import load_triplets, save_trained, train
 
     head = create_head("facenet-casia")
     trip = load_triplets(triplets)
-    geo_ix = config.index_home() / "bench-lfw-sface"
+    geo_ix = bench_index_dir("sface")  # boxes and landmarks of LFW photos, when `bench lfw` has run
     geometry = geometry_from_index(geo_ix) if geo_ix.exists() else None
     n_photos = len(set(trip.anchor) | set(trip.positive) | set(trip.negative))
     bar = tqdm(total=n_photos, unit="photo", desc="backbone", disable=quiet or as_json, file=sys.stderr)
@@ -130,10 +130,11 @@ def make_triplets_cmd(out: Path, n_identity: int, per_pair: int, hard_from: Path
     import pyarrow.parquet as pq
 
     from . import config
+    from .bench.lfw import bench_index_dir
     from .triplets import build_triplets
 
-    if hard_from is None and (config.index_home() / "bench-lfw-sface").exists():
-        hard_from = config.index_home() / "bench-lfw-sface"
+    if hard_from is None and bench_index_dir("sface").exists():  # `lookalike bench lfw --head sface` made it
+        hard_from = bench_index_dir("sface")
     t = build_triplets(config.data_dir(), n_identity, per_pair, hard_from)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".csv":
