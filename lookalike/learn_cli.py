@@ -57,7 +57,30 @@ def train_group() -> None:
     """Train a look-alike head on triplets (the result is a head named KIND:NAME for index and query)."""
 
 
-def _train(kind: str, triplets: Path, name: str, hierarchical: bool, epochs: int, quiet: bool, as_json: bool) -> None:
+def pick_backbone(backbone: str) -> str:
+    """`auto`: arcface-r50 when its weights are in the weights directory (seed 004's backbone), else facenet-casia."""
+    if backbone != "auto":
+        return backbone
+    from .heads import get_head_spec
+    from .weights import resolve
+
+    try:
+        resolve(get_head_spec("arcface-r50").weights, "arcface-r50")
+        return "arcface-r50"
+    except LookalikeError:
+        return "facenet-casia"
+
+
+def _train(
+    kind: str,
+    triplets: Path,
+    name: str,
+    hierarchical: bool,
+    epochs: int,
+    quiet: bool,
+    as_json: bool,
+    backbone: str = "facenet-casia",
+) -> None:
     from tqdm import tqdm
 
     from .bench.lfw import bench_index_dir
@@ -65,7 +88,7 @@ def _train(kind: str, triplets: Path, name: str, hierarchical: bool, epochs: int
     from .heads import create_head
     from .train import load_triplets, save_trained, train
 
-    head = create_head("facenet-casia")
+    head = create_head(pick_backbone(backbone))
     trip = load_triplets(triplets)
     geo_ix = bench_index_dir("sface")  # boxes and landmarks of LFW photos, when `bench lfw` has run
     geometry = geometry_from_index(geo_ix) if geo_ix.exists() else None
@@ -93,6 +116,13 @@ _opts = [
     click.option("--triplets", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True),
     click.option("--name", default="default", show_default=True, help="Head name: KIND:NAME."),
     click.option("--epochs", default=5, show_default=True),
+    click.option(
+        "--backbone",
+        type=click.Choice(["auto", "facenet-casia", "arcface-r50"]),
+        default="auto",
+        show_default=True,
+        help="Frozen backbone: auto takes arcface-r50 when its weights are present, else facenet-casia.",
+    ),
     click.option("--quiet", "-q", is_flag=True),
     click.option("--json", "as_json", is_flag=True, help="Print the report as JSON."),
 ]
@@ -107,16 +137,20 @@ def _with_opts(f):
 @train_group.command("lookalike", context_settings=CONTEXT)
 @_with_opts
 @click.option("--hierarchical", is_flag=True, help="Seed 002: integrate 10 intermediate layers, backbone frozen.")
-def train_lookalike(triplets: Path, name: str, epochs: int, quiet: bool, as_json: bool, hierarchical: bool) -> None:
+def train_lookalike(
+    triplets: Path, name: str, epochs: int, backbone: str, quiet: bool, as_json: bool, hierarchical: bool
+) -> None:
     """Seed 001: Euclidean triplet loss (alpha 0.05), Adam 1e-4, batch 32, half the batches easy triplets."""
-    _train("lookalike", triplets, name, hierarchical, epochs, quiet, as_json)
+    if hierarchical and backbone == "auto":
+        backbone = "facenet-casia"  # seed 002's layers are FaceNet's
+    _train("lookalike", triplets, name, hierarchical, epochs, quiet, as_json, backbone)
 
 
 @train_group.command("perface", context_settings=CONTEXT)
 @_with_opts
-def train_perface(triplets: Path, name: str, epochs: int, quiet: bool, as_json: bool) -> None:
+def train_perface(triplets: Path, name: str, epochs: int, backbone: str, quiet: bool, as_json: bool) -> None:
     """Seed 004: cosine triplet loss (margin 0.1), SGD 0.01 momentum 0.9 wd 5e-4, batch 32, unanimous triplets."""
-    _train("perface", triplets, name, False, epochs, quiet, as_json)
+    _train("perface", triplets, name, False, epochs, quiet, as_json, backbone)
 
 
 @click.command("make-triplets", context_settings=CONTEXT)

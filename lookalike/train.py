@@ -11,7 +11,10 @@ On this CPU the backbone stays frozen and is run once per photo: what trains is 
   that start at (0, ..., 0, 1); the backbone and its projection stay frozen.
 - `perface`: the same top as `lookalike`, cosine triplet loss max(0, cos(a, n) - cos(a, p) + 0.1),
   SGD 0.01 momentum 0.9 weight decay 5e-4, batch 32, only unanimous triplets (confidence 1) when rated.
-ArcFace R50 is not wired in: no iresnet50 weights are available offline.
+The backbone is facenet-casia, or ArcFace R50 (`arcface-r50`, seed 004's backbone) when its weights are in the
+weights directory: there the trainable top is its `fc` (512 x 7 x 7 -> 512) and `features` batch norm over the
+last stage's map, again initialised from the backbone. (No ArcFace weights exist offline, so that path is
+tested with random weights for plumbing only; `--hierarchical` is FaceNet-only.)
 """
 
 from __future__ import annotations
@@ -99,6 +102,16 @@ def backbone_features(paths: list[str], head, hierarchical: bool, geometry=None,
     from .heads.facenet import forward_with_taps
 
     fc = main_face_crops(paths, head.crop, geometry=geometry)
+    if is_arcface(head.net):  # the top reads the last stage's whole map, as ArcFace's own fc does
+        if hierarchical:
+            raise LookalikeError("--hierarchical (seed 002) needs the FaceNet backbone")
+        pooled = []
+        for i in range(0, len(fc.crops), batch):
+            _, m = head.embed_with_maps(fc.crops[i : i + batch])
+            pooled.append(m.reshape(len(m), -1))
+            if progress:
+                progress(len(m))
+        return fc.paths, (np.concatenate(pooled) if pooled else np.zeros((0, 512 * 49), np.float32)), None
     pooled, taps = [], []
     keep = HIER_TAPS + ("block8",)
     with torch.inference_mode():
@@ -114,6 +127,11 @@ def backbone_features(paths: list[str], head, hierarchical: bool, geometry=None,
     return fc.paths, pooled_a, taps_a
 
 
+def is_arcface(backbone) -> bool:
+    """True for the arcface-r50 backbone (IResNet-50), False for FaceNet's Inception-ResNet-v1."""
+    return hasattr(backbone, "forward_with_map")
+
+
 def make_top(backbone, kind: str, hierarchical: bool, tap_channels: list[int] | None = None):
     """The trainable top, initialised so its output equals the backbone's embedding."""
     import copy
@@ -124,8 +142,9 @@ def make_top(backbone, kind: str, hierarchical: bool, tap_channels: list[int] | 
     class Projection(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.last_linear = copy.deepcopy(backbone.last_linear)
-            self.last_bn = copy.deepcopy(backbone.last_bn)
+            arc = is_arcface(backbone)
+            self.last_linear = copy.deepcopy(backbone.fc if arc else backbone.last_linear)
+            self.last_bn = copy.deepcopy(backbone.features if arc else backbone.last_bn)
 
         def forward(self, pooled, taps=None):
             return nn.functional.normalize(self.last_bn(self.last_linear(pooled)), dim=1)
@@ -292,6 +311,7 @@ def train(
         "kinds": {k: tr_all.kind.count(k) for k in sorted(set(tr_all.kind))} if tr_all.kind else {},
         "photos_with_face": len(paths),
         "epochs": epochs,
+        "backbone": head.name,
         "loss_per_epoch": losses,
         "accuracy_before": before,
         "accuracy_after": after,
@@ -324,6 +344,11 @@ def save_trained(payload: dict, report: dict, name: str, weights_dir: Path | Non
     buf = io.BytesIO()
     torch.save(payload, buf)
     atomic_write_bytes(dest, buf.getvalue())
-    record = {"sha256": sha256_file(dest), "source": "lookalike train", "report": report}
+    record = {
+        "sha256": sha256_file(dest),
+        "source": "lookalike train",
+        "base_head": payload["base_head"],
+        "report": report,
+    }
     atomic_write_text(dest.with_name(dest.name + ".json"), json.dumps(record, indent=2))
     return dest

@@ -71,3 +71,46 @@ def test_train_perface_and_hierarchical(tmp_path, monkeypatch):
         assert res.exit_code == 0, res.output
         rep = json.loads(res.output.strip().splitlines()[-1])
         assert rep["loss_per_epoch"][-1] <= rep["loss_per_epoch"][0] + 1e-6
+
+
+def test_train_perface_on_arcface_backbone(tmp_path, monkeypatch):
+    """With ArcFace R50 weights present (random here: none exist offline), perface trains on that backbone,
+    and the result is a head with ArcFace's crop that embeds like any other."""
+    import torch
+
+    from lookalike.heads.arcface import ARCFACE_FILE, build_iresnet50
+
+    f = _triplets(tmp_path, 60)
+    wd = _weights_dir(tmp_path)
+    torch.manual_seed(0)
+    torch.save(build_iresnet50().state_dict(), wd / ARCFACE_FILE)
+    monkeypatch.setenv(config.WEIGHTS_ENV, str(wd))
+    res = CliRunner().invoke(cli, ["train", "perface", "--triplets", str(f), "--name", "a1", "--epochs", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.output.strip().splitlines()[-1])
+    assert rep["backbone"] == "arcface-r50"  # --backbone auto took it because its weights are there
+    assert json.loads((wd / "trained" / "perface-a1.pt.json").read_text())["base_head"] == "arcface-r50"
+
+    from lookalike.heads import create_head
+
+    head = create_head("perface:a1")
+    assert head.crop == "arcface112"
+    crops = (np.random.default_rng(0).random((2, 112, 112, 3)) * 255).astype(np.uint8)
+    e = head.embed(crops)
+    assert e.shape == (2, 512) and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-4)
+    # the top starts as ArcFace's own fc + features: untrained, it reproduces the backbone's embedding
+    from lookalike.train import make_top
+
+    base = create_head("arcface-r50")
+    top = make_top(base.net, "perface", False).eval()
+    emb, maps = base.embed_with_maps(crops)
+    with torch.no_grad():
+        again = top(torch.from_numpy(maps.reshape(len(maps), -1))).numpy()
+    np.testing.assert_allclose(again, emb, atol=1e-4)
+    res = CliRunner().invoke(
+        cli, ["train", "perface", "--triplets", str(f), "--name", "c1", "--epochs", "1", "--backbone",
+              "facenet-casia", "--json"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output.strip().splitlines()[-1])["backbone"] == "facenet-casia"
+    assert create_head("perface:c1").crop == "facenet160"

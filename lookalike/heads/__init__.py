@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import LookalikeError, WeightsMissingError
 from ..weights import resolve
-from . import dinov2, facenet, sface, trained
+from . import arcface, dinov2, facenet, sface, trained
 from .base import Head, HeadSpec, normalize
 
 _REGISTRY: dict[str, HeadSpec] = {}
@@ -33,12 +33,12 @@ def list_heads() -> list[str]:
     return sorted(set(_REGISTRY) | set(trained.discover()))
 
 
-def get_head_spec(name: str) -> HeadSpec:
+def get_head_spec(name: str, weights_dir: Path | None = None) -> HeadSpec:
     """The declaration of a head, or a one-line error listing the known ones."""
     try:
         return _REGISTRY[name]
     except KeyError:
-        spec = trained.spec_for(name)  # `lookalike:NAME` / `perface:NAME`, made by `lookalike train`
+        spec = trained.spec_for(name, weights_dir)  # `lookalike:NAME` / `perface:NAME`, made by `lookalike train`
         if spec is not None:
             return spec
         raise LookalikeError(f"unknown head {name!r}; known heads: {', '.join(list_heads())}") from None
@@ -46,7 +46,7 @@ def get_head_spec(name: str) -> HeadSpec:
 
 def create_head(name: str, device: str | None = None, weights_dir: Path | None = None) -> Head:
     """Build a head with verified weights. Raises WeightsMissingError naming the file and how to get it."""
-    spec = get_head_spec(name)
+    spec = get_head_spec(name, weights_dir)
     try:
         path, sha = resolve(spec.weights, name, weights_dir)
     except WeightsMissingError:
@@ -59,7 +59,7 @@ def create_head(name: str, device: str | None = None, weights_dir: Path | None =
     return spec.build(spec, path, sha, device or "")
 
 
-for _spec in (sface.SPEC, facenet.CASIA, facenet.VGGFACE2, dinov2.SPEC):
+for _spec in (sface.SPEC, facenet.CASIA, facenet.VGGFACE2, dinov2.SPEC, arcface.SPEC):
     register_head(_spec)
 
 __all__ = ["DEFAULT_HEAD", "Head", "HeadSpec", "create_head", "get_head_spec", "list_heads", "normalize"]
