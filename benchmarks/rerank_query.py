@@ -106,9 +106,11 @@ def main() -> None:
     for i in labels.values():
         counts[i] = counts.get(i, 0) + 1
     multi = {i for i, n in counts.items() if n >= 2 and i not in doppel}  # the 300 people, not the 700 singles
-    faces = [f for f, i in sorted(rr._ident.items()) if i in multi]
-    g = learn_global_metric(rr.maps_of(faces), [rr._ident[f] for f in faces], steps=300)
-    rr.global_metric = lambda: g  # learnt on the 300 people only: it never saw a DoppelVer person
+    meta = s.store.faces(["face_id", "identity"])
+    ident = dict(zip(meta["face_id"].to_pylist(), meta["identity"].to_pylist(), strict=True))
+    faces = [f for f, i in sorted(ident.items()) if i in multi]
+    g = learn_global_metric(rr.maps_of(faces), [ident[f] for f in faces], steps=300)
+    rr.fixed_global = g  # learnt on the 300 people only: it never saw a DoppelVer person
     rows: dict[str, list[int]] = {"off": [], "auto": [], "global": [], "photo": []}
     hows: dict[str, int] = {}
     per_query = []

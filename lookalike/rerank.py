@@ -62,7 +62,10 @@ class MetricReranker:
 
     def __init__(self, searcher, n_arb: int = 100, steps: int = 150, seed: int = 0) -> None:
         if searcher.head is None or not hasattr(searcher.head, "embed_with_maps"):
-            raise LookalikeError("--rerank metric needs a FaceNet head (feature maps); this index has another head")
+            raise LookalikeError(
+                "--rerank metric needs a head with feature maps (facenet-casia, vggface2, arcface-r50, trained "
+                f"heads); this index's head is {searcher.store.head!r}"
+            )
         self.s = searcher
         self.head = searcher.head
         self.n_arb, self.steps, self.seed = n_arb, steps, seed
@@ -73,6 +76,9 @@ class MetricReranker:
         }
         self._ident = dict(zip(t["face_id"].to_pylist(), t["identity"].to_pylist(), strict=True))
         self._maps: dict[str, np.ndarray] = {}
+        self._metrics: dict[str, Metric] = {}  # learnt or loaded once per process
+        #: set to a Metric to use it as the global one instead of learning it from the index (benchmarks)
+        self.fixed_global: Metric | None = None
         self.metrics_dir = Path(searcher.store.root) / "metrics"
 
     def crops_of(self, face_ids: list[str]) -> np.ndarray:
@@ -84,7 +90,8 @@ class MetricReranker:
             if isinstance(item, Photo):
                 out.append(crop_face(item.rgb, g, self.head.crop))
             else:
-                out.append(np.full((160, 160, 3), 128, np.uint8))
+                size = int(re.search(r"\d+$", self.head.crop).group())  # crop names end in their size
+                out.append(np.full((size, size, 3), 128, np.uint8))
         return np.stack(out)
 
     def maps_of(self, face_ids: list[str]) -> np.ndarray:
@@ -104,6 +111,14 @@ class MetricReranker:
         return random.Random(self.seed).sample(pool, min(self.n_arb, len(pool)))
 
     def _cached(self, key: str, learn, fingerprint: str = "") -> Metric:
+        known = self._metrics.get(key)
+        if known is not None and known.info.get("fingerprint", "") == fingerprint:
+            return known
+        m = self._load_or_learn(key, learn, fingerprint)
+        self._metrics[key] = m
+        return m
+
+    def _load_or_learn(self, key: str, learn, fingerprint: str) -> Metric:
         path = self.metrics_dir / f"{_safe(key)}.pt"
         if path.exists():
             m = Metric.load(path)
@@ -135,6 +150,8 @@ class MetricReranker:
 
     def global_metric(self, identities: int = 200, per_identity: int = 4) -> Metric | None:
         """One metric across the index's labelled identities, or None with fewer than 10 of 2+ faces."""
+        if self.fixed_global is not None:
+            return self.fixed_global
         by_id: dict[str, list[str]] = {}
         for f, i in sorted(self._ident.items()):
             if i is not None:

@@ -8,18 +8,9 @@ from pathlib import Path
 import click
 
 from .. import config
-from ..cli_support import CONTEXT, ProgressBar
-
-
-def _bar_for(quiet: bool):
-    """A factory: label -> a `Progress` tqdm bar on stderr (disabled when quiet)."""
-    return lambda label: ProgressBar(label, "photo", disabled=quiet)
-
-
-def _default_heads() -> list[str]:
-    from ..heads import list_heads
-
-    return list_heads()
+from ..cli_support import CONTEXT
+from .cli_options import HEADS, RERANK, bar_for, default_heads
+from .similarity_cli import similarity_cmd
 
 
 @click.group("bench", context_settings=CONTEXT)
@@ -34,7 +25,7 @@ def bench() -> None:
     default=None,
     help="LFW folder with pairs.txt and images/ [default: $LOOKALIKE_DATA/lfw].",
 )
-@click.option("--head", "heads", multiple=True, help="Head to evaluate (repeatable) [default: every registered head].")
+@HEADS
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -43,14 +34,7 @@ def bench() -> None:
     help="Where lfw.md and lfw.json go.",
 )
 @click.option("--pairs", "pairs", type=int, default=None, help="Only the first N pairs of each fold (quick check).")
-@click.option(
-    "--rerank",
-    type=click.Choice(["none", "metric"]),
-    default="none",
-    show_default=True,
-    help="metric: also score pairs by feature-map distances (plain eq. 12, global and identity metric eq. 11) "
-    "as `query --rerank metric` orders candidates (FaceNet heads).",
-)
+@RERANK
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def lfw_cmd(
@@ -64,7 +48,7 @@ def lfw_cmd(
 
     data = data or config.data_dir() / "lfw"
     res = run_lfw(
-        data, list(heads) or _default_heads(), out, pairs=pairs, progress_for=_bar_for(quiet or as_json), rerank=rerank
+        data, list(heads) or default_heads(), out, pairs=pairs, progress_for=bar_for(quiet or as_json), rerank=rerank
     )
     if as_json:
         click.echo(json.dumps(res, default=str))
@@ -96,17 +80,10 @@ def lfw_cmd(
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Images root: the paths in the protocol are relative to it.",
 )
-@click.option("--head", "heads", multiple=True, help="Head to evaluate (repeatable) [default: every registered head].")
+@HEADS
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("benchmarks"), show_default=True)
 @click.option("--note", "notes", multiple=True, help="A line for the report (e.g. how the protocols were made).")
-@click.option(
-    "--rerank",
-    type=click.Choice(["none", "metric"]),
-    default="none",
-    show_default=True,
-    help="metric: also score pairs by feature-map distances (plain eq. 12, global and identity metric eq. 11) "
-    "as `query --rerank metric` orders candidates (FaceNet heads).",
-)
+@RERANK
 @click.option("--quiet", "-q", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
 def doppelver_cmd(
@@ -134,9 +111,9 @@ def doppelver_cmd(
     res = run_doppelver(
         list(protocols),
         images,
-        list(heads) or _default_heads(),
+        list(heads) or default_heads(),
         out,
-        progress_for=_bar_for(quiet or as_json),
+        progress_for=bar_for(quiet or as_json),
         notes=list(notes),
         rerank=rerank,
     )
@@ -197,7 +174,5 @@ def make_doppelganger_cmd(
         json.dumps(make_doppelganger(gallery, pairs_csv, out, pairs_per_split, n_splits, seed, not unequal_splits))
     )
 
-
-from .similarity_cli import similarity_cmd  # noqa: E402
 
 bench.add_command(similarity_cmd)

@@ -213,12 +213,5 @@ def doppelver_markdown(out: dict) -> str:
     )
     if out["roc_pngs"]:
         lines += ["", "ROC curves (View 2, splits 1-9): " + ", ".join(f"`{Path(p).name}`" for p in out["roc_pngs"])]
-    reranked = [r for r in out["results"] if "rerank" in r]
-    if reranked:
-        from .metric_pairs import rerank_note
-
-        lines += ["", *rerank_note(reranked)]
-    if out["skipped"]:
-        lines += ["", "Skipped heads:", ""]
-        lines += [f"- `{s['head']}`: {s['reason']}" for s in out["skipped"]]
+    lines += report.closing_lines(out)
     return "\n".join(lines) + "\n"

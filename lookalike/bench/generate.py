@@ -88,22 +88,7 @@ def equalize_splits(proto: PairProtocol, n_splits: int = 10, seed: int = 0) -> t
         for label in (True, False):
             idx = np.nonzero((proto.split == k) & (proto.same == label))[0]
             order.extend(np.sort(rng.choice(idx, size=half, replace=False)).tolist())
-    return _take(proto, np.array(order, dtype=np.int64)), len(proto) - len(order)
-
-
-def _take(proto: PairProtocol, idx: np.ndarray) -> PairProtocol:
-    pick = idx.tolist()
-    return PairProtocol(
-        a=[proto.a[i] for i in pick],
-        b=[proto.b[i] for i in pick],
-        same=proto.same[idx],
-        split=proto.split[idx],
-        name=proto.name,
-        identity_a=[proto.identity_a[i] for i in pick],
-        identity_b=[proto.identity_b[i] for i in pick],
-        source_a=[proto.source_a[i] for i in pick],
-        source_b=[proto.source_b[i] for i in pick],
-    )
+    return proto.take(np.array(order, dtype=np.int64)), len(proto) - len(order)
 
 
 def relative_to(proto: PairProtocol, root: Path) -> PairProtocol:

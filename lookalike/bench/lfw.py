@@ -57,16 +57,7 @@ def lfw_subset(data: Path, pairs: int | None = None) -> PairProtocol:
         m = np.nonzero(proto.split == f)[0]
         # a fold is 300 same then 300 different: take the first half of `pairs` from each
         rank[m] = np.concatenate([np.arange(len(m) // 2), np.arange(len(m) - len(m) // 2)])
-    keep = np.nonzero(rank < max(pairs // 2, 1))[0]
-    return PairProtocol(
-        a=[proto.a[k] for k in keep],
-        b=[proto.b[k] for k in keep],
-        same=proto.same[keep],
-        split=proto.split[keep],
-        name=proto.name,
-        identity_a=[proto.identity_a[k] for k in keep],
-        identity_b=[proto.identity_b[k] for k in keep],
-    )
+    return proto.take(np.nonzero(rank < max(pairs // 2, 1))[0])
 
 
 def _kfold_result(head: str, scores: np.ndarray, proto: PairProtocol, extra: dict) -> dict:
@@ -201,12 +192,5 @@ def lfw_markdown(out: dict) -> str:
         lines.append(f"- `{head}`: {100 * acc:.2f}% ({src})")
     lines += ["", "Why a figure may differ from the published one:", "", f"- {COMMON_NOTE}"]
     lines += [f"- `{r['head']}`: {NOTES[r['head']]}" for r in out["results"] if r["head"] in NOTES]
-    reranked = [r for r in out["results"] if "rerank" in r]
-    if reranked:
-        from .metric_pairs import rerank_note
-
-        lines += ["", *rerank_note(reranked)]
-    if out["skipped"]:
-        lines += ["", "Skipped heads:", ""]
-        lines += [f"- `{s['head']}`: {s['reason']}" for s in out["skipped"]]
+    lines += report.closing_lines(out)
     return "\n".join(lines) + "\n"

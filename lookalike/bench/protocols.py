@@ -73,6 +73,22 @@ class PairProtocol:
         if lengths != {n} or self.same.ndim != 1 or self.split.ndim != 1:
             raise ValueError("PairProtocol fields must all hold one entry per pair")
 
+    def take(self, idx) -> PairProtocol:
+        """The pairs at positions `idx` (in that order), as a protocol of the same name."""
+        idx = np.asarray(idx, dtype=np.int64)
+        pick = idx.tolist()
+        return PairProtocol(
+            a=[self.a[i] for i in pick],
+            b=[self.b[i] for i in pick],
+            same=self.same[idx],
+            split=self.split[idx],
+            name=self.name,
+            identity_a=[self.identity_a[i] for i in pick],
+            identity_b=[self.identity_b[i] for i in pick],
+            source_a=[self.source_a[i] for i in pick],
+            source_b=[self.source_b[i] for i in pick],
+        )
+
     def __len__(self) -> int:
         return len(self.a)
 

@@ -58,3 +58,17 @@ def write_report(out_dir: Path, stem: str, data: dict, markdown: str) -> tuple[P
 
 def pct(x: float | None, digits: int = 2) -> str:
     return "n/a" if x is None else f"{100 * x:.{digits}f}"
+
+
+def closing_lines(out: dict) -> list[str]:
+    """The end of a pair benchmark's Markdown: what `--rerank metric` rows are, and the skipped heads."""
+    lines: list[str] = []
+    reranked = [r for r in out["results"] if "rerank" in r]
+    if reranked:
+        from .metric_pairs import rerank_note
+
+        lines += ["", *rerank_note(reranked)]
+    if out["skipped"]:
+        lines += ["", "Skipped heads:", ""]
+        lines += [f"- `{s['head']}`: {s['reason']}" for s in out["skipped"]]
+    return lines

@@ -9,10 +9,11 @@ import click
 
 from .. import config
 from ..cli_support import CONTEXT
+from .cli_options import HEADS, bar_for, default_heads
 
 
 @click.command("similarity", context_settings=CONTEXT)
-@click.option("--head", "heads", multiple=True, help="Head to evaluate (repeatable) [default: every registered head].")
+@HEADS
 @click.option(
     "--triplets",
     "triplets_file",
@@ -64,16 +65,15 @@ def similarity_cmd(
 
     Each head's embeddings are cached in the index `bench-<head>` (a re-run embeds nothing new).
     """
-    from .cli import _bar_for, _default_heads  # here, not at the top: cli.py imports this module at its end
     from .similarity_bench import run_similarity, summary_line
 
     res = run_similarity(
-        list(heads) or _default_heads(),
+        list(heads) or default_heads(),
         out,
         triplets_file=triplets_file,
         data=data or config.data_dir(),
         seed=seed,
-        progress_for=_bar_for(quiet or as_json),
+        progress_for=bar_for(quiet or as_json),
         rankings_file=rankings_file,
         max_pairs=limit,
         pool=pool,

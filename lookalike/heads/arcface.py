@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import WeightsMismatchError
 from ..weights import WeightsSpec
-from .base import Head, HeadSpec
+from .base import Head, HeadSpec, load_state_file
 from .facenet import _torch_device
 
 ARCFACE_FILE = "arcface-r50-ms1mv3.pth"
@@ -94,15 +94,9 @@ def build_iresnet50(state_dict: dict | None = None):
 
 class ArcFaceHead(Head):
     def __init__(self, spec: HeadSpec, path: Path, sha: str, device: str) -> None:
-        import torch
 
         super().__init__(spec, sha, _torch_device(device))
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # a truncated or foreign file: say which, not a pickle traceback
-            raise WeightsMismatchError(
-                f"weights file {path} is not a torch state dict ({type(e).__name__}): {spec.weights.how_to_get}"
-            ) from None
+        state = load_state_file(path, spec.weights.how_to_get)
         self.net = build_iresnet50(state).to(self.device)
 
     def preprocess(self, crops: np.ndarray):

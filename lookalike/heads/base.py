@@ -67,6 +67,20 @@ class Head(ABC):
         return normalize(out)
 
 
+def load_state_file(path: Path, how_to_get: str) -> dict:
+    """A torch state dict from `path` (CPU); a truncated or foreign file is a one-line error, not a pickle trace."""
+    import torch
+
+    from ..errors import WeightsMismatchError
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise WeightsMismatchError(
+            f"weights file {path} is not a torch state dict ({type(e).__name__}): {how_to_get}"
+        ) from None
+
+
 def normalize(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 norm (a zero row stays zero)."""
     n = np.linalg.norm(x, axis=1, keepdims=True)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import LookalikeError, WeightsMissingError
 from ..weights import WeightsSpec
-from .base import Head, HeadSpec
+from .base import Head, HeadSpec, load_state_file
 from .facenet import _torch_device
 
 DINOV2_FILE = "dinov2_vits14_pretrain.pth"
@@ -48,10 +48,9 @@ def build_vit(state_dict: dict | None = None):
 
 class DinoV2Head(Head):
     def __init__(self, spec: HeadSpec, path: Path, sha: str, device: str) -> None:
-        import torch
 
         super().__init__(spec, sha, _torch_device(device))
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_state_file(path, spec.weights.how_to_get)
         self.net = build_vit(state).to(self.device)
 
     def preprocess(self, crops: np.ndarray):

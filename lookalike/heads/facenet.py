@@ -17,7 +17,7 @@ import numpy as np
 from .. import config
 from ..errors import WeightsMismatchError
 from ..weights import WeightsSpec, package_file
-from .base import Head, HeadSpec
+from .base import Head, HeadSpec, load_state_file
 
 CASIA_FILE = "facenet-casia-webface.pt"
 VGGFACE2_FILE = "20180402-114759-vggface2.pt"
@@ -78,15 +78,9 @@ def forward_with_taps(net, x, taps: tuple[str, ...] = ()):
 
 class FaceNetHead(Head):
     def __init__(self, spec: HeadSpec, path: Path, sha: str, device: str) -> None:
-        import torch
 
         super().__init__(spec, sha, _torch_device(device))
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # a truncated or foreign file: say which, not a pickle traceback
-            raise WeightsMismatchError(
-                f"weights file {path} is not a torch state dict ({type(e).__name__}): {spec.weights.how_to_get}"
-            ) from None
+        state = load_state_file(path, spec.weights.how_to_get)
         self.net = build_backbone(state).to(self.device)
 
     def preprocess(self, crops: np.ndarray):

@@ -18,8 +18,8 @@ from .. import config
 from ..errors import LookalikeError, WeightsMismatchError
 from ..weights import WeightsSpec, resolve
 from .arcface import ArcFaceHead, build_iresnet50
-from .base import HeadSpec
-from .facenet import FaceNetHead, build_backbone, forward_with_taps
+from .base import HeadSpec, load_state_file
+from .facenet import FaceNetHead, _torch_device, build_backbone, forward_with_taps
 
 KINDS = ("lookalike", "perface")
 _NAME = re.compile(r"^(lookalike|perface):([A-Za-z0-9_.-]+)$")
@@ -72,7 +72,7 @@ def discover(weights_dir: Path | None = None) -> list[str]:
 
 
 def _load(spec: HeadSpec, path: Path):
-    """`(payload, base weights path)` of a trained head file, checked against its base head's weights."""
+    """`(payload, base backbone's state dict)` of a trained head file, checked against its base head's weights."""
     import torch
 
     from . import get_head_spec
@@ -85,21 +85,19 @@ def _load(spec: HeadSpec, path: Path):
     base_path, base_sha = resolve(base_spec.weights, base_spec.name, path.parent.parent)
     if base_sha != payload["base_weights_sha256"]:
         raise LookalikeError(f"{path} was trained on other {payload['base_head']} weights than {base_path}")
-    return payload, base_path
+    return payload, load_state_file(base_path, base_spec.weights.how_to_get)
 
 
 class TrainedHead(FaceNetHead):
     """The base FaceNet backbone (frozen) with a trained top."""
 
     def __init__(self, spec: HeadSpec, path: Path, sha: str, device: str) -> None:
-        import torch
 
         from ..train import make_top
 
-        payload, base_path = _load(spec, path)
-        super(FaceNetHead, self).__init__(spec, sha, device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        state = torch.load(base_path, map_location="cpu", weights_only=True)
-        self.net = build_backbone(state).to(self.device)
+        payload, base_state = _load(spec, path)
+        super(FaceNetHead, self).__init__(spec, sha, _torch_device(device))
+        self.net = build_backbone(base_state).to(self.device)
         self.top = make_top(self.net, payload["kind"], payload["hierarchical"], payload["tap_channels"])
         self.top.load_state_dict(payload["state"])
         self.top.to(self.device).eval()
@@ -120,13 +118,12 @@ class TrainedArcFaceHead(ArcFaceHead):
     """The ArcFace R50 backbone (frozen) with a trained top over its last stage's map."""
 
     def __init__(self, spec: HeadSpec, path: Path, sha: str, device: str) -> None:
-        import torch
 
         from ..train import make_top
 
-        payload, base_path = _load(spec, path)
-        super(ArcFaceHead, self).__init__(spec, sha, device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.net = build_iresnet50(torch.load(base_path, map_location="cpu", weights_only=True)).to(self.device)
+        payload, base_state = _load(spec, path)
+        super(ArcFaceHead, self).__init__(spec, sha, _torch_device(device))
+        self.net = build_iresnet50(base_state).to(self.device)
         self.top = make_top(self.net, payload["kind"], False)
         self.top.load_state_dict(payload["state"])
         self.top.to(self.device).eval()
