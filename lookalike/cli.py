@@ -139,7 +139,8 @@ def index_cmd(
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per query photo.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="Write a contact sheet.")
 @click.option("--rerank", type=click.Choice(["none", "metric"]), default="none", show_default=True,
-              help="metric: reorder FAISS's top 50 by the learned seed-000 metric (eq. 11).")  # fmt: skip
+              help="metric: reorder FAISS's top 50 by the learned seed-000 metric (eq. 11). Experimental: on "
+              "this project's benchmarks it ranks below plain cosine (README, 'Learned similarity').")  # fmt: skip
 @click.option("--metric-from", "metric_from", type=click.Choice(["auto", "identity", "global", "photo"]),
               default="auto", show_default=True,
               help="Where --rerank metric's metric comes from: the query's labelled identity, one metric "
