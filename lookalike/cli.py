@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from . import config
+from . import config, paths
 from .bench.cli import bench
 from .cli_support import CONTEXT, ProgressBar
 from .curate_cli import dedup_cmd, mine_vise_cmd
@@ -52,7 +52,7 @@ def cli(weights_dir: Path | None) -> None:
 
 # ------------------------------------------------------------------------------------------------ index
 @cli.command("index", context_settings=CONTEXT)
-@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.argument("source", type=click.Path(exists=True, path_type=Path, allow_dash=False))
 @click.option("--name", help="Index name: lives in ./indexes/NAME (or $LOOKALIKE_INDEX_HOME/NAME).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Index folder (instead of --name).")
 @click.option("--head", "head_name", default=None, help="Embedding head (see `lookalike heads`).")
@@ -61,6 +61,13 @@ def cli(weights_dir: Path | None) -> None:
 @click.option("--min-prob", default=0.9, show_default=True, help="Keep faces the detector is this sure of.")
 @click.option("--min-face", default=20, show_default=True, help="Smallest face side to look for, pixels.")
 @click.option("--max-pixels", default=120_000_000, show_default=True, help="Reject images above this size.")
+@click.option("--max-file-mb", default=512, show_default=True, help="Reject files above this size, MB.")
+@click.option(
+    "--max-pixels-in-flight",
+    default=200_000_000,
+    show_default=True,
+    help="Decoded pixels held at once (memory bound; about 3 bytes each).",
+)
 @click.option("--batch-size", default=32, show_default=True, help="Photos per detector batch.")
 @click.option("--index-type", default="Flat", show_default=True, help="FAISS factory string, e.g. HNSW32.")
 @click.option("--device", default=None, help="torch device (default: cuda when present, else cpu).")
@@ -76,43 +83,59 @@ def index_cmd(
     min_prob: float,
     min_face: int,
     max_pixels: int,
+    max_file_mb: int,
+    max_pixels_in_flight: int,
     batch_size: int,
     index_type: str,
     device: str | None,
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """Find, align and embed every face under SOURCE (a folder, or a text file of paths).
+    """Find, align and embed every face under SOURCE (a folder, a photo, or a text file of paths).
 
     Re-running embeds only new or changed photos; an interrupted run resumes where it stopped.
-    Identity labels come from each photo's folder name (or --labels); only a photo's main face takes it.
+    Identity labels come from each photo's folder name, from --labels, or from a list file whose first line
+    is `path,identity`; only a photo's main face takes it.
     """
     from .detect import FaceDetector
-    from .heads import DEFAULT_HEAD, create_head
+    from .heads import DEFAULT_HEAD, create_head, get_head_spec
     from .photos import read_labels
     from .pipeline import IndexOptions, run_index
     from .store import FaceStore
+    from .vector_index import check_factory
 
     if out is None:
         out = config.index_home() / (name or source.resolve().name)
+    if min(max_pixels, max_file_mb, max_pixels_in_flight, batch_size) <= 0:
+        raise LookalikeError("--max-pixels, --max-file-mb, --max-pixels-in-flight and --batch-size must be > 0")
+    # everything that can refuse the run does so before any model loads
+    FaceStore.check_target(out)
     if head_name is None:
         head_name = FaceStore.open(out).head if FaceStore.exists(out) else DEFAULT_HEAD
     elif FaceStore.exists(out):
         FaceStore.open(out).check_head(head_name)
+    check_factory(index_type, get_head_spec(head_name).dim)
+    label_map = read_labels(labels) if labels else None
     head = create_head(head_name, device=device)
     detector = FaceDetector(min_prob=min_prob, min_face_size=min_face, device=device)
     opts = IndexOptions(
         min_prob=min_prob,
         min_face_size=min_face,
         max_pixels=max_pixels,
+        max_bytes=max_file_mb * 2**20,
+        pixels_in_flight=max_pixels_in_flight,
         batch_files=batch_size,
         index_factory=index_type,
-        labels=read_labels(labels) if labels else None,
+        labels=label_map,
         prune=prune,
     )
     bar = ProgressBar(f"index {out.name}", "photo", disabled=quiet or as_json)
-    report = run_index(source, out, head, detector, opts, bar)
-    bar.close()
+    try:
+        report = run_index(source, out, head, detector, opts, bar)
+    finally:
+        bar.close()
+    for w in report.warnings:
+        click.echo(f"lookalike: warning: {w}", err=True)
     if as_json:
         _emit_json(report.as_dict())
     elif not quiet:
@@ -120,7 +143,8 @@ def index_cmd(
         click.echo(
             f"{out}: {c['faces']} faces from {c['files']} photos, {c['rejects']} rejects "
             f"(this run: {report.files_processed} photos read, {report.faces_added} faces added, "
-            f"{report.files_unchanged} unchanged, {report.pruned_files} pruned) in {report.seconds:.1f}s",
+            f"{report.rejects_added} rejects, {report.files_unchanged} unchanged, {report.files_skipped} other "
+            f"files skipped, {report.pruned_files} pruned) in {report.seconds:.1f}s",
             err=True,
         )
 
@@ -128,7 +152,7 @@ def index_cmd(
 # ------------------------------------------------------------------------------------------------ query
 @cli.command("query", context_settings=CONTEXT)
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-k", default=10, show_default=True, help="Matches per query.")
+@click.option("-k", default=10, show_default=True, type=click.IntRange(min=1), help="Matches per query.")
 @click.option("--index", "index_name", default=None, help="Index name or folder (default: the only one).")
 @click.option("--mode", type=click.Choice(["faces", "identities"]), default="faces", show_default=True)
 @click.option("--face", type=int, default=None, help="Use face N of the photo (0 = main face).")
@@ -161,7 +185,11 @@ def query_cmd(
     rerank: str,
     metric_from: str,
 ) -> None:
-    """Who looks like the face in each of IMAGES? Ranks the index's faces by cosine similarity."""
+    """Who looks like the face in each of IMAGES? Ranks the index's faces by cosine similarity.
+
+    A photo that cannot be answered (unreadable, no face, no face N) prints `lookalike: error: ...` on stderr
+    while the others are answered. Exit status: 0 all answered, 2 none, 3 some.
+    """
     from .query import Searcher
     from .rerank import DEFAULT_CANDIDATES, rerank_answers
 
@@ -178,7 +206,6 @@ def query_cmd(
             _emit_json(a)
             continue
         if a.get("error"):
-            click.echo(f"{a['query']}: {a['error']}", err=True)
             continue
         how = f", reranked by the {a['rerank']} metric" if a.get("rerank") else ""
         click.echo(f"{a['query']}  (face {a['face_index']}, head {a['head']}{how})")
@@ -189,8 +216,11 @@ def query_cmd(
         write_contact(dicts, html_out)
         if not as_json:
             click.echo(f"contact sheet: {html_out}", err=True)
-    if all(a.get("error") for a in dicts):
-        sys.exit(1)
+    failed = [a for a in dicts if a.get("error")]
+    for a in failed:
+        click.echo(f"lookalike: error: {a['error']}", err=True)
+    if failed:
+        sys.exit(2 if len(failed) == len(dicts) else 3)
 
 
 # ------------------------------------------------------------------------------------------------ info
@@ -198,10 +228,15 @@ def query_cmd(
 @click.argument("index", required=False)
 @click.option("--json", "as_json", is_flag=True)
 def info_cmd(index: str | None, as_json: bool) -> None:
-    """What an index holds: head, faces, files, rejects, where it is."""
+    """What an index holds: head, faces, files, rejects, where it is; damage is an error (exit 2)."""
+    from .errors import IndexCorruptError
     from .store import FaceStore
 
     store = FaceStore.open(_resolve_index(index))
+    problems = store.check()
+    if problems:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise IndexCorruptError(problems[0] + more)
     m = store.manifest
     faces = store.faces(["path", "identity"])
     rejects = store.rejects()
@@ -216,6 +251,7 @@ def info_cmd(index: str | None, as_json: bool) -> None:
         "identities": len(identities),
         "weights_sha256": m["weights_sha256"],
         "index_factory": m.get("index_factory", "Flat"),
+        "index_active": m.get("index_active", m.get("index_factory", "Flat")),
         "pending_parts": len(m["pending"]),
         "created": m["created"],
         "updated": m["updated"],
@@ -231,6 +267,41 @@ def info_cmd(index: str | None, as_json: bool) -> None:
             key = r.split(":")[0].split("(")[0].strip()
             reasons[key] = reasons.get(key, 0) + 1
         click.echo("        rejects: " + ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda x: -x[1])))
+
+
+@cli.command("repair", context_settings=CONTEXT)
+@click.argument("index")
+@click.option("--head", "head_name", default=None, help="The head that built it, when nothing left says so.")
+@click.option("--json", "as_json", is_flag=True)
+def repair_cmd(index: str, head_name: str | None, as_json: bool) -> None:
+    """Rebuild a damaged index (lost manifest, truncated/zeroed/deleted files) from the faces that survive.
+
+    Every readable face row is kept with a unique vector id and the FAISS index is rebuilt from the stored
+    embeddings; photos whose rows were lost are embedded again by the next `lookalike index` run.
+    """
+    from .store import FaceStore, resolve_index_path
+
+    root = resolve_index_path(index)
+    head_info = None
+    if head_name:
+        from .heads import get_head_spec
+        from .weights import resolve
+
+        spec = get_head_spec(head_name)
+        head_info = {"head": head_name, "dim": spec.dim, "weights_sha256": resolve(spec.weights, head_name)[1]}
+    report = FaceStore.repair(root, head_info)
+    if as_json:
+        _emit_json(report.as_dict())
+        return
+    for p in report.problems:
+        click.echo(f"found: {p}", err=True)
+    for lost in report.lost:
+        click.echo(f"unreadable, skipped: {lost}", err=True)
+    click.echo(
+        f"{root}: repaired from {', '.join(report.sources) or 'nothing'}: {report.faces} faces from {report.files} "
+        f"photos, {report.rejects} rejects, {report.ids_reassigned} vector ids reassigned; run `lookalike index` "
+        "on the photos again to embed what was lost"
+    )
 
 
 # ------------------------------------------------------------------------------------------------ heads, weights
@@ -348,6 +419,10 @@ def main() -> None:
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
+    except OSError as e:  # a full disk, a read-only folder, a vanished file: the index itself stays consistent
+        where = f" ({paths.shown(str(e.filename))})" if getattr(e, "filename", None) else ""
+        click.echo(f"lookalike: error: {e.strerror or e}{where}", err=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         click.echo("interrupted: what was committed is kept; run the same command again to resume", err=True)
         sys.exit(130)

@@ -15,17 +15,34 @@ from .cli_support import CONTEXT, ProgressBar
 from .errors import LookalikeError
 
 
+def folder_index_path(folder: Path, head_name: str) -> Path:
+    """Where a photo folder's own index lives: `<index home>/folders/<name>-<digest of its absolute path>-<head>`,
+    so `/a/photos` and `/b/photos` never share one."""
+    import hashlib
+
+    from .paths import to_text
+
+    absolute = to_text(os.path.abspath(folder))
+    digest = hashlib.sha256(absolute.encode("utf-8")).hexdigest()[:10]
+    return config.index_home() / "folders" / f"{Path(absolute).name}-{digest}-{head_name}"
+
+
 def _index_folder(folder: Path, head_name: str, quiet: bool, device: str | None = None) -> Path:
-    """Index a photo folder (incrementally) into `<index home>/<folder>-<head>`; identities from sub-folders."""
+    """Index a photo folder into its own index (`folder_index_path`), incrementally and pruned: the index
+    holds exactly the folder's photos as they are now; identities from sub-folders."""
     from .detect import FaceDetector
     from .heads import create_head
-    from .pipeline import run_index
+    from .pipeline import IndexOptions, run_index
+    from .store import FaceStore
 
-    out = config.index_home() / f"{folder.resolve().name}-{head_name}"
+    out = folder_index_path(folder, head_name)
+    FaceStore.check_target(out)
     head = create_head(head_name, device=device)  # FaceStore.writer refuses an index of another head
-    bar = ProgressBar(f"index {out.name}", "photo", disabled=quiet)
-    run_index(folder, out, head, FaceDetector(device=device), progress=bar)
-    bar.close()
+    bar = ProgressBar(f"index {folder.name}", "photo", disabled=quiet)
+    try:
+        run_index(folder, out, head, FaceDetector(device=device), IndexOptions(prune=True), progress=bar)
+    finally:
+        bar.close()
     return out
 
 
@@ -64,10 +81,11 @@ def _row_bar(total: int, desc: str, quiet: bool):
 @click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="Page of the pairs.")
 @click.option(
     "--pixel-check/--no-pixel-check",
-    default=True,
+    default=False,
     show_default=True,
     help="Also call a pair near when its head cosine > 0.6 and its 8x8 thumbnails correlate above "
-    "--pixel-threshold (catches re-encoded / resized copies a face-identity head scores low).",
+    "--pixel-threshold. Off by default: on aligned face crops it pairs different photos of one person "
+    "(benchmarks/dedup.md).",
 )
 @click.option("--pixel-threshold", default=0.85, show_default=True)
 @click.option("--remove", is_flag=True, help="Take the later photo of each pair out of the index (kept on record).")
@@ -87,7 +105,12 @@ def dedup_cmd(
     as_json: bool,
 ) -> None:
     """Exact duplicates (same sha256, or cosine >= 0.9999) and near duplicates (cosine > --threshold) among the
-    main faces of an index (NAME or folder) or of a photo folder (indexed first, incrementally)."""
+    main faces of an index (NAME or folder) or of a photo folder.
+
+    A photo folder gets an index of its own (under the index home's `folders/`, keyed by the folder's absolute
+    path), updated incrementally and pruned, so it holds exactly the folder's photos. -q hides progress and
+    the summary line, never the pairs; --json prints one object.
+    """
     from .dedup import find_duplicates, plan_removal, remove_duplicates, restore_removed, write_html
     from .store import FaceStore, resolve_index_path
 
@@ -121,12 +144,12 @@ def dedup_cmd(
     if as_json:
         click.echo(json.dumps({**dups.as_json(), "head": dups.head, "index": str(ix), "removed": removed}))
         return
-    click.echo(f"{len(dups.exact)} exact and {len(dups.near)} near-duplicate pairs among {dups.photos} photos")
     if not quiet:
-        for a, b in dups.exact[:20]:
-            click.echo(f"  exact  {a}  {b}")
-        for a, b, s in dups.near[:20]:
-            click.echo(f"  {s:.4f} {a}  {b}")
+        click.echo(f"{len(dups.exact)} exact and {len(dups.near)} near-duplicate pairs among {dups.photos} photos")
+    for a, b in dups.exact:
+        click.echo(f"  exact  {a}  {b}")
+    for a, b, s in dups.near:
+        click.echo(f"  {s:.4f} {a}  {b}")
     if html_out:
         click.echo(f"wrote {html_out}", err=True)
     if remove:

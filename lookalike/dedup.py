@@ -10,6 +10,7 @@ Both go through the index's normal crash-safe commit (`commit_part` + `finalize`
 from __future__ import annotations
 
 import html
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,7 +76,7 @@ class Duplicates:
 def find_duplicates(
     index_dir: Path,
     threshold: float = 0.92,
-    pixel_check: bool = True,
+    pixel_check: bool = False,
     pixel_threshold: float = PIXEL_THRESHOLD,
     progress=None,
 ) -> Duplicates:
@@ -126,14 +127,30 @@ def find_duplicates(
 
 def plan_removal(dups: Duplicates) -> list[dict]:
     """Which photos to remove: the later photo of each pair (exact pairs first, then near ones by score),
-    unless the earlier one is itself removed already (then the later one stays as the survivor)."""
+    unless the earlier one is itself removed already (then the later one stays as the survivor).
+
+    A photo whose file has vanished since it was indexed is never kept over one that exists: of such a pair
+    the vanished one goes (and of two vanished files, neither is anyone's survivor: the pair is skipped).
+    """
+    from .paths import fs_path
+
     removed: dict[str, dict] = {}
     candidates = [(a, b, dups.scores.get((a, b), 1.0), "exact duplicate") for a, b in dups.exact]
     candidates += [(a, b, s, "near duplicate") for a, b, s in dups.near]
+    present: dict[str, bool] = {}
+
+    def exists(p: str) -> bool:
+        if p not in present:
+            present[p] = os.path.isfile(fs_path(p))
+        return present[p]
+
     for a, b, s, reason in candidates:
         if a in removed or b in removed:
             continue
-        removed[b] = {"path": b, "kept_path": a, "score": float(s), "reason": reason}
+        keep, drop = (a, b) if exists(a) else (b, a)
+        if not exists(keep):
+            continue
+        removed[drop] = {"path": drop, "kept_path": keep, "score": float(s), "reason": reason}
     return list(removed.values())
 
 

@@ -102,10 +102,28 @@ class FaceDetector:
     def params(self) -> dict:
         return self.describe(self.min_prob, self.min_face_size, self.max_side)
 
+    def too_small(self, height: int, width: int) -> str | None:
+        """Why an image of this size cannot be searched for faces, or None.
+
+        MTCNN's image pyramid starts at `min_face_size` pixels per 12-pixel window: an image whose short side
+        (after downscaling to `max_side`) is under `min_face_size` has no pyramid level at all.
+        """
+        f = min(1.0, self.max_side / max(height, width, 1))
+        h, w = round(height * f), round(width * f)
+        if min(h, w) >= self.min_face_size:
+            return None
+        if f < 1.0:
+            return (
+                f"too small: {width}x{height} is {w}x{h} once scaled to {self.max_side} px on the long side, "
+                f"under {self.min_face_size} px on the short side"
+            )
+        return f"too small: {width}x{height} (faces are looked for from {self.min_face_size} px)"
+
     def detect(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
         """Faces per image, in the detector's order. images: RGB `(H, W, 3) uint8`, any sizes.
 
-        Images of one size after downscaling go through MTCNN together, `batch_pixels` at a time.
+        Images of one size after downscaling go through MTCNN together, `batch_pixels` at a time; an image
+        too small to search (`too_small`) has no faces.
         """
         scaled: list[np.ndarray] = []
         factors: list[float] = []
@@ -118,7 +136,8 @@ class FaceDetector:
             factors.append(f)
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for i, img in enumerate(scaled):
-            by_shape.setdefault(img.shape, []).append(i)
+            if self.too_small(*images[i].shape[:2]) is None and min(img.shape[:2]) >= self.min_face_size:
+                by_shape.setdefault(img.shape, []).append(i)
         out: list[list[DetectedFace]] = [[] for _ in images]
         calls = []
         for shape, idxs in by_shape.items():

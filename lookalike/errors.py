@@ -21,3 +21,7 @@ class HeadMismatchError(LookalikeError):
 
 class IndexNotFoundError(LookalikeError):
     """No index at the name or path the user gave."""
+
+
+class IndexCorruptError(LookalikeError):
+    """An index folder is damaged (lost manifest, truncated or missing data file); `lookalike repair` fixes it."""

@@ -8,8 +8,10 @@ writer: ids, parts, finalize) runs on one machine.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,14 +23,20 @@ import pyarrow as pa
 from .align import crop_face
 from .detect import DetectedFace, FaceDetector, main_face_order
 from .heads import Head
+from .paths import fs_path
 from .photos import (
+    DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
+    DEFAULT_PIXELS_IN_FLIGHT,
+    FileStat,
     Photo,
+    PixelBudget,
     Rejected,
-    chunked,
+    SourceScan,
+    Unchanged,
     identity_from_folder,
-    iter_photo_files,
     load_photo,
+    scan_source,
     stat_file,
 )
 from .store import REJECTS_SCHEMA, FaceStore, faces_schema, now_utc
@@ -42,6 +50,8 @@ class IndexOptions:
     min_face_size: int = 20
     max_side: int = 1600
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_BYTES
+    pixels_in_flight: int = DEFAULT_PIXELS_IN_FLIGHT
     batch_files: int = 32
     commit_every: int = 256
     index_factory: str = "Flat"
@@ -76,11 +86,14 @@ class IndexReport:
     files_seen: int = 0
     files_processed: int = 0
     files_unchanged: int = 0
+    files_skipped: int = 0  # not photos (by ending and first bytes), hidden files
+    files_touched: int = 0  # mtime changed, same bytes: kept without a new embedding
     faces_added: int = 0
     rejects_added: int = 0
     pruned_files: int = 0
     seconds: float = 0.0
     counts: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -92,6 +105,80 @@ def read_stage(paths: list[str], max_pixels: int, pool: ThreadPoolExecutor | Non
     if pool is None:
         return [load_photo(p, max_pixels) for p in paths]
     return list(pool.map(lambda p: load_photo(p, max_pixels), paths))
+
+
+Loaded = Photo | Rejected | Unchanged
+
+
+def read_batches(
+    paths: list[str],
+    batch_files: int,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    budget: PixelBudget | None = None,
+    known_sha256: dict[str, str | None] | None = None,
+) -> Iterator[list[Loaded]]:
+    """Batches of loaded files, read by one background thread one batch ahead of the caller.
+
+    Memory is bounded by decoded pixels, not photos: each decode draws its pixels from `budget`, and the
+    caller gives a batch's pixels back (`release_batch`) when it is done with it. When a decode would have to
+    wait for pixels, the reader hands over the batch it holds first, so the caller can free some.
+    """
+    budget = budget or PixelBudget(DEFAULT_PIXELS_IN_FLIGHT)
+    known = known_sha256 or {}
+    out: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    done = object()
+    current: list[Loaded] = []
+
+    def hand_over() -> None:
+        nonlocal current
+        if current:
+            batch, current = current, []
+            out.put(batch)
+
+    def produce() -> None:
+        try:
+            budget.on_wait = hand_over
+            for p in paths:
+                if stop.is_set():
+                    return
+                current.append(load_photo(p, max_pixels, max_bytes=max_bytes, budget=budget, known_sha256=known.get(p)))
+                if len(current) >= batch_files:
+                    hand_over()
+            hand_over()
+            out.put(done)
+        except BaseException as e:  # surfaced in the caller's thread
+            out.put(e)
+
+    worker = threading.Thread(target=produce, name="lookalike-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = out.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            budget.release(budget.limit)  # wake a reader waiting for pixels
+            try:
+                out.get(timeout=0.05)  # make room for a reader waiting to hand over
+            except queue.Empty:
+                pass
+        budget.on_wait = None
+
+
+def release_batch(batch: list[Loaded], budget: PixelBudget) -> None:
+    """Give a batch's decoded pixels back to the budget (and drop them)."""
+    for item in batch:
+        if isinstance(item, Photo) and item.pixels_reserved:
+            budget.release(item.pixels_reserved)
+            item.pixels_reserved = 0
+            item.rgb = None  # type: ignore[assignment]
 
 
 def detect_stage(detector: FaceDetector, photos: list[Photo]) -> list[list[DetectedFace]]:
@@ -161,14 +248,20 @@ def reject_rows(rejects: list[Rejected]) -> pa.Table:
 
 
 def process_loaded(
-    loaded: list[Photo | Rejected],
+    loaded: list[Loaded],
     detector: FaceDetector,
     head: Head,
     identity_of: Callable[[str], str | None],
 ) -> tuple[pa.Table, pa.Table]:
-    """Detect, crop and embed decoded photos: `(faces table, rejects table)`; no face -> a reject."""
+    """Detect, crop and embed decoded photos: `(faces table, rejects table)`; no face -> a reject.
+
+    `Unchanged` items are left to the caller (their rows are already in the index).
+    """
     photos = [x for x in loaded if isinstance(x, Photo)]
     rejects = [x for x in loaded if isinstance(x, Rejected)]
+    small = {id(p): detector.too_small(*p.rgb.shape[:2]) for p in photos}
+    rejects += [Rejected(p.stat, p.sha256, small[id(p)]) for p in photos if small[id(p)]]
+    photos = [p for p in photos if not small[id(p)]]
     faces = detect_stage(detector, photos) if photos else []
     for photo, fs in zip(photos, faces, strict=False):
         if not fs:
@@ -192,30 +285,64 @@ def process_files(
 
 
 # ---------------------------------------------------------------------------------------------- runner
-def plan(source: str | Path, store: FaceStore) -> tuple[list[str], list[str], int]:
-    """(files to process, indexed files that vanished from the source, files unchanged since indexed)."""
-    listed = [os.path.abspath(p) for p in iter_photo_files(source)]
+@dataclass
+class Plan:
+    """What a run must do: files to read, rejects known by name, what vanished, what is unchanged."""
+
+    scan: SourceScan
+    todo: list[str]
+    unsupported: list[Rejected]
+    vanished: list[str]
+    unchanged: int
+    known_sha256: dict[str, str | None]
+
+
+def plan(source: str | Path, store: FaceStore) -> Plan:
+    """Compare the source with the index: only new or changed files (size or mtime) are read again."""
+    scan = scan_source(source)
     known = store.known_files()
-    todo, unchanged = [], 0
-    for p in listed:
+    todo: list[str] = []
+    unsupported: list[Rejected] = []
+    unchanged = 0
+    reasons = dict(scan.unsupported)
+    for p in [*scan.photos, *reasons]:
+        try:
+            st: FileStat | None = stat_file(p)
+        except OSError:
+            st = None
         k = known.get(p)
-        if k is not None:
-            try:
-                st = stat_file(p)
-            except OSError:
-                st = None
-            if st is not None and (st.size, st.mtime_ns) == (k[0], k[1]):
-                unchanged += 1
-                continue
-        todo.append(p)
-    src = Path(source)
-    if src.is_dir():
-        prefix = os.path.abspath(src) + os.sep
-        listed_set = set(listed)
-        vanished = [p for p in known if p.startswith(prefix) and p not in listed_set]
+        if k is not None and st is not None and (st.size, st.mtime_ns) == (k[0], k[1]):
+            unchanged += 1
+        elif p in reasons:
+            unsupported.append(Rejected(st or FileStat(p, -1, -1), None, reasons[p]))
+        else:
+            todo.append(p)
+    todo = list(dict.fromkeys(todo))  # a list file may name a photo twice
+    listed = set(scan.photos) | set(reasons)
+    if scan.kind == "folder" and scan.root is not None:
+        from .paths import to_text
+
+        prefix = to_text(scan.root).rstrip(os.sep) + os.sep
+        vanished = [p for p in known if p.startswith(prefix) and p not in listed]
     else:
-        vanished = [p for p in known if not os.path.exists(p)]
-    return todo, vanished, unchanged
+        vanished = [p for p in known if p not in listed and not os.path.lexists(fs_path(p))]
+    return Plan(scan, todo, unsupported, vanished, unchanged, {p: known[p][2] for p in todo if p in known})
+
+
+def _label_warnings(scan: SourceScan, labels: dict[str, str] | None) -> list[str]:
+    out = []
+    if scan.kind == "list" and labels is None:
+        out.append(
+            "photos from a list file are indexed without identity labels (folder names label only a folder "
+            "you index): give --labels CSV, or a list file whose first line is `path,identity`"
+        )
+    if labels:
+        listed = set(scan.photos)
+        orphans = [p for p in labels if p not in listed]
+        if orphans:
+            shown = ", ".join(orphans[:5]) + (f" and {len(orphans) - 5} more" if len(orphans) > 5 else "")
+            out.append(f"{len(orphans)} of {len(labels)} labels match no photo of the source: {shown}")
+    return out
 
 
 def run_index(
@@ -226,27 +353,31 @@ def run_index(
     options: IndexOptions | None = None,
     progress: Progress | None = None,
 ) -> IndexReport:
-    """Index a folder (or list file) into the index folder `out`; only new or changed files are embedded."""
+    """Index a folder, list file or photo into the index folder `out`; only new or changed files are embedded."""
     opts = options or IndexOptions()
     t0 = time.perf_counter()
-    root = Path(source) if Path(source).is_dir() else None
-
-    def identity_of(path: str) -> str | None:
-        if opts.labels is not None:
-            return opts.labels.get(path)
-        return identity_from_folder(path, root)
-
     report = IndexReport(index=str(out), head=head.name)
     params = opts.params(detector.params, head.crop)
     with FaceStore.writer(out, head.name, head.dim, head.weights_sha256, params) as store:
-        todo, vanished, unchanged = plan(source, store)
-        report.files_seen = len(todo) + unchanged
-        report.files_unchanged = unchanged
+        p = plan(source, store)
+        labels = opts.labels if opts.labels is not None else p.scan.labels
+        report.warnings = _label_warnings(p.scan, labels)
+
+        def identity_of(path: str) -> str | None:
+            if labels is not None:
+                return labels.get(path)
+            return identity_from_folder(path, p.scan.root) if p.scan.kind == "folder" else None
+
+        report.files_seen = len(p.todo) + len(p.unsupported) + p.unchanged
+        report.files_unchanged = p.unchanged
+        report.files_skipped = p.scan.skipped
         if progress:
-            progress.start(len(todo))
+            progress.start(len(p.todo))
         pending_faces: list[pa.Table] = []
-        pending_rejects: list[pa.Table] = []
+        pending_rejects: list[pa.Table] = [reject_rows(p.unsupported)] if p.unsupported else []
+        report.rejects_added += len(p.unsupported)
         pending_files = 0
+        touched: list[Unchanged] = []
 
         def commit() -> None:
             nonlocal pending_files
@@ -261,26 +392,26 @@ def run_index(
             pending_rejects.clear()
             pending_files = 0
 
-        batches = list(chunked(todo, opts.batch_files))
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            # read the next batch while this one is detected and embedded
-            nxt = pool.submit(read_stage, batches[0], opts.max_pixels) if batches else None
-            for bi, batch in enumerate(batches):
-                loaded = nxt.result()
-                nxt = pool.submit(read_stage, batches[bi + 1], opts.max_pixels) if bi + 1 < len(batches) else None
-                faces_t, rejects_t = process_loaded(loaded, detector, head, identity_of)
-                pending_faces.append(faces_t)
-                pending_rejects.append(rejects_t)
-                pending_files += len(batch)
-                report.files_processed += len(batch)
-                report.faces_added += faces_t.num_rows
-                report.rejects_added += rejects_t.num_rows
-                if pending_files >= opts.commit_every:
-                    commit()
-                if progress:
-                    progress.advance(len(batch), faces_t.num_rows)
+        budget = PixelBudget(opts.pixels_in_flight)
+        for loaded in read_batches(p.todo, opts.batch_files, opts.max_pixels, opts.max_bytes, budget, p.known_sha256):
+            touched += [x for x in loaded if isinstance(x, Unchanged)]
+            faces_t, rejects_t = process_loaded(loaded, detector, head, identity_of)
+            release_batch(loaded, budget)
+            pending_faces.append(faces_t)
+            pending_rejects.append(rejects_t)
+            pending_files += len(loaded)
+            report.files_processed += len(loaded)
+            report.faces_added += faces_t.num_rows
+            report.rejects_added += rejects_t.num_rows
+            if pending_files >= opts.commit_every:
+                commit()
+            if progress:
+                progress.advance(len(loaded), faces_t.num_rows)
         commit()
-        drop = set(vanished) if opts.prune else set()
+        if touched:  # same bytes under a new mtime: the rows already indexed, with the new size and mtime
+            report.files_touched = len(touched)
+            store.commit_restamped({u.stat.path: (u.stat.size, u.stat.mtime_ns) for u in touched})
+        drop = set(p.vanished) if opts.prune else set()
         report.pruned_files = len(drop)
         report.counts = store.finalize(drop)
     report.seconds = round(time.perf_counter() - t0, 3)

@@ -14,6 +14,7 @@ import numpy as np
 from .detect import DetectedFace, FaceDetector
 from .errors import LookalikeError
 from .heads import create_head
+from .paths import to_text
 from .photos import Photo, load_photo
 from .pipeline import crop_stage, detect_stage
 from .store import FaceStore
@@ -81,7 +82,9 @@ class Searcher:
         if load_head:
             self.head = create_head(self.store.head, device=device, weights_dir=weights_dir)
             self.store.check_head(self.store.head, self.head.weights_sha256)
-        meta = self.store.faces(["vector_id", "face_id", "path", "sha256", "identity", "box", "face_index"])
+        with self.store.snapshot():  # metadata and vectors of one generation, even while `index` finalizes
+            meta = self.store.faces(["vector_id", "face_id", "path", "sha256", "identity", "box", "face_index"])
+            index = self.store.load_index()
         order = np.argsort(meta["vector_id"].to_numpy())
         self._ids = meta["vector_id"].to_numpy()[order]
         self._path = np.asarray(meta["path"].to_pylist(), dtype=object)[order]
@@ -90,7 +93,7 @@ class Searcher:
         self._face_id = np.asarray(meta["face_id"].to_pylist(), dtype=object)[order]
         self._box = meta["box"].to_pylist()
         self._box = [self._box[i] for i in order]
-        self.index = to_gpu_if_available(self.store.load_index())
+        self.index = to_gpu_if_available(index)
         self._device = device
         self._detector: FaceDetector | None = None
 
@@ -208,14 +211,18 @@ class Searcher:
         faces_of = dict(zip([id(p) for p in photos], detect_stage(self.detector, photos))) if photos else {}
         chosen: list[tuple[int, Photo, DetectedFace, int]] = []
         for i, item in enumerate(loaded):
-            ans = QueryAnswer(query=str(paths[i]), head=self.head.name)
+            ans = QueryAnswer(query=to_text(paths[i]), head=self.head.name)
             answers.append(ans)
             if not isinstance(item, Photo):
-                ans.error = f"cannot use {paths[i]}: {item.reason}"
+                ans.error = f"cannot use {ans.query}: {item.reason}"
                 continue
             faces = faces_of[id(item)]
+            small = self.detector.too_small(*item.rgb.shape[:2])
+            if small:
+                ans.error = f"cannot use {ans.query}: {small}"
+                continue
             if not faces:
-                ans.error = f"no face found in {paths[i]}"
+                ans.error = f"no face found in {ans.query}"
                 continue
             n = face or 0
             if n >= len(faces) or n < 0:

@@ -8,9 +8,10 @@ from (`--metric-from`, default `auto` tries them in this order):
    200 identities with 2+ faces, 4 faces each), when the index has at least 10 such identities;
 3. `photo`: the query photo alone: P_ind = 12 augmentations of its face (flip, small crops, colour jitter),
    P_arb = up to 100 faces of the index.
-Metrics are cached in the index folder (`metrics/<identity>.pt`, `metrics/global.pt`,
-`metrics/photo-<sha256[:16]>.pt`), keyed by the head's weights (and, for the global one, by the faces it was
-learnt from) so a changed head or gallery relearns them.
+Metrics are cached in the index folder (`metrics/<readable key>-<sha256 of the key>.pt` for the keys
+`identity:<name>`, `global`, `photo-<sha256[:16]>`), each file checked on load against its key, the head's
+weights and (identity and global metrics) the faces it was learnt from, so a changed head, gallery or
+person relearns them and two names never share a file.
 """
 
 from __future__ import annotations
@@ -53,8 +54,11 @@ def augmentations(crop: np.ndarray, n: int = 12, seed: int = 0) -> np.ndarray:
     return np.stack([np.ascontiguousarray(x) for x in out[:n]])
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:120]
+def metric_file_name(key: str) -> str:
+    """A file name per cache key, collision-free: a readable prefix plus the key's digest (`王伟` and `李娜`
+    share the prefix `_` but not the digest)."""
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", key)[:60]
+    return f"{readable}-{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}.pt"
 
 
 class MetricReranker:
@@ -69,7 +73,8 @@ class MetricReranker:
         self.s = searcher
         self.head = searcher.head
         self.n_arb, self.steps, self.seed = n_arb, steps, seed
-        t = searcher.store.faces(["face_id", "path", "box", "landmarks", "identity"])
+        t = searcher.store.faces(["face_id", "path", "sha256", "box", "landmarks", "identity"])
+        self._sha = dict(zip(t["face_id"].to_pylist(), t["sha256"].to_pylist(), strict=True))
         self._geo = {
             fid: (p, FaceGeometry(np.asarray(b, np.float32), np.asarray(lm, np.float32).reshape(5, 2)))
             for fid, p, b, lm in zip(*(t[c].to_pylist() for c in ("face_id", "path", "box", "landmarks")), strict=True)
@@ -119,12 +124,17 @@ class MetricReranker:
         return m
 
     def _load_or_learn(self, key: str, learn, fingerprint: str) -> Metric:
-        path = self.metrics_dir / f"{_safe(key)}.pt"
+        path = self.metrics_dir / metric_file_name(key)
         if path.exists():
-            m = Metric.load(path)
-            same_head = m.info.get("weights_sha256") == self.head.weights_sha256
-            if same_head and m.info.get("fingerprint", "") == fingerprint:
-                return m
+            try:
+                m = Metric.load(path)
+            except Exception:  # a damaged cache file is relearnt, never trusted
+                m = None
+            if m is not None:
+                same_head = m.info.get("weights_sha256") == self.head.weights_sha256
+                same_key = m.info.get("key") == key
+                if same_head and same_key and m.info.get("fingerprint", "") == fingerprint:
+                    return m
         m = learn()
         m.info["weights_sha256"] = self.head.weights_sha256
         m.info["key"] = key
@@ -146,7 +156,9 @@ class MetricReranker:
             arb = self._arbitrary(identity, set(own))
             return learn_metric(self.maps_of(own), self.maps_of(arb), steps=self.steps, seed=self.seed)
 
-        return self._cached(identity, learn)
+        # relearnt when the identity's faces change (a photo added, removed or edited in place)
+        fingerprint = hashlib.sha256("\n".join(f"{f} {self._sha[f]}" for f in sorted(own)).encode()).hexdigest()[:16]
+        return self._cached(f"identity:{identity}", learn, fingerprint)
 
     def global_metric(self, identities: int = 200, per_identity: int = 4) -> Metric | None:
         """One metric across the index's labelled identities, or None with fewer than 10 of 2+ faces."""

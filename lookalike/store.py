@@ -8,18 +8,27 @@ renames them into place, commits the manifest, then drops the journal and the pa
 for writing replays or discards whatever a killed run left, so a run killed at any instant and started
 again ends with the same index as an uninterrupted one.
 
-Concurrency: one writer at a time (`.writer.lock`); readers take `.state.lock` shared while they load,
-and the writer takes it exclusively while it swaps files.
+Concurrency: one writer at a time (`.writer.lock`); readers take `.state.lock` shared while they load
+(re-reading the manifest under it, so a reader sees one generation, never half of two), and the writer
+takes it exclusively while it swaps files.
+
+Ownership: the engine deletes only files whose names it makes (parts, its temp files, finalize's renamed
+files named in the journal), never anything else a user keeps in the folder; a new index is never made in
+a folder that holds other files. Damage (a lost manifest, a truncated, zeroed or deleted data file) is
+detected on open (`IndexCorruptError`, one line) and `repair` rebuilds the folder from what survives.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import json
 import os
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +37,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .atomic import atomic_write_text, atomic_write_with
-from .errors import HeadMismatchError, IndexNotFoundError, LookalikeError
+from .errors import HeadMismatchError, IndexCorruptError, IndexNotFoundError, LookalikeError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -37,7 +46,21 @@ REJECTS = "rejects.parquet"
 INDEX = "index.faiss"
 JOURNAL = "finalize.json"
 PARTS = "parts"
+REMOVED = "removed.parquet"
+METRICS = "metrics"
+MAPS = "maps"
 _GEN_KEY = b"lookalike_generation"
+_MANIFEST_KEY = b"lookalike_manifest"  # the manifest's identity, kept in every Parquet file for `repair`
+_LOCKS = (".writer.lock", ".state.lock")
+_DATA_FILES = (FACES, REJECTS, INDEX)
+#: Names the engine makes, and so the only names its recovery may delete.
+_PART_RE = re.compile(r"^\d{6}-\d+\.(faces|rejects)\.parquet$")
+_PART_TMP_RE = re.compile(r"^\.\d{6}-\d+\.(faces|rejects)\.parquet\.[a-z0-9_]+\.tmp$")
+_FINAL_RE = re.compile(r"^finalize-\d+-(faces\.parquet|rejects\.parquet|index\.faiss)$")
+_ROOT_TMP_RE = re.compile(
+    r"^\.(manifest\.json|faces\.parquet|rejects\.parquet|index\.faiss|removed\.parquet|"
+    r"finalize-\d+-(faces\.parquet|rejects\.parquet|index\.faiss))\.[a-z0-9_]+\.tmp$"
+)
 
 
 def faces_schema(dim: int) -> pa.Schema:
@@ -95,16 +118,24 @@ def resolve_index_path(name_or_path: str | Path, home: Path | None = None) -> Pa
 
     p = Path(name_or_path)
     named = (home or config.index_home()) / str(name_or_path)
-    if (p / MANIFEST).exists():
-        return p
-    if (named / MANIFEST).exists():
-        return named
+    for candidate in (p, named):  # an index with its manifest first, then a damaged one (for `repair`)
+        if (candidate / MANIFEST).exists():
+            return candidate
+    for candidate in (p, named):
+        if candidate.is_dir() and FaceStore.looks_like_index(candidate):
+            return candidate
     return p if (os.sep in str(name_or_path) or str(name_or_path).startswith(".")) else named
 
 
 @contextlib.contextmanager
 def _flock(path: Path, mode: int, blocking: bool = True) -> Iterator[bool]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        if mode == fcntl.LOCK_SH and e.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+            yield True  # a read-only index: no writer can change it under us
+            return
+        raise
     try:
         try:
             fcntl.flock(fd, mode | (0 if blocking else fcntl.LOCK_NB))
@@ -132,12 +163,69 @@ def _write_parquet(table: pa.Table, path: Path, generation: int | None = None) -
     atomic_write_with(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
+def _manifest_core(manifest: dict) -> bytes:
+    keys = ("format_version", "head", "dim", "weights_sha256", "params", "index_factory", "metric", "created")
+    return json.dumps({k: manifest.get(k) for k in keys}).encode()
+
+
+def _supersede(tables: list[pa.Table], paths_of: list[set[str]], columns: list[str] | None) -> pa.Table:
+    """Concatenate tables (oldest first); rows of a path that a later table names are dropped.
+
+    `paths_of[i]` holds every path table `i + 1` names (faces and rejects alike).
+    """
+    out = []
+    for i, t in enumerate(tables):
+        later: set[str] = set().union(*paths_of[i:]) if i < len(paths_of) else set()
+        if later and t.num_rows:
+            t = t.filter(pc.invert(pc.is_in(t["path"], pa.array(sorted(later), pa.string()))))
+        out.append(t.select(columns) if columns else t)
+    return pa.concat_tables(out, promote_options="default")
+
+
+def _dedupe_ids(faces: pa.Table, next_id: int) -> tuple[pa.Table, int, int]:
+    """Give every face a unique vector id: `(faces, ids changed, next free id)`. The first keeps its id."""
+    col = faces["vector_id"]
+    ids = np.zeros(0, np.int64)
+    if len(col):
+        ids = np.asarray(pc.fill_null(col, -1).to_numpy(zero_copy_only=False), np.int64).copy()
+    nxt = max(int(next_id), int(ids.max()) + 1 if len(ids) else 0)
+    seen: set[int] = set()
+    changed = 0
+    for k, v in enumerate(ids.tolist()):
+        if v < 0 or v in seen:
+            ids[k] = nxt
+            nxt += 1
+            changed += 1
+        seen.add(int(ids[k]))
+    if changed:
+        faces = faces.set_column(faces.schema.get_field_index("vector_id"), "vector_id", pa.array(ids, pa.int64()))
+    return faces, changed, nxt
+
+
+@dataclass
+class RepairReport:
+    """What `FaceStore.repair` found and kept."""
+
+    index: str
+    problems: list[str] = field(default_factory=list)
+    faces: int = 0
+    files: int = 0
+    rejects: int = 0
+    ids_reassigned: int = 0
+    sources: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
 class FaceStore:
     """One index folder. Use `FaceStore.open(path)` to read, `FaceStore.writer(...)` to add to it."""
 
-    def __init__(self, root: Path, manifest: dict) -> None:
+    def __init__(self, root: Path, manifest: dict, writer: bool = False) -> None:
         self.root = Path(root)
         self.manifest = manifest
+        self._is_writer = writer
 
     # ------------------------------------------------------------------ opening
     @property
@@ -152,50 +240,180 @@ class FaceStore:
     def exists(root: Path) -> bool:
         return (Path(root) / MANIFEST).exists()
 
+    @staticmethod
+    def looks_like_index(root: Path) -> bool:
+        """Data files of an index are here (with or without a manifest)."""
+        root = Path(root)
+        if any((root / n).exists() for n in (MANIFEST, JOURNAL, *_DATA_FILES)):
+            return True
+        parts = root / PARTS
+        return parts.is_dir() and any(_PART_RE.match(f.name) for f in parts.iterdir())
+
     @classmethod
     def open(cls, root: str | Path) -> FaceStore:
-        """Open an existing index for reading (replaying a killed run's journal if no writer is active)."""
+        """Open an existing index for reading (replaying a killed run's journal if no writer is active).
+
+        Damage found without reading the data (a lost manifest, a data file missing or of another size than
+        the manifest recorded) raises IndexCorruptError; `check()` looks deeper.
+        """
         root = Path(root)
         if not cls.exists(root):
-            raise IndexNotFoundError(
-                f"no index at {root}: build one with `lookalike index PHOTOS --name NAME` (or --out {root})"
-            )
+            if cls.looks_like_index(root):
+                if (root / JOURNAL).exists():
+                    with _flock(root / ".writer.lock", fcntl.LOCK_EX, blocking=False) as got:
+                        if got:
+                            cls._recover(root)
+                if not cls.exists(root):
+                    raise IndexCorruptError(
+                        f"index {root} has lost its {MANIFEST}: run `lookalike repair {root}` to rebuild it from "
+                        "the faces that survive"
+                    )
+            else:
+                raise IndexNotFoundError(
+                    f"no index at {root}: build one with `lookalike index PHOTOS --name NAME` (or --out {root})"
+                )
         if (root / JOURNAL).exists():
             with _flock(root / ".writer.lock", fcntl.LOCK_EX, blocking=False) as got:
                 if got:
                     cls._recover(root)
-        return cls(root, cls._read_manifest(root))
+        with _flock(root / ".state.lock", fcntl.LOCK_SH):  # the manifest and the files it names, as one
+            store = cls(root, cls._read_manifest(root))
+            store._check_files()
+        return store
 
     @staticmethod
     def _read_manifest(root: Path) -> dict:
         try:
             m = json.loads((root / MANIFEST).read_text())
-        except (OSError, ValueError) as e:
-            raise LookalikeError(f"cannot read {root / MANIFEST}: {e}") from None
+            if not isinstance(m, dict):
+                raise ValueError("not a JSON object")
+            for key in ("head", "dim", "generation", "next_id", "pending", "counts"):
+                if key not in m:
+                    raise ValueError(f"no {key!r}")
+        except (OSError, ValueError, UnicodeDecodeError) as e:
+            raise IndexCorruptError(
+                f"cannot read {root / MANIFEST} ({' '.join(str(e).split())[:120]}): run `lookalike repair {root}`"
+            ) from None
         if m.get("format_version") != FORMAT_VERSION:
             raise LookalikeError(
                 f"{root} has index format {m.get('format_version')}, this lookalike reads {FORMAT_VERSION}"
             )
         return m
 
+    def _damage(self, what: str) -> IndexCorruptError:
+        return IndexCorruptError(f"index {self.root}: {what}: run `lookalike repair {self.root}`")
+
+    def _check_files(self) -> None:
+        """Cheap checks against the manifest: every file it relies on is there, at the size it recorded."""
+        m = self.manifest
+        sizes = m.get("files") or {}
+        for name in _DATA_FILES:
+            path = self.root / name
+            if name in sizes:
+                if not path.exists():
+                    raise self._damage(f"{name} is missing")
+                if path.stat().st_size != sizes[name]:
+                    raise self._damage(
+                        f"{name} is {path.stat().st_size:,} bytes, the index wrote {sizes[name]:,} (truncated or "
+                        "overwritten)"
+                    )
+            elif int(m.get("generation", 0)) > 0 and name != REJECTS and not path.exists():
+                raise self._damage(f"{name} is missing")
+        for part in m.get("pending", []):
+            for kind in ("faces", "rejects"):
+                if not (self.root / PARTS / f"{part}.{kind}.parquet").exists():
+                    raise self._damage(f"committed part {PARTS}/{part}.{kind}.parquet is missing")
+
+    def check(self) -> list[str]:
+        """A deeper look (every file's footer, the FAISS index): one line per problem, [] when healthy."""
+        problems: list[str] = []
+        with self.snapshot():
+            try:
+                self._check_files()
+            except IndexCorruptError as e:
+                return [str(e)]
+            gen = int(self.manifest["generation"])
+            for name in (FACES, REJECTS):
+                path = self.root / name
+                if not path.exists():
+                    continue
+                try:
+                    meta = pq.read_metadata(path)
+                    file_gen = _parquet_generation(path)
+                except (OSError, pa.ArrowInvalid, ValueError) as e:
+                    problems.append(str(self._damage(f"{name} cannot be read ({' '.join(str(e).split())[:100]})")))
+                    continue
+                if file_gen is not None and file_gen != gen:
+                    problems.append(str(self._damage(f"{name} is of generation {file_gen}, the manifest of {gen}")))
+                want = self.manifest["counts"].get("faces" if name == FACES else "rejects")
+                if not self.manifest["pending"] and want is not None and meta.num_rows != want:
+                    problems.append(str(self._damage(f"{name} holds {meta.num_rows} rows, the manifest {want}")))
+            for part in self.manifest["pending"]:
+                for kind in ("faces", "rejects"):
+                    try:
+                        pq.read_metadata(self.root / PARTS / f"{part}.{kind}.parquet")
+                    except (OSError, pa.ArrowInvalid) as e:
+                        why = " ".join(str(e).split())[:80]
+                        problems.append(str(self._damage(f"part {part}.{kind} cannot be read ({why})")))
+            if (self.root / INDEX).exists():
+                try:
+                    self._read_faiss()
+                except IndexCorruptError as e:
+                    problems.append(str(e))
+        return problems
+
+    @staticmethod
+    def check_target(root: str | Path) -> None:
+        """Refuse a folder that a new index must not be made in, and an index another run is writing.
+
+        Called by the CLI before any model loads; `writer` checks the same again under its lock.
+        """
+        root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise LookalikeError(f"{root} is a file, not an index folder")
+        if root.is_dir() and not FaceStore.exists(root):
+            FaceStore._refuse_foreign(root)
+        if (root / ".writer.lock").exists():
+            with _flock(root / ".writer.lock", fcntl.LOCK_EX, blocking=False) as got:
+                if not got:
+                    raise LookalikeError(f"another `lookalike index` run is writing {root}; wait for it to finish")
+
+    @staticmethod
+    def _refuse_foreign(root: Path) -> None:
+        if FaceStore.looks_like_index(root):
+            raise IndexCorruptError(
+                f"index {root} has lost its {MANIFEST}: run `lookalike repair {root}` to rebuild it from the faces "
+                "that survive"
+            )
+        others = sorted(e.name for e in root.iterdir() if e.name not in _LOCKS and e.name != PARTS)
+        if others or any((root / PARTS).iterdir() if (root / PARTS).is_dir() else ()):
+            shown = ", ".join(others[:3]) + (" ..." if len(others) > 3 else "")
+            raise LookalikeError(
+                f"{root} is not empty ({shown}) and holds no lookalike index: give --out a new or empty folder"
+            )
+
     @classmethod
     @contextlib.contextmanager
     def writer(cls, root: str | Path, head: str, dim: int, weights_sha256: str, params: dict) -> Iterator[FaceStore]:
         """Open (or create) an index for adding faces; holds the writer lock for the whole run.
 
-        Refuses an existing index built by another head or other weights (HeadMismatchError).
+        Refuses an existing index built by another head or other weights (HeadMismatchError), a damaged one
+        (IndexCorruptError), and a folder with other files in it.
         """
         root = Path(root)
+        if root.is_dir() and not cls.exists(root) and not (root / JOURNAL).exists():
+            cls._refuse_foreign(root)
         root.mkdir(parents=True, exist_ok=True)
-        (root / PARTS).mkdir(exist_ok=True)
         with _flock(root / ".writer.lock", fcntl.LOCK_EX, blocking=False) as got:
             if not got:
                 raise LookalikeError(f"another `lookalike index` run is writing {root}; wait for it to finish")
-            if cls.exists(root):
+            if cls.exists(root) or (root / JOURNAL).exists():
                 cls._recover(root)
-                store = cls(root, cls._read_manifest(root))
+                store = cls(root, cls._read_manifest(root), writer=True)
+                store._check_files()
                 store.check_head(head, weights_sha256)
             else:
+                cls._refuse_foreign(root)
                 now = now_utc().isoformat()
                 manifest = {
                     "format_version": FORMAT_VERSION,
@@ -213,7 +431,8 @@ class FaceStore:
                     "updated": now,
                 }
                 atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=2))
-                store = cls(root, manifest)
+                store = cls(root, manifest, writer=True)
+            (root / PARTS).mkdir(exist_ok=True)
             yield store
 
     def check_head(self, head: str, weights_sha256: str | None = None) -> None:
@@ -232,41 +451,85 @@ class FaceStore:
 
     @classmethod
     def _recover(cls, root: Path) -> None:
-        """Replay or discard what a killed writer left. Caller holds the writer lock."""
+        """Replay or discard what a killed writer left. Caller holds the writer lock.
+
+        Deletes only names the engine makes: parts the manifest does not name, its own temp files, and the
+        finalize files a journal names. Anything else in the folder is the user's and stays.
+        """
         with _flock(root / ".state.lock", fcntl.LOCK_EX):
-            manifest = cls._read_manifest(root)
             journal_path = root / JOURNAL
+            manifest = None
             if journal_path.exists():
-                journal = json.loads(journal_path.read_text())
-                if journal["generation"] == manifest["generation"] + 1:
-                    for tmp, final in journal["renames"]:
-                        if (root / tmp).exists():
+                try:
+                    journal = json.loads(journal_path.read_text())
+                    renames = [(str(t), str(f)) for t, f in journal["renames"]]
+                    jgen = int(journal["generation"])
+                    jman = journal["manifest"]
+                except (OSError, ValueError, KeyError, TypeError):
+                    journal, renames, jgen, jman = None, [], -1, None
+                current = None
+                if cls.exists(root):
+                    try:
+                        current = cls._read_manifest(root)
+                    except LookalikeError:
+                        current = None
+                cur_gen = int(current["generation"]) if current else jgen - 1
+                if journal is not None and jgen == cur_gen + 1:
+                    for tmp, final in renames:
+                        if _FINAL_RE.match(tmp) and final in _DATA_FILES and (root / tmp).exists():
                             os.replace(root / tmp, root / final)
-                    atomic_write_text(root / MANIFEST, json.dumps(journal["manifest"], indent=2))
-                    manifest = journal["manifest"]
+                    atomic_write_text(root / MANIFEST, json.dumps(jman, indent=2))
+                for tmp, _ in renames:
+                    if _FINAL_RE.match(tmp) and (root / tmp).exists():
+                        (root / tmp).unlink()
                 journal_path.unlink()
+            if not cls.exists(root):
+                return
+            manifest = cls._read_manifest(root)
             keep = {f"{p}.{kind}.parquet" for p in manifest["pending"] for kind in ("faces", "rejects")}
             parts = root / PARTS
-            if parts.exists():
+            if parts.is_dir():
                 for f in parts.iterdir():
-                    if f.name not in keep:
+                    if (_PART_RE.match(f.name) and f.name not in keep) or _PART_TMP_RE.match(f.name):
                         f.unlink()
             for f in root.iterdir():
-                if f.name.startswith(".") and f.name.endswith(".tmp"):
-                    f.unlink()
-                elif f.name.startswith("finalize-") and f.is_file():
+                if (_ROOT_TMP_RE.match(f.name) or _FINAL_RE.match(f.name)) and f.is_file():
                     f.unlink()
 
     # ------------------------------------------------------------------ reading
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[FaceStore]:
+        """Hold one generation still while several reads are made (the writer waits to swap files)."""
+        with _flock(self.root / ".state.lock", fcntl.LOCK_SH):
+            self._refresh()
+            yield self
+
+    def _refresh(self) -> None:
+        """A reader takes the manifest in force now (caller holds `.state.lock`); a writer keeps its own."""
+        if not self._is_writer:
+            self.manifest = self._read_manifest(self.root)
+
+    def _read_part(self, part: str, kind: str, columns: list[str] | None = None) -> pa.Table:
+        path = self.root / PARTS / f"{part}.{kind}.parquet"
+        try:
+            return pq.read_table(path, columns=columns)
+        except (OSError, pa.ArrowInvalid) as e:
+            raise self._damage(f"part {path.name} cannot be read ({' '.join(str(e).split())[:80]})") from None
+
     def _pending_tables(self, kind: str) -> list[pa.Table]:
-        return [pq.read_table(self.root / PARTS / f"{p}.{kind}.parquet") for p in self.manifest["pending"]]
+        return [self._read_part(p, kind) for p in self.manifest["pending"]]
 
     def _base_table(self, name: str, schema: pa.Schema, columns: list[str] | None) -> pa.Table:
         path = self.root / name
         if not path.exists():
+            if name == FACES and self.manifest.get("generation", 0) > 0 and self.manifest["counts"].get("faces"):
+                raise self._damage(f"{name} is missing")
             t = schema.empty_table()
             return t.select(columns) if columns else t
-        return pq.read_table(path, columns=columns)
+        try:
+            return pq.read_table(path, columns=columns)
+        except (OSError, pa.ArrowInvalid) as e:
+            raise self._damage(f"{name} cannot be read ({' '.join(str(e).split())[:100]})") from None
 
     def _merged(self, kind: str, columns: list[str] | None = None) -> pa.Table:
         """Base file + pending parts, where a path seen in a later part replaces its earlier rows."""
@@ -280,33 +543,28 @@ class FaceStore:
         for p in self.manifest["pending"]:
             paths: set[str] = set()
             for k in ("faces", "rejects"):
-                paths.update(
-                    pq.read_table(self.root / PARTS / f"{p}.{k}.parquet", columns=["path"])["path"].to_pylist()
-                )
+                paths.update(self._read_part(p, k, ["path"])["path"].to_pylist())
             seen.append(paths)
-            tables.append(pq.read_table(self.root / PARTS / f"{p}.{kind}.parquet", columns=cols))
-        out = []
-        for i, t in enumerate(tables):
-            later: set[str] = set().union(*seen[i:]) if i < len(seen) else set()
-            if later and t.num_rows:
-                t = t.filter(pc.invert(pc.is_in(t["path"], pa.array(sorted(later), pa.string()))))
-            out.append(t.select(columns) if columns else t)
-        return pa.concat_tables(out, promote_options="default")
+            tables.append(self._read_part(p, kind, cols))
+        return _supersede(tables, seen, columns)
 
     def faces(self, columns: list[str] | None = None) -> pa.Table:
         """Every indexed face (rows of `faces.parquet` plus a killed run's committed parts)."""
         with _flock(self.root / ".state.lock", fcntl.LOCK_SH):
+            self._refresh()
             return self._merged("faces", columns)
 
     def rejects(self) -> pa.Table:
         """Every rejected file with its reason."""
         with _flock(self.root / ".state.lock", fcntl.LOCK_SH):
+            self._refresh()
             return self._merged("rejects")
 
     def known_files(self) -> dict[str, tuple[int, int, str | None]]:
         """path -> (size, mtime_ns, sha256) of every file already processed (indexed or rejected)."""
         known: dict[str, tuple[int, int, str | None]] = {}
         with _flock(self.root / ".state.lock", fcntl.LOCK_SH):
+            self._refresh()
             for kind in ("rejects", "faces"):
                 t = self._merged(kind, ["path", "file_size", "mtime_ns", "sha256"])
                 for p, s, m, h in zip(
@@ -315,17 +573,30 @@ class FaceStore:
                     known[p] = (s, m, h)
         return known
 
-    def load_index(self):
-        """The FAISS index (`IndexIDMap2` over inner product), checked against the faces it must hold."""
+    def _read_faiss(self):
         import faiss
 
+        path = self.root / INDEX
+        try:
+            if path.stat().st_size == 0:
+                raise RuntimeError("empty file")
+            index = faiss.read_index(str(path))
+        except (RuntimeError, OSError, MemoryError) as e:
+            raise self._damage(f"{INDEX} cannot be read ({' '.join(str(e).split())[:100]})") from None
+        if index.d != self.dim:
+            raise self._damage(f"{INDEX} holds {index.d}-d vectors, the index is {self.dim}-d")
+        return index
+
+    def load_index(self):
+        """The FAISS index (`IndexIDMap2` over inner product), checked against the faces it must hold."""
         from .vector_index import build_index
 
         with _flock(self.root / ".state.lock", fcntl.LOCK_SH):
+            self._refresh()
             path = self.root / INDEX
             if path.exists() and not self.manifest["pending"]:
-                index = faiss.read_index(str(path))
-                if index.ntotal == self.manifest["counts"]["faces"] and index.d == self.dim:
+                index = self._read_faiss()
+                if index.ntotal == self.manifest["counts"]["faces"]:
                     return index
             faces = self._merged("faces", ["vector_id", "embedding"])
         return build_index(
@@ -341,19 +612,62 @@ class FaceStore:
         self.manifest["next_id"] = start + n
         return np.arange(start, start + n, dtype=np.int64)
 
+    def _with_core(self, table: pa.Table) -> pa.Table:
+        meta = dict(table.schema.metadata or {})
+        meta[_MANIFEST_KEY] = _manifest_core(self.manifest)
+        return table.replace_schema_metadata(meta)
+
     def commit_part(self, faces: pa.Table, rejects: pa.Table) -> None:
         """Durably add a batch of faces and rejects (visible to readers as soon as this returns)."""
         part = f"{len(self.manifest['pending']):06d}-{self.manifest['next_id']}"
-        _write_parquet(faces.cast(faces_schema(self.dim)), self.root / PARTS / f"{part}.faces.parquet")
-        _write_parquet(rejects.cast(REJECTS_SCHEMA), self.root / PARTS / f"{part}.rejects.parquet")
+        faces = self._with_core(faces.cast(faces_schema(self.dim)))
+        _write_parquet(faces, self.root / PARTS / f"{part}.faces.parquet")
+        _write_parquet(self._with_core(rejects.cast(REJECTS_SCHEMA)), self.root / PARTS / f"{part}.rejects.parquet")
         manifest = dict(self.manifest, pending=[*self.manifest["pending"], part], updated=now_utc().isoformat())
         with _flock(self.root / ".state.lock", fcntl.LOCK_EX):
             atomic_write_text(self.root / MANIFEST, json.dumps(manifest, indent=2))
         self.manifest = manifest
 
+    def commit_restamped(self, stamps: dict[str, tuple[int, int]]) -> None:
+        """Files whose bytes are unchanged under a new size/mtime stamp: their rows again, newly stamped."""
+        if not stamps:
+            return
+        keys = pa.array(sorted(stamps), pa.string())
+        tables = []
+        for kind in ("faces", "rejects"):
+            t = self._merged(kind)
+            t = t.filter(pc.is_in(t["path"], keys))
+            paths = t["path"].to_pylist()
+            t = t.set_column(t.schema.get_field_index("file_size"), "file_size",
+                             pa.array([stamps[p][0] for p in paths], pa.int64()))  # fmt: skip
+            t = t.set_column(t.schema.get_field_index("mtime_ns"), "mtime_ns",
+                             pa.array([stamps[p][1] for p in paths], pa.int64()))  # fmt: skip
+            tables.append(t)
+        self.commit_part(*tables)
+
+    def _write_generation(self, faces: pa.Table, rejects: pa.Table, index, manifest: dict) -> None:
+        """Write the three main files and the manifest as one generation, through the journal."""
+        import faiss
+
+        gen = int(manifest["generation"])
+        tmp = {name: f"finalize-{gen}-{name}" for name in _DATA_FILES}
+        faces = self._with_core(faces)
+        rejects = self._with_core(rejects)
+        _write_parquet(faces, self.root / tmp[FACES], gen)
+        _write_parquet(rejects, self.root / tmp[REJECTS], gen)
+        atomic_write_with(self.root / tmp[INDEX], lambda p: faiss.write_index(index, p))
+        manifest["files"] = {n: (self.root / tmp[n]).stat().st_size for n in _DATA_FILES}
+        journal = {"generation": gen, "renames": [[tmp[n], n] for n in (INDEX, REJECTS, FACES)], "manifest": manifest}
+        atomic_write_text(self.root / JOURNAL, json.dumps(journal))
+        with _flock(self.root / ".state.lock", fcntl.LOCK_EX):
+            for t, final in journal["renames"]:
+                os.replace(self.root / t, self.root / final)
+            atomic_write_text(self.root / MANIFEST, json.dumps(manifest, indent=2))
+            (self.root / JOURNAL).unlink()
+
     def finalize(self, drop_paths: set[str] | None = None) -> dict:
         """Fold pending parts into the main files, dropping the rows of `drop_paths`; returns the counts."""
-        from .vector_index import update_index
+        from .vector_index import active_description, update_index
 
         drop = sorted(drop_paths or ())
         if not self.manifest["pending"] and not drop and (self.root / INDEX).exists():
@@ -365,42 +679,147 @@ class FaceStore:
             faces = faces.filter(pc.invert(pc.is_in(faces["path"], mask)))
             rejects = rejects.filter(pc.invert(pc.is_in(rejects["path"], mask)))
         gen = int(self.manifest["generation"]) + 1
-        old_index = None
-        if (self.root / INDEX).exists():
-            import faiss
-
-            old_index = faiss.read_index(str(self.root / INDEX))
-        index = update_index(
-            old_index,
-            vectors_of(faces, self.dim),
-            faces["vector_id"].to_numpy(),
-            self.manifest.get("index_factory", "Flat"),
-        )
+        old_index = self._read_faiss() if (self.root / INDEX).exists() else None
+        factory = self.manifest.get("index_factory", "Flat")
+        index = update_index(old_index, vectors_of(faces, self.dim), faces["vector_id"].to_numpy(), factory)
         counts = {
             "faces": faces.num_rows,
             "files": len(pc.unique(faces["path"])) if faces.num_rows else 0,
             "rejects": rejects.num_rows,
         }
-        manifest = dict(self.manifest, generation=gen, pending=[], counts=counts, updated=now_utc().isoformat())
-        import faiss
-
-        tmp = {name: f"finalize-{gen}-{name}" for name in (FACES, REJECTS, INDEX)}
-        _write_parquet(faces, self.root / tmp[FACES], gen)
-        _write_parquet(rejects, self.root / tmp[REJECTS], gen)
-        atomic_write_with(self.root / tmp[INDEX], lambda p: faiss.write_index(index, p))
-        journal = {
-            "generation": gen,
-            "renames": [[tmp[n], n] for n in (INDEX, REJECTS, FACES)],
-            "manifest": manifest,
-        }
-        atomic_write_text(self.root / JOURNAL, json.dumps(journal))
-        with _flock(self.root / ".state.lock", fcntl.LOCK_EX):
-            for t, final in journal["renames"]:
-                os.replace(self.root / t, self.root / final)
-            atomic_write_text(self.root / MANIFEST, json.dumps(manifest, indent=2))
-            (self.root / JOURNAL).unlink()
+        manifest = dict(
+            self.manifest,
+            generation=gen,
+            pending=[],
+            counts=counts,
+            index_active=active_description(index, factory, faces.num_rows),
+            updated=now_utc().isoformat(),
+        )
+        self._write_generation(faces, rejects, index, manifest)
         for p in self.manifest["pending"]:
             for k in ("faces", "rejects"):
                 (self.root / PARTS / f"{p}.{k}.parquet").unlink(missing_ok=True)
         self.manifest = manifest
         return counts
+
+    # ------------------------------------------------------------------ repair
+    @classmethod
+    def repair(cls, root: str | Path, head_info: dict | None = None) -> RepairReport:
+        """Rebuild a damaged index folder from what survives: every readable face row (main file and
+        committed parts, later rows of a path winning), unique vector ids, a FAISS index from the stored
+        embeddings, a new manifest. `head_info` ({head, dim, weights_sha256}) is needed only when no manifest
+        and no Parquet file says which head built the index.
+        """
+        from .vector_index import active_description, build_index
+
+        root = Path(root)
+        if not cls.looks_like_index(root):
+            raise IndexNotFoundError(f"no index at {root} to repair")
+        report = RepairReport(str(root))
+        with _flock(root / ".writer.lock", fcntl.LOCK_EX, blocking=False) as got:
+            if not got:
+                raise LookalikeError(f"another `lookalike index` run is writing {root}; wait for it to finish")
+            try:
+                cls._recover(root)
+            except LookalikeError as e:
+                report.problems.append(str(e))
+            manifest: dict | None = None
+            try:
+                manifest = cls._read_manifest(root)
+            except LookalikeError as e:
+                report.problems.append(str(e))
+            try:
+                if manifest is not None:
+                    cls(root, manifest)._check_files()
+            except IndexCorruptError as e:
+                report.problems.append(str(e))
+
+            def readable(path: Path) -> pa.Table | None:
+                try:
+                    return pq.read_table(path)
+                except (OSError, pa.ArrowInvalid) as e:
+                    if path.exists():
+                        report.lost.append(f"{path.name}: {' '.join(str(e).split())[:80]}")
+                    return None
+
+            parts = sorted(
+                {f.name.split(".")[0] for f in (root / PARTS).iterdir() if _PART_RE.match(f.name)}
+                if (root / PARTS).is_dir()
+                else set(),
+                key=lambda n: (int(n.split("-")[1]), n),
+            )
+            core: dict | None = None
+            faces_tables, rejects_tables, seen = [], [], []
+            for label, fpath, rpath in [(FACES, root / FACES, root / REJECTS)] + [
+                (f"{PARTS}/{p}", root / PARTS / f"{p}.faces.parquet", root / PARTS / f"{p}.rejects.parquet")
+                for p in parts
+            ]:
+                f, r = readable(fpath), readable(rpath)
+                for t in (f, r):
+                    if t is not None and core is None and _MANIFEST_KEY in (t.schema.metadata or {}):
+                        core = json.loads(t.schema.metadata[_MANIFEST_KEY])
+                if f is None and r is None:
+                    continue
+                report.sources.append(label)
+                paths: set[str] = set()
+                for t in (f, r):
+                    if t is not None:
+                        paths.update(t["path"].to_pylist())
+                if faces_tables:
+                    seen.append(paths)
+                faces_tables.append(f)
+                rejects_tables.append(r)
+            info = manifest or core or {}
+            if not info.get("head") and faces_tables:
+                for f in faces_tables:
+                    if f is not None and f.num_rows:
+                        info = {"head": f["head"][0].as_py(), "dim": f.schema.field("embedding").type.list_size}
+                        break
+            if head_info:
+                info = {**head_info, **{k: v for k, v in info.items() if v is not None}}
+            if not info.get("head") or not info.get("dim"):
+                raise LookalikeError(f"cannot tell which head built {root}: no manifest and no readable faces")
+            if not info.get("weights_sha256") and head_info:
+                info["weights_sha256"] = head_info.get("weights_sha256")
+            dim = int(info["dim"])
+            schema = faces_schema(dim)
+            ftabs = [(t.cast(schema) if t is not None else schema.empty_table()) for t in faces_tables]
+            rtabs = [(t.select(REJECTS_SCHEMA.names).cast(REJECTS_SCHEMA) if t is not None
+                      else REJECTS_SCHEMA.empty_table()) for t in rejects_tables]  # fmt: skip
+            faces = _supersede(ftabs, seen, None) if ftabs else schema.empty_table()
+            rejects = _supersede(rtabs, seen, None) if rtabs else REJECTS_SCHEMA.empty_table()
+            faces = faces.replace_schema_metadata(None)
+            rejects = rejects.replace_schema_metadata(None)
+            faces, report.ids_reassigned, next_id = _dedupe_ids(faces, int((manifest or {}).get("next_id", 0)))
+            factory = info.get("index_factory") or "Flat"
+            index = build_index(vectors_of(faces, dim), faces["vector_id"].to_numpy(), factory)
+            now = now_utc().isoformat()
+            counts = {
+                "faces": faces.num_rows,
+                "files": len(pc.unique(faces["path"])) if faces.num_rows else 0,
+                "rejects": rejects.num_rows,
+            }
+            new = {
+                "format_version": FORMAT_VERSION,
+                "head": info["head"],
+                "dim": dim,
+                "weights_sha256": info.get("weights_sha256") or "",
+                "params": info.get("params") or {},
+                "index_factory": factory,
+                "metric": "inner_product",
+                "generation": int((manifest or {}).get("generation", 0)) + 1,
+                "next_id": next_id,
+                "pending": [],
+                "counts": counts,
+                "index_active": active_description(index, factory, faces.num_rows),
+                "created": info.get("created") or now,
+                "updated": now,
+                "repaired": now,
+            }
+            store = cls(root, new, writer=True)
+            store._write_generation(faces, rejects, index, new)
+            for p in parts:
+                for k in ("faces", "rejects"):
+                    (root / PARTS / f"{p}.{k}.parquet").unlink(missing_ok=True)
+            report.faces, report.files, report.rejects = counts["faces"], counts["files"], counts["rejects"]
+        return report

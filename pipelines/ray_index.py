@@ -72,7 +72,7 @@ def run(
     from lookalike.detect import FaceDetector
     from lookalike.heads import get_head_spec
     from lookalike.photos import DEFAULT_MAX_PIXELS
-    from lookalike.pipeline import IndexOptions, plan
+    from lookalike.pipeline import IndexOptions, plan, reject_rows
     from lookalike.store import REJECTS_SCHEMA, FaceStore, faces_schema
     from lookalike.weights import resolve
 
@@ -84,9 +84,11 @@ def run(
     spec = get_head_spec(head)
     _, sha = resolve(spec.weights, head)
     params = IndexOptions(min_prob=min_prob).params(FaceDetector.describe(min_prob), spec.crop)
-    root = str(Path(source).resolve()) if Path(source).is_dir() else None
     with FaceStore.writer(out, head, spec.dim, sha, params) as store:
-        todo, vanished, _ = plan(source, store)
+        pl = plan(source, store)
+        todo, vanished = pl.todo, pl.vanished
+        root = pl.scan.root if pl.scan.kind == "folder" else None
+        labels = labels if labels is not None else pl.scan.labels
         faces_done = 0
         if todo:
             ds = ray.data.from_items([{"path": p} for p in todo]).map_batches(
@@ -102,7 +104,7 @@ def run(
                 concurrency=workers,
             )
             faces_buf: list[pa.Table] = []
-            rejects_buf: list[pa.Table] = []
+            rejects_buf: list[pa.Table] = [reject_rows(pl.unsupported)] if pl.unsupported else []
             files_buf = 0
 
             def commit() -> None:
@@ -124,6 +126,8 @@ def run(
                     commit()
             if faces_buf or rejects_buf:
                 commit()
+        elif pl.unsupported:
+            store.commit_part(faces_schema(spec.dim).empty_table(), reject_rows(pl.unsupported))
         counts = store.finalize(set(vanished) if prune else set())
     return {
         "index": str(out),

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from lookalike.cli import cli
 from lookalike.errors import LookalikeError
+from lookalike.rerank import metric_file_name
 
 from .conftest import require_data
 
@@ -22,7 +23,7 @@ def test_query_rerank_metric_identity_and_photo(lfw10_index):
         assert [r["rank"] for r in a["results"]] == [1, 2, 3, 4, 5]
         assert a["results"][0]["identity"] == "Tony_Blair"
     cached = sorted(p.name for p in (lfw10_index / "metrics").glob("*.pt"))
-    assert "Tony_Blair.pt" in cached
+    assert metric_file_name("identity:Tony_Blair") in cached
 
 
 def _rerank(index, photo, *extra):
@@ -47,4 +48,4 @@ def test_query_rerank_metric_sources(lfw10_index):
     res = _rerank(lfw10_index, q, "--metric-from", "identity", "--identity", "Tony_Blair")
     assert res.exit_code == 0, res.output
     assert json.loads(res.output.strip().splitlines()[-1])["rerank"] == "identity Tony_Blair"
-    assert (lfw10_index / "metrics" / "global.pt").exists()
+    assert (lfw10_index / "metrics" / metric_file_name("global")).exists()
