@@ -315,8 +315,9 @@ def _open(data: bytes) -> Image.Image:
     except Exception as e:  # any decoder, any error: hostile bytes must never escape as a traceback
         if data[:32] and sniff_image(data[:32]) in ("heic", "heif") and not HEIF_READER:
             raise ValueError("HEIC/HEIF photo, but pillow-heif is not installed") from None
-        if sniff_image(data[:32]):
-            raise ValueError(f"truncated or corrupt image ({type(e).__name__}: {_one_line(e)})") from None
+        fmt = sniff_image(data[:32])
+        if fmt:
+            raise ValueError(f"truncated or corrupt image ({fmt} header cannot be read: {type(e).__name__})") from None
         raise ValueError("not an image (unrecognised format)") from None
 
 

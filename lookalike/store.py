@@ -147,10 +147,13 @@ def _flock(path: Path, mode: int, blocking: bool = True) -> Iterator[bool]:
         os.close(fd)
 
 
-def _parquet_generation(path: Path) -> int | None:
+def _parquet_generation(path: Path, strict: bool = False) -> int | None:
+    """The generation a main Parquet file was written for (None for parts and old files)."""
     try:
         meta = pq.read_schema(path).metadata or {}
     except (OSError, pa.ArrowInvalid):
+        if strict:
+            raise
         return None
     return int(meta[_GEN_KEY]) if _GEN_KEY in meta else None
 
@@ -323,6 +326,19 @@ class FaceStore:
             for kind in ("faces", "rejects"):
                 if not (self.root / PARTS / f"{part}.{kind}.parquet").exists():
                     raise self._damage(f"committed part {PARTS}/{part}.{kind}.parquet is missing")
+        if (self.root / INDEX).exists():  # the engine writes IndexIDMap2 only: its 4-byte tag opens the file
+            with open(self.root / INDEX, "rb") as fh:
+                if fh.read(4) != b"IxM2":
+                    raise self._damage(f"{INDEX} is not a FAISS id-mapped index (zeroed or overwritten)")
+        for name in (FACES, REJECTS):  # footers only (a few KB): a zeroed or junk file of the right size
+            path = self.root / name
+            if path.exists():
+                try:
+                    gen = _parquet_generation(path, strict=True)
+                except (OSError, pa.ArrowInvalid, ValueError) as e:
+                    raise self._damage(f"{name} cannot be read ({' '.join(str(e).split())[:100]})") from None
+                if gen is not None and gen != int(m.get("generation", 0)):
+                    raise self._damage(f"{name} is of generation {gen}, the manifest of {m.get('generation')}")
 
     def check(self) -> list[str]:
         """A deeper look (every file's footer, the FAISS index): one line per problem, [] when healthy."""
