@@ -53,7 +53,8 @@ def corpus(tmp_path_factory) -> tuple[Path, dict[str, str], set[str]]:
     good = {"Tony_Blair_0001.jpg"}
     bad: dict[str, str] = {}
     # images too small for the detector, in every shape
-    for name, size in {"1x1.png": (1, 1), "11x11.png": (11, 11), "19x40.png": (19, 40), "1x3000.png": (1, 3000)}.items():
+    tiny = {"1x1.png": (1, 1), "11x11.png": (11, 11), "19x40.png": (19, 40), "1x3000.png": (1, 3000)}
+    for name, size in tiny.items():
         (d / name).write_bytes(_png(size))
         bad[name] = "too small"
     (d / "strip.png").write_bytes(_png((150, 40000), color=(120, 90, 60)))  # 6x1600 once downscaled

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lookalike.cli import main
-from lookalike.pipeline import IndexOptions, run_index
+from lookalike.pipeline import run_index
 from lookalike.query import Searcher
 from lookalike.store import FACES, INDEX, MANIFEST, REJECTS, FaceStore, faces_schema
 
@@ -111,7 +111,8 @@ def test_lost_manifest_never_reuses_ids(healthy, photos, tmp_path, capsys):
     (ix / MANIFEST).unlink()
     new = photos.parent / "more"
     shutil.copytree(photos, new)
-    shutil.copy(require_data("lfw", "images", "Jacques_Chirac", "Jacques_Chirac_0001.jpg"), new / "Tony_Blair" / "x.jpg")
+    chirac = require_data("lfw", "images", "Jacques_Chirac", "Jacques_Chirac_0001.jpg")
+    shutil.copy(chirac, new / "Tony_Blair" / "x.jpg")
     code, _, err = _cli(capsys, "index", str(new), "--out", str(ix), "-q")
     assert code == 2 and "lost its manifest.json" in err
     assert _cli(capsys, "repair", str(ix))[0] == 0
@@ -168,8 +169,8 @@ def test_touched_identical_file_is_not_embedded_again(healthy, photos, tmp_path,
 
 def test_ann_factory_before_it_can_train(photos, tmp_path, capsys):
     ix = tmp_path / "ivf"
-    code, _, err = _cli(capsys, "index", str(photos), "--out", str(ix), "--head", "sface", "--index-type", "IVF1024,Flat",
-                        "-q")  # fmt: skip
+    args = ["index", str(photos), "--out", str(ix), "--head", "sface", "--index-type", "IVF1024,Flat", "-q"]
+    code, _, err = _cli(capsys, *args)
     assert code == 0, err
     code, out, _ = _cli(capsys, "info", str(ix), "--json")
     assert '"index_active": "Flat (exact until IVF1024,Flat can train' in out
