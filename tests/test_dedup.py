@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -59,7 +60,8 @@ def _run(args, home):
 def test_planted_copies_found_shown_removed_restored(planted, tmp_path):
     root, pairs = planted
     page = tmp_path / "dups.html"
-    out = json.loads(_run(["dedup", str(root), "--json", "--html", str(page)], tmp_path))
+    # whole photos (not aligned crops): here the opt-in pixel check adds the re-encoded copies
+    out = json.loads(_run(["dedup", str(root), "--json", "--pixel-check", "--html", str(page)], tmp_path))
     assert out["head"] == "sface"  # no dinov2 weights offline: the documented fallback
     found = {frozenset(p[:2]) for p in out["exact"] + out["near"]}
     hits = [p for p in pairs if frozenset(p) in found]
@@ -73,9 +75,9 @@ def test_planted_copies_found_shown_removed_restored(planted, tmp_path):
     assert html.count("<img") >= 2 * len(hits) and all(p[1] in html for p in hits)
 
     # --remove takes the later file of each pair out, on record; a re-index does not bring them back
-    ix = tmp_path / "indexes" / f"photos-{out['head']}"
+    ix = Path(out["index"])
     info = json.loads(_run(["info", str(ix), "--json"], tmp_path))
-    rem = json.loads(_run(["dedup", str(ix), "--remove", "--json"], tmp_path))
+    rem = json.loads(_run(["dedup", str(ix), "--remove", "--json", "--pixel-check"], tmp_path))
     assert rem["removed"] >= len(hits) - 1
     assert (ix / "removed.parquet").exists()
     after = json.loads(_run(["info", str(ix), "--json"], tmp_path))

@@ -78,7 +78,8 @@ def test_face_option_picks_another_face(lfw10_index):
     )
     assert a["face_index"] == 0 and b["face_index"] == 1 and a["face_box"] != b["face_box"]
     bad = runner.invoke(cli, ["query", str(couple), "--index", str(lfw10_index), "--json", "--face", "7"])
-    assert "has 2 face(s)" in json.loads(bad.output)["error"]
+    assert "has 2 face(s)" in json.loads(bad.stdout)["error"]
+    assert bad.exit_code == 2 and "lookalike: error: --face 7" in bad.stderr
 
 
 def test_one_line_errors(lfw10_index, tmp_path, monkeypatch):
