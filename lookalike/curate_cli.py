@@ -116,9 +116,10 @@ def dedup_cmd(
 
     quiet_bars = quiet or as_json
     ix = resolve_index_path(target)
-    if FaceStore.exists(ix):
+    if FaceStore.exists(ix) or FaceStore.looks_like_index(ix):  # a damaged index is an error, not photos
+        store = FaceStore.open(ix)
         if head_name:
-            FaceStore.open(ix).check_head(head_name)
+            store.check_head(head_name)
         how = "the index's head"
     elif Path(target).is_dir():
         head_name = _dedup_head(head_name)

@@ -154,6 +154,17 @@ def plan_removal(dups: Duplicates) -> list[dict]:
     return list(removed.values())
 
 
+def _read_record(record: Path) -> pa.Table:
+    """`removed.parquet`, or a one-line error when it is damaged (the faces it holds are out of the index)."""
+    try:
+        return pq.read_table(record)
+    except (OSError, pa.ArrowInvalid) as e:
+        raise LookalikeError(
+            f"cannot read {record} ({' '.join(str(e).split())[:100]}): the photos it took out stay out; move it "
+            "away and index the folder again to bring them back"
+        ) from None
+
+
 def _writer(store: FaceStore):
     m = store.manifest
     return FaceStore.writer(store.root, m["head"], int(m["dim"]), m.get("weights_sha256", ""), m.get("params", {}))
@@ -187,7 +198,7 @@ def remove_duplicates(index_dir: Path, plan: list[dict]) -> int:
     rows = rows.cast(_removed_schema(store.dim))
     record = Path(index_dir) / REMOVED
     if record.exists():
-        rows = pa.concat_tables([pq.read_table(record), rows])
+        rows = pa.concat_tables([_read_record(record), rows])
     atomic_write_with(record, lambda tmp: pq.write_table(rows, tmp, compression="zstd"))
     first = {}
     for r in faces.filter(mask).select(["path", "sha256", "file_size", "mtime_ns"]).to_pylist():
@@ -217,7 +228,7 @@ def restore_removed(index_dir: Path) -> int:
     record = Path(index_dir) / REMOVED
     if not record.exists():
         raise LookalikeError(f"nothing to restore: {record} does not exist")
-    rows = pq.read_table(record)
+    rows = _read_record(record)
     faces = rows.select(faces_schema(store.dim).names).cast(faces_schema(store.dim))
     with _writer(store) as w:
         w.commit_part(faces, REJECTS_SCHEMA.empty_table())  # a later part supersedes their reject rows

@@ -272,3 +272,60 @@ def test_reader_during_finalize_never_crashes(tmp_path):
     assert not errors, errors
     print(f"reader during finalize: {rounds['reader']} reader opens against {rounds['writer']} finalizes")
     assert rounds["reader"] >= 300 and rounds["writer"] >= 5
+
+
+def test_no_command_prints_a_traceback_on_a_damaged_index(healthy, photos, tmp_path, capsys):
+    """Every verb that opens an index, on each index file truncated, zeroed or deleted: one line, exit 2."""
+    query = str(photos / "Tony_Blair" / "Tony_Blair_0001.jpg")
+    attributes = tmp_path / "attributes.csv"
+    attributes.write_text("identity,gender,age\nTony_Blair,male,older\nColin_Powell,male,older\n")
+    commands = [
+        ["info", "{ix}"],
+        ["query", query, "--index", "{ix}"],
+        ["query", query, "--index", "{ix}", "--mode", "identities", "--json"],
+        ["index", str(photos), "--out", "{ix}"],
+        ["dedup", "{ix}", "--json"],
+        ["dedup", "{ix}", "--remove"],
+        ["dedup", "{ix}", "--restore"],
+        ["mine-vise", "--index", "{ix}", "--out", str(tmp_path / "vise.txt")],
+        ["anonymize-candidates", query, "--pool", "{ix}", "--attributes", str(attributes)],
+    ]
+    tried = 0
+    for name in (MANIFEST, FACES, REJECTS, INDEX):
+        for how in ("truncated", "zeroed", "deleted"):
+            ix = tmp_path / f"{name}-{how}"
+            shutil.copytree(healthy, ix)
+            _damage(ix / name, how)
+            for cmd in commands:
+                code, _, err = _cli(capsys, *[a.format(ix=ix) for a in cmd])
+                lines = err.strip().splitlines()
+                one_line = len(lines) == 1 and lines[0].startswith("lookalike: error: ")
+                assert code == 2 and one_line, (name, how, cmd, err)
+                tried += 1
+    print(f"damaged-index sweep: {tried} commands, each one line and exit 2")
+
+
+def test_full_disk_is_one_line_and_loses_nothing(photos, tmp_path, capsys, monkeypatch):
+    import errno
+
+    import lookalike.store as store_mod
+
+    real = store_mod.pq.write_table
+    calls = {"n": 0}
+
+    def full(*a, **k):
+        calls["n"] += 1
+        if calls["n"] >= 3:  # the first part is written, then the disk fills up
+            raise OSError(errno.ENOSPC, "No space left on device", str(a[1]))
+        return real(*a, **k)
+
+    ix = tmp_path / "ix"
+    monkeypatch.setattr(store_mod.pq, "write_table", full)
+    code, _, err = _cli(capsys, "index", str(photos), "--out", str(ix), "--head", "sface", "--batch-size", "2", "-q")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "No space left on device" in lines[0], err
+    monkeypatch.setattr(store_mod.pq, "write_table", real)
+    code, _, err = _cli(capsys, "index", str(photos), "--out", str(ix), "--json")
+    assert code == 0, err
+    t = pq.read_table(ix / FACES)
+    assert t.num_rows == 2 * len(PEOPLE) and len(set(t["vector_id"].to_pylist())) == t.num_rows
