@@ -7,12 +7,12 @@ writer: ids, parts, finalize) runs on one machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -100,13 +100,6 @@ class IndexReport:
 
 
 # ---------------------------------------------------------------------------------------------- stages
-def read_stage(paths: list[str], max_pixels: int, pool: ThreadPoolExecutor | None = None) -> list[Photo | Rejected]:
-    """Read, hash and decode each file (threads overlap I/O and decode)."""
-    if pool is None:
-        return [load_photo(p, max_pixels) for p in paths]
-    return list(pool.map(lambda p: load_photo(p, max_pixels), paths))
-
-
 Loaded = Photo | Rejected | Unchanged
 
 
@@ -143,7 +136,9 @@ def read_batches(
             for p in paths:
                 if stop.is_set():
                     return
-                current.append(load_photo(p, max_pixels, max_bytes=max_bytes, budget=budget, known_sha256=known.get(p)))
+                # loaded first, appended after: the load may hand `current` over while it waits for pixels
+                item = load_photo(p, max_pixels, max_bytes=max_bytes, budget=budget, known_sha256=known.get(p))
+                current.append(item)
                 if len(current) >= batch_files:
                     hand_over()
             hand_over()
@@ -278,10 +273,23 @@ def process_files(
     head: Head,
     identity_of: Callable[[str], str | None],
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    pool: ThreadPoolExecutor | None = None,
+    pixels_in_flight: int = DEFAULT_PIXELS_IN_FLIGHT,
 ) -> tuple[pa.Table, pa.Table]:
-    """One batch end to end: `(faces table, rejects table)`. Photos with no face become rejects."""
-    return process_loaded(read_stage(paths, max_pixels, pool), detector, head, identity_of)
+    """One batch end to end: `(faces table, rejects table)`. Photos with no face become rejects.
+
+    Decoded pixels stay under `pixels_in_flight`: a batch of large photos is taken in as many pieces as needed.
+    """
+    budget = PixelBudget(pixels_in_flight)
+    faces, rejects = [], []
+    with contextlib.closing(read_batches(paths, max(1, len(paths)), max_pixels, budget=budget)) as batches:
+        for loaded in batches:
+            f, r = process_loaded(loaded, detector, head, identity_of)
+            release_batch(loaded, budget)
+            faces.append(f)
+            rejects.append(r)
+    if not faces:
+        return faces_schema(head.dim).empty_table(), REJECTS_SCHEMA.empty_table()
+    return pa.concat_tables(faces), pa.concat_tables(rejects)
 
 
 # ---------------------------------------------------------------------------------------------- runner
@@ -393,20 +401,22 @@ def run_index(
             pending_files = 0
 
         budget = PixelBudget(opts.pixels_in_flight)
-        for loaded in read_batches(p.todo, opts.batch_files, opts.max_pixels, opts.max_bytes, budget, p.known_sha256):
-            touched += [x for x in loaded if isinstance(x, Unchanged)]
-            faces_t, rejects_t = process_loaded(loaded, detector, head, identity_of)
-            release_batch(loaded, budget)
-            pending_faces.append(faces_t)
-            pending_rejects.append(rejects_t)
-            pending_files += len(loaded)
-            report.files_processed += len(loaded)
-            report.faces_added += faces_t.num_rows
-            report.rejects_added += rejects_t.num_rows
-            if pending_files >= opts.commit_every:
-                commit()
-            if progress:
-                progress.advance(len(loaded), faces_t.num_rows)
+        batches = read_batches(p.todo, opts.batch_files, opts.max_pixels, opts.max_bytes, budget, p.known_sha256)
+        with contextlib.closing(batches):  # a failed run stops its reader thread too
+            for loaded in batches:
+                touched += [x for x in loaded if isinstance(x, Unchanged)]
+                faces_t, rejects_t = process_loaded(loaded, detector, head, identity_of)
+                release_batch(loaded, budget)
+                pending_faces.append(faces_t)
+                pending_rejects.append(rejects_t)
+                pending_files += len(loaded)
+                report.files_processed += len(loaded)
+                report.faces_added += faces_t.num_rows
+                report.rejects_added += rejects_t.num_rows
+                if pending_files >= opts.commit_every:
+                    commit()
+                if progress:
+                    progress.advance(len(loaded), faces_t.num_rows)
         commit()
         if touched:  # same bytes under a new mtime: the rows already indexed, with the new size and mtime
             report.files_touched = len(touched)

@@ -208,3 +208,35 @@ def test_fuzzed_photos_never_escape(tmp_path):
     queries = [str(sample / n) for n in sorted(os.listdir(sample))[:12]]
     res = _cli("query", *queries, "--index", str(out), "-k", "3")
     assert res.returncode in (0, 2, 3) and "Traceback" not in res.stderr, res.stderr[-3000:]
+
+
+def test_pixels_in_flight_are_bounded(tmp_path):
+    """The reader never holds more decoded pixels than the budget (one photo above it, alone), hands over
+    what it holds instead of waiting forever, and yields every file once, in order."""
+    from lookalike.photos import PixelBudget
+    from lookalike.pipeline import read_batches, release_batch
+
+    paths = []
+    for k in range(12):
+        side = 3000 if k == 5 else 1000  # one photo (9 MP) above the whole budget
+        p = tmp_path / f"{k:02d}.png"
+        p.write_bytes(_png((side, side), color=(k, k, k)))
+        paths.append(str(p))
+    budget = PixelBudget(2_500_000)
+    peak = {"used": 0}
+    real_acquire = budget.acquire
+
+    def acquire(n: int) -> int:
+        got = real_acquire(n)
+        peak["used"] = max(peak["used"], budget.used)
+        return got
+
+    budget.acquire = acquire  # type: ignore[method-assign]
+    seen = []
+    for batch in read_batches(paths, batch_files=8, budget=budget):
+        assert budget.used <= budget.limit
+        seen += [b.stat.path for b in batch]
+        assert all(isinstance(b, Photo) for b in batch)
+        release_batch(batch, budget)
+    assert seen == paths
+    assert peak["used"] <= budget.limit
