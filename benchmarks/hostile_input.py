@@ -176,7 +176,7 @@ def markdown(data: dict) -> str:
         lines.append(f"| {name} | {r['exit']} | {r['seconds'] if r['seconds'] is not None else '-'} | {rss} |")
     lines += [
         "",
-        "Memory is bounded by decoded pixels in flight (`--max-pixels-in-flight`, 200 MP by default), not by photos "
+        "Memory is bounded by decoded pixels in flight (`--max-pixels-in-flight`, 150 MP by default), not by photos "
         "per batch; 16-bit photos are converted a block of rows at a time. The target was under 3 GB.",
         "",
         "## Dedup: what the pixel check adds",

@@ -64,7 +64,7 @@ def cli(weights_dir: Path | None) -> None:
 @click.option("--max-file-mb", default=512, show_default=True, help="Reject files above this size, MB.")
 @click.option(
     "--max-pixels-in-flight",
-    default=200_000_000,
+    default=150_000_000,
     show_default=True,
     help="Decoded pixels held at once (memory bound; about 3 bytes each).",
 )

@@ -58,8 +58,9 @@ UNSUPPORTED_SUFFIXES = {
 DEFAULT_MAX_PIXELS = 120_000_000
 #: Default limit on a file's size: nothing larger is read into memory.
 DEFAULT_MAX_BYTES = 512 * 2**20
-#: Default bound on decoded pixels held at once by an indexing run (about 600 MB of RGB).
-DEFAULT_PIXELS_IN_FLIGHT = 200_000_000
+#: Default bound on decoded pixels held at once by an indexing run (about 450 MB of RGB; one 120 MP photo at a
+#: time: measured in benchmarks/hostile_input.md).
+DEFAULT_PIXELS_IN_FLIGHT = 150_000_000
 
 # Magic numbers of the formats above, for files whose name has no photo ending (`IMG_0001`, `photo.dat`).
 _MAGIC: tuple[tuple[int, bytes, str], ...] = (
