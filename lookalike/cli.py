@@ -279,7 +279,8 @@ def repair_cmd(index: str, head_name: str | None, as_json: bool) -> None:
     Every readable face row is kept with a unique vector id and the FAISS index is rebuilt from the stored
     embeddings; photos whose rows were lost are embedded again by the next `lookalike index` run.
     """
-    from .store import FaceStore, resolve_index_path
+    from .repair import repair_index
+    from .store import resolve_index_path
 
     root = resolve_index_path(index)
     head_info = None
@@ -289,7 +290,7 @@ def repair_cmd(index: str, head_name: str | None, as_json: bool) -> None:
 
         spec = get_head_spec(head_name)
         head_info = {"head": head_name, "dim": spec.dim, "weights_sha256": resolve(spec.weights, head_name)[1]}
-    report = FaceStore.repair(root, head_info)
+    report = repair_index(root, head_info)
     if as_json:
         _emit_json(report.as_dict())
         return

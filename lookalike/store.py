@@ -28,7 +28,6 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,11 +49,11 @@ REMOVED = "removed.parquet"
 METRICS = "metrics"
 MAPS = "maps"
 _GEN_KEY = b"lookalike_generation"
-_MANIFEST_KEY = b"lookalike_manifest"  # the manifest's identity, kept in every Parquet file for `repair`
+MANIFEST_KEY = b"lookalike_manifest"  # the manifest's identity, kept in every Parquet file for `repair`
 _LOCKS = (".writer.lock", ".state.lock")
 _DATA_FILES = (FACES, REJECTS, INDEX)
 #: Names the engine makes, and so the only names its recovery may delete.
-_PART_RE = re.compile(r"^\d{6}-\d+\.(faces|rejects)\.parquet$")
+PART_RE = re.compile(r"^\d{6}-\d+\.(faces|rejects)\.parquet$")
 _PART_TMP_RE = re.compile(r"^\.\d{6}-\d+\.(faces|rejects)\.parquet\.[a-z0-9_]+\.tmp$")
 _FINAL_RE = re.compile(r"^finalize-\d+-(faces\.parquet|rejects\.parquet|index\.faiss)$")
 _ROOT_TMP_RE = re.compile(
@@ -128,7 +127,7 @@ def resolve_index_path(name_or_path: str | Path, home: Path | None = None) -> Pa
 
 
 @contextlib.contextmanager
-def _flock(path: Path, mode: int, blocking: bool = True) -> Iterator[bool]:
+def flock(path: Path, mode: int, blocking: bool = True) -> Iterator[bool]:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
@@ -171,7 +170,7 @@ def _manifest_core(manifest: dict) -> bytes:
     return json.dumps({k: manifest.get(k) for k in keys}).encode()
 
 
-def _supersede(tables: list[pa.Table], paths_of: list[set[str]], columns: list[str] | None) -> pa.Table:
+def supersede(tables: list[pa.Table], paths_of: list[set[str]], columns: list[str] | None) -> pa.Table:
     """Concatenate tables (oldest first); rows of a path that a later table names are dropped.
 
     `paths_of[i]` holds every path table `i + 1` names (faces and rejects alike).
@@ -185,7 +184,7 @@ def _supersede(tables: list[pa.Table], paths_of: list[set[str]], columns: list[s
     return pa.concat_tables(out, promote_options="default")
 
 
-def _dedupe_ids(faces: pa.Table, next_id: int) -> tuple[pa.Table, int, int]:
+def dedupe_ids(faces: pa.Table, next_id: int) -> tuple[pa.Table, int, int]:
     """Give every face a unique vector id: `(faces, ids changed, next free id)`. The first keeps its id."""
     col = faces["vector_id"]
     ids = np.zeros(0, np.int64)
@@ -203,23 +202,6 @@ def _dedupe_ids(faces: pa.Table, next_id: int) -> tuple[pa.Table, int, int]:
     if changed:
         faces = faces.set_column(faces.schema.get_field_index("vector_id"), "vector_id", pa.array(ids, pa.int64()))
     return faces, changed, nxt
-
-
-@dataclass
-class RepairReport:
-    """What `FaceStore.repair` found and kept."""
-
-    index: str
-    problems: list[str] = field(default_factory=list)
-    faces: int = 0
-    files: int = 0
-    rejects: int = 0
-    ids_reassigned: int = 0
-    sources: list[str] = field(default_factory=list)
-    lost: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 class FaceStore:
@@ -250,7 +232,7 @@ class FaceStore:
         if any((root / n).exists() for n in (MANIFEST, JOURNAL, *_DATA_FILES)):
             return True
         parts = root / PARTS
-        return parts.is_dir() and any(_PART_RE.match(f.name) for f in parts.iterdir())
+        return parts.is_dir() and any(PART_RE.match(f.name) for f in parts.iterdir())
 
     @classmethod
     def open(cls, root: str | Path) -> FaceStore:
@@ -263,7 +245,7 @@ class FaceStore:
         if not cls.exists(root):
             if cls.looks_like_index(root):
                 if (root / JOURNAL).exists():
-                    with _flock(root / ".writer.lock", fcntl.LOCK_EX, blocking=False) as got:
+                    with flock(root / ".writer.lock", fcntl.LOCK_EX, blocking=False) as got:
                         if got:
                             cls._recover(root)
                 if not cls.exists(root):
@@ -276,10 +258,10 @@ class FaceStore:
                     f"no index at {root}: build one with `lookalike index PHOTOS --name NAME` (or --out {root})"
                 )
         if (root / JOURNAL).exists():
-            with _flock(root / ".writer.lock", fcntl.LOCK_EX, blocking=False) as got:
+            with flock(root / ".writer.lock", fcntl.LOCK_EX, blocking=False) as got:
                 if got:
                     cls._recover(root)
-        with _flock(root / ".state.lock", fcntl.LOCK_SH):  # the manifest and the files it names, as one
+        with flock(root / ".state.lock", fcntl.LOCK_SH):  # the manifest and the files it names, as one
             store = cls(root, cls._read_manifest(root))
             store._check_files()
         return store
@@ -390,7 +372,7 @@ class FaceStore:
         if root.is_dir() and not FaceStore.exists(root):
             FaceStore._refuse_foreign(root)
         if (root / ".writer.lock").exists():
-            with _flock(root / ".writer.lock", fcntl.LOCK_EX, blocking=False) as got:
+            with flock(root / ".writer.lock", fcntl.LOCK_EX, blocking=False) as got:
                 if not got:
                     raise LookalikeError(f"another `lookalike index` run is writing {root}; wait for it to finish")
 
@@ -420,7 +402,7 @@ class FaceStore:
         if root.is_dir() and not cls.exists(root) and not (root / JOURNAL).exists():
             cls._refuse_foreign(root)
         root.mkdir(parents=True, exist_ok=True)
-        with _flock(root / ".writer.lock", fcntl.LOCK_EX, blocking=False) as got:
+        with flock(root / ".writer.lock", fcntl.LOCK_EX, blocking=False) as got:
             if not got:
                 raise LookalikeError(f"another `lookalike index` run is writing {root}; wait for it to finish")
             if cls.exists(root) or (root / JOURNAL).exists():
@@ -472,7 +454,7 @@ class FaceStore:
         Deletes only names the engine makes: parts the manifest does not name, its own temp files, and the
         finalize files a journal names. Anything else in the folder is the user's and stays.
         """
-        with _flock(root / ".state.lock", fcntl.LOCK_EX):
+        with flock(root / ".state.lock", fcntl.LOCK_EX):
             journal_path = root / JOURNAL
             manifest = None
             if journal_path.exists():
@@ -506,7 +488,7 @@ class FaceStore:
             parts = root / PARTS
             if parts.is_dir():
                 for f in parts.iterdir():
-                    if (_PART_RE.match(f.name) and f.name not in keep) or _PART_TMP_RE.match(f.name):
+                    if (PART_RE.match(f.name) and f.name not in keep) or _PART_TMP_RE.match(f.name):
                         f.unlink()
             for f in root.iterdir():
                 if (_ROOT_TMP_RE.match(f.name) or _FINAL_RE.match(f.name)) and f.is_file():
@@ -516,7 +498,7 @@ class FaceStore:
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[FaceStore]:
         """Hold one generation still while several reads are made (the writer waits to swap files)."""
-        with _flock(self.root / ".state.lock", fcntl.LOCK_SH):
+        with flock(self.root / ".state.lock", fcntl.LOCK_SH):
             self._refresh()
             yield self
 
@@ -562,24 +544,24 @@ class FaceStore:
                 paths.update(self._read_part(p, k, ["path"])["path"].to_pylist())
             seen.append(paths)
             tables.append(self._read_part(p, kind, cols))
-        return _supersede(tables, seen, columns)
+        return supersede(tables, seen, columns)
 
     def faces(self, columns: list[str] | None = None) -> pa.Table:
         """Every indexed face (rows of `faces.parquet` plus a killed run's committed parts)."""
-        with _flock(self.root / ".state.lock", fcntl.LOCK_SH):
+        with flock(self.root / ".state.lock", fcntl.LOCK_SH):
             self._refresh()
             return self._merged("faces", columns)
 
     def rejects(self) -> pa.Table:
         """Every rejected file with its reason."""
-        with _flock(self.root / ".state.lock", fcntl.LOCK_SH):
+        with flock(self.root / ".state.lock", fcntl.LOCK_SH):
             self._refresh()
             return self._merged("rejects")
 
     def known_files(self) -> dict[str, tuple[int, int, str | None]]:
         """path -> (size, mtime_ns, sha256) of every file already processed (indexed or rejected)."""
         known: dict[str, tuple[int, int, str | None]] = {}
-        with _flock(self.root / ".state.lock", fcntl.LOCK_SH):
+        with flock(self.root / ".state.lock", fcntl.LOCK_SH):
             self._refresh()
             for kind in ("rejects", "faces"):
                 t = self._merged(kind, ["path", "file_size", "mtime_ns", "sha256"])
@@ -607,7 +589,7 @@ class FaceStore:
         """The FAISS index (`IndexIDMap2` over inner product), checked against the faces it must hold."""
         from .vector_index import build_index
 
-        with _flock(self.root / ".state.lock", fcntl.LOCK_SH):
+        with flock(self.root / ".state.lock", fcntl.LOCK_SH):
             self._refresh()
             path = self.root / INDEX
             if path.exists() and not self.manifest["pending"]:
@@ -630,7 +612,7 @@ class FaceStore:
 
     def _with_core(self, table: pa.Table) -> pa.Table:
         meta = dict(table.schema.metadata or {})
-        meta[_MANIFEST_KEY] = _manifest_core(self.manifest)
+        meta[MANIFEST_KEY] = _manifest_core(self.manifest)
         return table.replace_schema_metadata(meta)
 
     def commit_part(self, faces: pa.Table, rejects: pa.Table) -> None:
@@ -640,7 +622,7 @@ class FaceStore:
         _write_parquet(faces, self.root / PARTS / f"{part}.faces.parquet")
         _write_parquet(self._with_core(rejects.cast(REJECTS_SCHEMA)), self.root / PARTS / f"{part}.rejects.parquet")
         manifest = dict(self.manifest, pending=[*self.manifest["pending"], part], updated=now_utc().isoformat())
-        with _flock(self.root / ".state.lock", fcntl.LOCK_EX):
+        with flock(self.root / ".state.lock", fcntl.LOCK_EX):
             atomic_write_text(self.root / MANIFEST, json.dumps(manifest, indent=2))
         self.manifest = manifest
 
@@ -661,7 +643,7 @@ class FaceStore:
             tables.append(t)
         self.commit_part(*tables)
 
-    def _write_generation(self, faces: pa.Table, rejects: pa.Table, index, manifest: dict) -> None:
+    def write_generation(self, faces: pa.Table, rejects: pa.Table, index, manifest: dict) -> None:
         """Write the three main files and the manifest as one generation, through the journal."""
         import faiss
 
@@ -675,7 +657,7 @@ class FaceStore:
         manifest["files"] = {n: (self.root / tmp[n]).stat().st_size for n in _DATA_FILES}
         journal = {"generation": gen, "renames": [[tmp[n], n] for n in (INDEX, REJECTS, FACES)], "manifest": manifest}
         atomic_write_text(self.root / JOURNAL, json.dumps(journal))
-        with _flock(self.root / ".state.lock", fcntl.LOCK_EX):
+        with flock(self.root / ".state.lock", fcntl.LOCK_EX):
             for t, final in journal["renames"]:
                 os.replace(self.root / t, self.root / final)
             atomic_write_text(self.root / MANIFEST, json.dumps(manifest, indent=2))
@@ -711,131 +693,9 @@ class FaceStore:
             index_active=active_description(index, factory, faces.num_rows),
             updated=now_utc().isoformat(),
         )
-        self._write_generation(faces, rejects, index, manifest)
+        self.write_generation(faces, rejects, index, manifest)
         for p in self.manifest["pending"]:
             for k in ("faces", "rejects"):
                 (self.root / PARTS / f"{p}.{k}.parquet").unlink(missing_ok=True)
         self.manifest = manifest
         return counts
-
-    # ------------------------------------------------------------------ repair
-    @classmethod
-    def repair(cls, root: str | Path, head_info: dict | None = None) -> RepairReport:
-        """Rebuild a damaged index folder from what survives: every readable face row (main file and
-        committed parts, later rows of a path winning), unique vector ids, a FAISS index from the stored
-        embeddings, a new manifest. `head_info` ({head, dim, weights_sha256}) is needed only when no manifest
-        and no Parquet file says which head built the index.
-        """
-        from .vector_index import active_description, build_index
-
-        root = Path(root)
-        if not cls.looks_like_index(root):
-            raise IndexNotFoundError(f"no index at {root} to repair")
-        report = RepairReport(str(root))
-        with _flock(root / ".writer.lock", fcntl.LOCK_EX, blocking=False) as got:
-            if not got:
-                raise LookalikeError(f"another `lookalike index` run is writing {root}; wait for it to finish")
-            try:
-                cls._recover(root)
-            except LookalikeError as e:
-                report.problems.append(str(e))
-            manifest: dict | None = None
-            try:
-                manifest = cls._read_manifest(root)
-            except LookalikeError as e:
-                report.problems.append(str(e))
-            try:
-                if manifest is not None:
-                    cls(root, manifest)._check_files()
-            except IndexCorruptError as e:
-                report.problems.append(str(e))
-
-            def readable(path: Path) -> pa.Table | None:
-                try:
-                    return pq.read_table(path)
-                except (OSError, pa.ArrowInvalid) as e:
-                    if path.exists():
-                        report.lost.append(f"{path.name}: {' '.join(str(e).split())[:80]}")
-                    return None
-
-            parts = sorted(
-                {f.name.split(".")[0] for f in (root / PARTS).iterdir() if _PART_RE.match(f.name)}
-                if (root / PARTS).is_dir()
-                else set(),
-                key=lambda n: (int(n.split("-")[1]), n),
-            )
-            core: dict | None = None
-            faces_tables, rejects_tables, seen = [], [], []
-            for label, fpath, rpath in [(FACES, root / FACES, root / REJECTS)] + [
-                (f"{PARTS}/{p}", root / PARTS / f"{p}.faces.parquet", root / PARTS / f"{p}.rejects.parquet")
-                for p in parts
-            ]:
-                f, r = readable(fpath), readable(rpath)
-                for t in (f, r):
-                    if t is not None and core is None and _MANIFEST_KEY in (t.schema.metadata or {}):
-                        core = json.loads(t.schema.metadata[_MANIFEST_KEY])
-                if f is None and r is None:
-                    continue
-                report.sources.append(label)
-                paths: set[str] = set()
-                for t in (f, r):
-                    if t is not None:
-                        paths.update(t["path"].to_pylist())
-                if faces_tables:
-                    seen.append(paths)
-                faces_tables.append(f)
-                rejects_tables.append(r)
-            info = manifest or core or {}
-            if not info.get("head") and faces_tables:
-                for f in faces_tables:
-                    if f is not None and f.num_rows:
-                        info = {"head": f["head"][0].as_py(), "dim": f.schema.field("embedding").type.list_size}
-                        break
-            if head_info:
-                info = {**head_info, **{k: v for k, v in info.items() if v is not None}}
-            if not info.get("head") or not info.get("dim"):
-                raise LookalikeError(f"cannot tell which head built {root}: no manifest and no readable faces")
-            if not info.get("weights_sha256") and head_info:
-                info["weights_sha256"] = head_info.get("weights_sha256")
-            dim = int(info["dim"])
-            schema = faces_schema(dim)
-            ftabs = [(t.cast(schema) if t is not None else schema.empty_table()) for t in faces_tables]
-            rtabs = [(t.select(REJECTS_SCHEMA.names).cast(REJECTS_SCHEMA) if t is not None
-                      else REJECTS_SCHEMA.empty_table()) for t in rejects_tables]  # fmt: skip
-            faces = _supersede(ftabs, seen, None) if ftabs else schema.empty_table()
-            rejects = _supersede(rtabs, seen, None) if rtabs else REJECTS_SCHEMA.empty_table()
-            faces = faces.replace_schema_metadata(None)
-            rejects = rejects.replace_schema_metadata(None)
-            faces, report.ids_reassigned, next_id = _dedupe_ids(faces, int((manifest or {}).get("next_id", 0)))
-            factory = info.get("index_factory") or "Flat"
-            index = build_index(vectors_of(faces, dim), faces["vector_id"].to_numpy(), factory)
-            now = now_utc().isoformat()
-            counts = {
-                "faces": faces.num_rows,
-                "files": len(pc.unique(faces["path"])) if faces.num_rows else 0,
-                "rejects": rejects.num_rows,
-            }
-            new = {
-                "format_version": FORMAT_VERSION,
-                "head": info["head"],
-                "dim": dim,
-                "weights_sha256": info.get("weights_sha256") or "",
-                "params": info.get("params") or {},
-                "index_factory": factory,
-                "metric": "inner_product",
-                "generation": int((manifest or {}).get("generation", 0)) + 1,
-                "next_id": next_id,
-                "pending": [],
-                "counts": counts,
-                "index_active": active_description(index, factory, faces.num_rows),
-                "created": info.get("created") or now,
-                "updated": now,
-                "repaired": now,
-            }
-            store = cls(root, new, writer=True)
-            store._write_generation(faces, rejects, index, new)
-            for p in parts:
-                for k in ("faces", "rejects"):
-                    (root / PARTS / f"{p}.{k}.parquet").unlink(missing_ok=True)
-            report.faces, report.files, report.rejects = counts["faces"], counts["files"], counts["rejects"]
-        return report

@@ -17,6 +17,7 @@ import pytest
 from lookalike.cli import main
 from lookalike.pipeline import run_index
 from lookalike.query import Searcher
+from lookalike.repair import repair_index
 from lookalike.store import FACES, INDEX, MANIFEST, REJECTS, FaceStore, faces_schema
 
 from .conftest import require_data
@@ -128,7 +129,7 @@ def test_repair_gives_unique_ids_to_colliding_rows(healthy, tmp_path):
     t = t.set_column(0, "vector_id", pa.array([0] * t.num_rows, pa.int64()))  # every face claims id 0
     pq.write_table(t, ix / FACES)
     (ix / MANIFEST).unlink()
-    report = FaceStore.repair(ix)
+    report = repair_index(ix)
     assert report.ids_reassigned == t.num_rows - 1
     fixed = FaceStore.open(ix).faces(["vector_id"])["vector_id"].to_pylist()
     assert sorted(fixed) == list(range(t.num_rows))
