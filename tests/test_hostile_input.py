@@ -102,7 +102,13 @@ def _names(table) -> list[str]:
     return [Path(fs_path(p)).name for p in table["path"].to_pylist()]
 
 
-def test_hostile_corpus_index_and_query(corpus, tmp_path):
+def _say(capsys, line: str) -> None:
+    """A line in the test log even when pytest captures output (the number of cases tried)."""
+    with capsys.disabled():
+        print(f"\n  {line}")
+
+
+def test_hostile_corpus_index_and_query(corpus, tmp_path, capsys):
     d, bad, good = corpus
     out = tmp_path / "ix"
     res = _cli("index", str(d), "--out", str(out), "--head", "sface", "--json")
@@ -110,7 +116,7 @@ def test_hostile_corpus_index_and_query(corpus, tmp_path):
     assert "Corrupt EXIF" not in res.stderr and "Warning" not in res.stderr, res.stderr
     faces, rejects = pq.read_table(out / "faces.parquet"), pq.read_table(out / "rejects.parquet")
     reasons = dict(zip(_names(rejects), rejects["reason"].to_pylist()))
-    print(f"hostile corpus: {len(bad) + len(good)} files, {len(bad)} bad")
+    _say(capsys, f"hostile corpus: {len(bad) + len(good)} files, {len(bad)} bad, {len(good)} good")
     for name, words in bad.items():
         assert name in reasons, f"{name} has no reject row"
         assert words in reasons[name], f"{name}: {reasons[name]!r} lacks {words!r}"
@@ -172,7 +178,7 @@ def _mutants(seed: int = 0) -> list[tuple[str, bytes]]:
     return out
 
 
-def test_fuzzed_photos_never_escape(tmp_path):
+def test_fuzzed_photos_never_escape(tmp_path, capsys):
     """Thousands of damaged real photos through intake in-process, then a sample through `lookalike index`."""
     mutants = _mutants()
     outcomes = {"photo": 0, "reject": 0}
@@ -188,7 +194,7 @@ def test_fuzzed_photos_never_escape(tmp_path):
         else:
             assert item.rgb.ndim == 3 and item.rgb.shape[2] == 3 and item.rgb.dtype == np.uint8
         outcomes["photo" if isinstance(item, Photo) else "reject"] += 1
-    print(f"fuzz: {len(mutants)} damaged photos tried in intake: {outcomes}")
+    _say(capsys, f"fuzz: {len(mutants)} damaged photos tried in intake: {outcomes}")
     assert len(mutants) >= 2000
 
     sample = tmp_path / "sample"
@@ -203,7 +209,7 @@ def test_fuzzed_photos_never_escape(tmp_path):
     accounted = set(faces["path"].to_pylist()) | set(rejects["path"].to_pylist())
     assert accounted == {str(p) for p in sample.iterdir()}, "every file is indexed or a reject"
     assert all(r and "\n" not in r for r in rejects["reason"].to_pylist())
-    print(f"fuzz: 240 of them through `lookalike index`: {faces.num_rows} faces, {rejects.num_rows} rejects")
+    _say(capsys, f"fuzz: 240 of them through `lookalike index`: {faces.num_rows} faces, {rejects.num_rows} rejects")
     assert faces.num_rows > 0
     queries = [str(sample / n) for n in sorted(os.listdir(sample))[:12]]
     res = _cli("query", *queries, "--index", str(out), "-k", "3")

@@ -226,7 +226,7 @@ def _synthetic_part(dim: int, paths: list[str], rng) -> pa.Table:
     )  # fmt: skip
 
 
-def test_reader_during_finalize_never_crashes(tmp_path):
+def test_reader_during_finalize_never_crashes(tmp_path, capsys):
     """A writer commits parts and finalizes in a loop; readers open the index meanwhile, again and again:
     each sees one whole generation (every FAISS id has its metadata row), never a missing part."""
     from lookalike.store import REJECTS_SCHEMA
@@ -271,7 +271,8 @@ def test_reader_during_finalize_never_crashes(tmp_path):
         stop.set()
         writer.join(timeout=30)
     assert not errors, errors
-    print(f"reader during finalize: {rounds['reader']} reader opens against {rounds['writer']} finalizes")
+    with capsys.disabled():
+        print(f"\n  reader during finalize: {rounds['reader']} reader opens against {rounds['writer']} finalizes")
     assert rounds["reader"] >= 300 and rounds["writer"] >= 5
 
 
@@ -303,7 +304,8 @@ def test_no_command_prints_a_traceback_on_a_damaged_index(healthy, photos, tmp_p
                 one_line = len(lines) == 1 and lines[0].startswith("lookalike: error: ")
                 assert code == 2 and one_line, (name, how, cmd, err)
                 tried += 1
-    print(f"damaged-index sweep: {tried} commands, each one line and exit 2")
+    with capsys.disabled():
+        print(f"\n  damaged-index sweep: {tried} commands, each one line and exit 2")
 
 
 def test_full_disk_is_one_line_and_loses_nothing(photos, tmp_path, capsys, monkeypatch):
