@@ -276,35 +276,48 @@ def iter_photo_files(source: str | Path) -> Iterator[Path]:
 
 
 # ------------------------------------------------------------------------------------------------ decoding
-def _grey16_to_rgb(arr: np.ndarray, top: float) -> np.ndarray:
-    """16-bit or 32-bit grey to RGB uint8, a block of rows at a time (a float64 copy of a 100 MP photo
-    would be 800 MB)."""
-    h = arr.shape[0]
-    out = np.empty((*arr.shape[:2], 3), np.uint8)
-    step = max(1, 4_000_000 // max(arr.shape[1], 1))
-    for y in range(0, h, step):
-        block = arr[y : y + step].astype(np.float32)
-        grey = np.clip(block * np.float32(255.0 / top) + np.float32(0.5), 0, 255).astype(np.uint8)
-        out[y : y + step] = grey[:, :, None]
-    return out
+_WIDE_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
-def _to_rgb(img: Image.Image) -> np.ndarray:
-    """Any Pillow mode to `(H, W, 3) uint8` RGB: 16-bit and float scaled, alpha composited on white."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(img)
-        peak = float(arr.max()) if arr.size else 0.0
-        top = 65535.0 if (img.mode.startswith("I;16") or peak > 255) else 255.0
-        if img.mode == "F" and peak <= 1.0:
-            top = 1.0
-        return _grey16_to_rgb(arr, top)
+def _wide_grey_top(img: Image.Image) -> float:
+    """The value that maps to 255 for 16-bit, 32-bit and float grey (from the extrema: no pixel copy)."""
+    try:
+        peak = float(img.getextrema()[1])
+    except Exception:  # a mode without extrema support: assume the full 16-bit range
+        peak = 65535.0
+    top = 65535.0 if (img.mode.startswith("I;16") or peak > 255) else 255.0
+    if img.mode == "F" and peak <= 1.0:
+        top = 1.0
+    return top
+
+
+def _strip_to_rgb(img: Image.Image, top: float | None) -> np.ndarray:
+    """One strip of rows in any Pillow mode to `(h, W, 3) uint8` RGB."""
+    if top is not None:
+        arr = np.asarray(img).astype(np.float32)
+        grey = np.clip(arr * np.float32(255.0 / top) + np.float32(0.5), 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
-    if img.mode == "RGB":
-        return np.asarray(img)  # no convert(): it would copy the whole photo once more
-    return np.asarray(img.convert("RGB"))
+    return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    """Any Pillow mode to `(H, W, 3) uint8` RGB: 16-bit and float scaled, alpha composited on white.
+
+    Converted a strip of rows at a time into one preallocated array: converting a 100 MP photo whole took
+    three copies of it at once (Pillow's image, its `tobytes` chunks and their join; about 1 GB).
+    """
+    w, h = img.size
+    top = _wide_grey_top(img) if img.mode in _WIDE_GREY else None
+    out = np.empty((h, w, 3), np.uint8)
+    step = max(1, 2_000_000 // max(w, 1))
+    for y in range(0, h, step):
+        strip = img if (y == 0 and step >= h) else img.crop((0, y, w, min(h, y + step)))
+        out[y : y + step] = _strip_to_rgb(strip, top)
+    return out
 
 
 def _open(data: bytes) -> Image.Image:
@@ -346,7 +359,7 @@ def _decode(data: bytes, max_pixels: int, budget: PixelBudget | None) -> tuple[n
         reserved = budget.acquire(w * h) if budget is not None else 0
         try:
             img.load()
-            img = ImageOps.exif_transpose(img)
+            img = ImageOps.exif_transpose(img) if img.getexif().get(0x0112, 1) != 1 else img  # no copy when upright
             rgb = np.ascontiguousarray(_to_rgb(img))
         except MemoryError:
             if budget is not None:
