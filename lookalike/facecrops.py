@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .align import FaceGeometry, crop_face, margin_box
-from .detect import FaceDetector
+from .detect import Detector, create_detector
 from .photos import Photo, load_photo
 from .pipeline import detect_stage
 
@@ -59,7 +59,7 @@ def geometry_from_index(index_dir: str | Path) -> dict[str, FaceGeometry]:
 def main_face_crops(
     paths: list[str | Path],
     crop: str = "facenet160",
-    detector: FaceDetector | None = None,
+    detector: Detector | None = None,
     geometry: dict[str, FaceGeometry] | None = None,
     batch: int = 32,
 ) -> FaceCrops:
@@ -85,7 +85,7 @@ def main_face_crops(
         todo = [(p, ph) for p, ph in photos if p not in geometry]
         found: dict[str, FaceGeometry] = {}
         if todo:
-            detector = detector or FaceDetector()
+            detector = detector or create_detector()
             for (p, _), faces in zip(todo, detect_stage(detector, [ph for _, ph in todo]), strict=True):
                 if faces:
                     found[p] = faces[0].geometry

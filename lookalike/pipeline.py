@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from .align import crop_face
-from .detect import DetectedFace, FaceDetector, main_face_order
+from .detect import DetectedFace, Detector, main_face_order
 from .heads import Head
 from .paths import fs_path
 from .photos import (
@@ -176,7 +176,7 @@ def release_batch(batch: list[Loaded], budget: PixelBudget) -> None:
             item.rgb = None  # type: ignore[assignment]
 
 
-def detect_stage(detector: FaceDetector, photos: list[Photo]) -> list[list[DetectedFace]]:
+def detect_stage(detector: Detector, photos: list[Photo]) -> list[list[DetectedFace]]:
     """Faces of each photo, main face first."""
     found = detector.detect([p.rgb for p in photos])
     out = []
@@ -244,7 +244,7 @@ def reject_rows(rejects: list[Rejected]) -> pa.Table:
 
 def process_loaded(
     loaded: list[Loaded],
-    detector: FaceDetector,
+    detector: Detector,
     head: Head,
     identity_of: Callable[[str], str | None],
 ) -> tuple[pa.Table, pa.Table]:
@@ -269,7 +269,7 @@ def process_loaded(
 
 def process_files(
     paths: list[str],
-    detector: FaceDetector,
+    detector: Detector,
     head: Head,
     identity_of: Callable[[str], str | None],
     max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -357,7 +357,7 @@ def run_index(
     source: str | Path,
     out: str | Path,
     head: Head,
-    detector: FaceDetector,
+    detector: Detector,
     options: IndexOptions | None = None,
     progress: Progress | None = None,
 ) -> IndexReport:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .detect import DetectedFace, FaceDetector
+from .detect import DetectedFace, Detector, detector_from_params
 from .errors import LookalikeError
 from .heads import create_head
 from .paths import to_text
@@ -95,7 +95,7 @@ class Searcher:
         self._box = [self._box[i] for i in order]
         self.index = to_gpu_if_available(index)
         self._device = device
-        self._detector: FaceDetector | None = None
+        self._detector: Detector | None = None
 
     @property
     def size(self) -> int:
@@ -182,15 +182,10 @@ class Searcher:
         return out
 
     @property
-    def detector(self) -> FaceDetector:
+    def detector(self) -> Detector:
+        """The detector the index was built with (same thresholds), loaded on first use."""
         if self._detector is None:
-            p = self.store.manifest.get("params", {})
-            self._detector = FaceDetector(
-                min_prob=p.get("min_prob", 0.9),
-                min_face_size=p.get("min_face_size", 20),
-                max_side=p.get("max_side", 1600),
-                device=self._device,
-            )
+            self._detector = detector_from_params(self.store.manifest.get("params", {}), device=self._device)
         return self._detector
 
     def query_photos(

@@ -20,12 +20,14 @@ import pyarrow as pa
 class EmbedWorker:
     """A Ray actor holding the detector and head; called on batches of `{"path": [...]}`."""
 
-    def __init__(self, head: str, min_prob: float, max_pixels: int, root: str | None, labels: dict | None) -> None:
-        from lookalike.detect import FaceDetector
+    def __init__(
+        self, head: str, detector: str, min_prob: float | None, max_pixels: int, root: str | None, labels: dict | None
+    ) -> None:
+        from lookalike.detect import create_detector
         from lookalike.heads import create_head
 
         self.head = create_head(head)
-        self.detector = FaceDetector(min_prob=min_prob)
+        self.detector = create_detector(detector, min_prob)
         self.max_pixels = max_pixels
         self.root = Path(root) if root else None
         self.labels = labels
@@ -62,14 +64,15 @@ def run(
     workers: int = 1,
     batch_size: int = 32,
     commit_every: int = 256,
-    min_prob: float = 0.9,
+    min_prob: float | None = None,
     labels: dict | None = None,
+    detector: str | None = None,
     prune: bool = False,
 ) -> dict:
     """Index `source` into `out` with Ray workers; returns the counts (same report keys as the CLI)."""
     import ray
 
-    from lookalike.detect import FaceDetector
+    from lookalike.detect import describe_detector, detector_spec
     from lookalike.heads import get_head_spec
     from lookalike.photos import DEFAULT_MAX_PIXELS
     from lookalike.pipeline import IndexOptions, plan, reject_rows
@@ -83,7 +86,8 @@ def run(
     t0 = time.perf_counter()
     spec = get_head_spec(head)
     _, sha = resolve(spec.weights, head)
-    params = IndexOptions(min_prob=min_prob).params(FaceDetector.describe(min_prob), spec.crop)
+    detector = detector_spec(detector or "mtcnn").name
+    params = IndexOptions().params(describe_detector(detector, min_prob), spec.crop)
     with FaceStore.writer(out, head, spec.dim, sha, params) as store:
         pl = plan(source, store)
         todo, vanished = pl.todo, pl.vanished
@@ -95,6 +99,7 @@ def run(
                 EmbedWorker,
                 fn_constructor_kwargs={
                     "head": head,
+                    "detector": detector,
                     "min_prob": min_prob,
                     "max_pixels": DEFAULT_MAX_PIXELS,
                     "root": root,
@@ -147,6 +152,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) // 2))
     ap.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
     ap.add_argument("--prune", action="store_true")
+    ap.add_argument("--detector", default=None, choices=["mtcnn", "yunet"])
     args = ap.parse_args()
     import json
 
@@ -155,7 +161,8 @@ def main() -> None:
     from lookalike.heads import DEFAULT_HEAD
 
     ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
-    print(json.dumps(run(args.source, args.out, args.head or DEFAULT_HEAD, args.workers, prune=args.prune)))
+    head = args.head or DEFAULT_HEAD
+    print(json.dumps(run(args.source, args.out, head, args.workers, prune=args.prune, detector=args.detector)))
 
 
 if __name__ == "__main__":

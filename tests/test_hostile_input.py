@@ -108,15 +108,16 @@ def _say(capsys, line: str) -> None:
         print(f"\n  {line}")
 
 
-def test_hostile_corpus_index_and_query(corpus, tmp_path, capsys):
+@pytest.mark.parametrize("detector", ["mtcnn", "yunet"])
+def test_hostile_corpus_index_and_query(corpus, tmp_path, capsys, detector):
     d, bad, good = corpus
     out = tmp_path / "ix"
-    res = _cli("index", str(d), "--out", str(out), "--head", "sface", "--json")
+    res = _cli("index", str(d), "--out", str(out), "--head", "sface", "--detector", detector, "--json")
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr[-3000:]
     assert "Corrupt EXIF" not in res.stderr and "Warning" not in res.stderr, res.stderr
     faces, rejects = pq.read_table(out / "faces.parquet"), pq.read_table(out / "rejects.parquet")
     reasons = dict(zip(_names(rejects), rejects["reason"].to_pylist()))
-    _say(capsys, f"hostile corpus: {len(bad) + len(good)} files, {len(bad)} bad, {len(good)} good")
+    _say(capsys, f"hostile corpus ({detector}): {len(bad) + len(good)} files, {len(bad)} bad, {len(good)} good")
     for name, words in bad.items():
         assert name in reasons, f"{name} has no reject row"
         assert words in reasons[name], f"{name}: {reasons[name]!r} lacks {words!r}"

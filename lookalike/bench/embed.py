@@ -72,7 +72,7 @@ def embed_photos(
 
     Raises `WeightsMissingError` when the head's weights are absent (callers list the head as skipped).
     """
-    from ..detect import FaceDetector
+    from ..detect import create_detector
     from ..heads import create_head
     from ..pipeline import IndexOptions, run_index
 
@@ -82,7 +82,7 @@ def embed_photos(
         fh.write("\n".join(uniq) + "\n")
         listing = fh.name
     try:
-        run_index(listing, index_dir, head, FaceDetector(device=device), IndexOptions(labels=labels), progress)
+        run_index(listing, index_dir, head, create_detector(device=device), IndexOptions(labels=labels), progress)
     finally:
         os.unlink(listing)
     return main_face_vectors(index_dir, uniq)

@@ -1,0 +1,95 @@
+"""The detector registry: every detector gives the same kind of faces (box, probability, landmarks in one
+order), an index records its detector, and a query detects with the index's own."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from lookalike.bench.retrieval import leave_one_out
+from lookalike.cli import cli
+from lookalike.detect import DETECTORS, create_detector, detector_spec
+from lookalike.errors import LookalikeError
+from lookalike.photos import Photo, load_photo
+from lookalike.query import Searcher
+
+from .conftest import require_data
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / area) if area > 0 else 0.0
+
+
+@pytest.fixture(scope="module")
+def lfw_photos() -> list[np.ndarray]:
+    root = require_data("lfw", "images")
+    people = sorted(p for p in root.iterdir() if p.is_dir())[:400:20]
+    photos = [load_photo(sorted(p.glob("*.jpg"))[0]) for p in people]
+    return [p.rgb for p in photos if isinstance(p, Photo)]
+
+
+def test_registry_and_unknown_name():
+    assert set(DETECTORS) >= {"mtcnn", "yunet"}
+    assert detector_spec("mtcnn-facenet-pytorch").name == "mtcnn", "manifests of earlier versions still read"
+    with pytest.raises(LookalikeError, match="unknown detector"):
+        create_detector("nope")
+    for name, spec in DETECTORS.items():
+        det = create_detector(name)
+        assert det.name == name and det.min_prob == spec.min_prob
+        assert det.params["detector"] == name
+
+
+def test_yunet_finds_mtcnn_faces_with_landmarks_in_the_same_order(lfw_photos, detector):
+    yunet = create_detector("yunet")
+    matched = 0
+    for fm, fy in zip(detector.detect(lfw_photos), yunet.detect(lfw_photos), strict=True):
+        if not fm or not fy:
+            continue
+        m = fm[0]
+        y = max(fy, key=lambda f: _iou(f.box, m.box))
+        if _iou(y.box, m.box) < 0.4:
+            continue
+        matched += 1
+        eye_dist = float(np.linalg.norm(m.landmarks[1] - m.landmarks[0]))
+        # each landmark of one detector is nearest to the same-numbered landmark of the other
+        d = np.linalg.norm(y.landmarks[:, None, :] - m.landmarks[None, :, :], axis=2)
+        assert (d.argmin(axis=1) == np.arange(5)).all()
+        assert float(np.median(np.diag(d))) < 0.25 * eye_dist
+        assert y.landmarks[0, 0] < y.landmarks[1, 0] and y.landmarks[3, 0] < y.landmarks[4, 0]
+    assert matched >= 0.9 * len(lfw_photos)
+
+
+def test_index_records_its_detector_and_query_uses_it(tmp_path):
+    gallery = require_data("gallery", "lfw10")
+    ix = tmp_path / "ix"
+    res = CliRunner().invoke(cli, ["index", str(gallery), "--out", str(ix), "--head", "sface", "--detector", "yunet",
+                                   "--json"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((ix / "manifest.json").read_text())
+    assert manifest["params"]["detector"] == "yunet" and manifest["params"]["min_prob"] == 0.8
+    s = Searcher(ix)
+    assert s.detector.name == "yunet"
+    assert leave_one_out(s)["top1"] >= 0.95
+    q = require_data("lfw", "images", "Tony_Blair", "Tony_Blair_0100.jpg")
+    res = CliRunner().invoke(cli, ["query", str(q), "--index", str(ix), "-k", "1", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["results"][0]["identity"] == "Tony_Blair", res.output
+    # another detector into the same index is refused before any model loads; the index's own is kept
+    res = CliRunner().invoke(cli, ["index", str(gallery), "--out", str(ix), "--detector", "mtcnn"])
+    assert isinstance(res.exception, LookalikeError) and "built with detector 'yunet'" in str(res.exception)
+    res = CliRunner().invoke(cli, ["index", str(gallery), "--out", str(ix), "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["files_processed"] == 0
+
+
+def test_too_small_images_never_reach_the_network():
+    yunet = create_detector("yunet")
+    for shape in ((1, 1, 3), (11, 11, 3), (19, 40, 3), (1, 3000, 3), (40000, 150, 3)):
+        img = np.full(shape, 127, np.uint8)
+        assert yunet.detect([img]) == [[]]
+        assert yunet.too_small(*shape[:2])
