@@ -410,6 +410,7 @@ class FaceStore:
                 store = cls(root, cls._read_manifest(root), writer=True)
                 store._check_files()
                 store.check_head(head, weights_sha256)
+                store.check_detector(params)
             else:
                 cls._refuse_foreign(root)
                 now = now_utc().isoformat()
@@ -445,6 +446,17 @@ class FaceStore:
                 f"index {self.root} was built with other {head!r} weights (sha256 "
                 f"{str(self.manifest.get('weights_sha256'))[:12]}..., now {weights_sha256[:12]}...): "
                 f"rebuild it with `lookalike index ... --out {self.root} --rebuild`"
+            )
+
+    def check_detector(self, params: dict) -> None:
+        """A one-line error when faces would be added by another detector than the index's own."""
+        aliases = {"mtcnn-facenet-pytorch": "mtcnn"}
+        was = aliases.get(str(self.manifest.get("params", {}).get("detector", "mtcnn")), None)
+        was = was or str(self.manifest.get("params", {}).get("detector", "mtcnn"))
+        now = aliases.get(str(params.get("detector", was)), str(params.get("detector", was)))
+        if now != was:
+            raise HeadMismatchError(
+                f"index {self.root} was built with detector {was!r}: use --detector {was} or a new index"
             )
 
     @classmethod

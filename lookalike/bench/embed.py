@@ -67,6 +67,7 @@ def embed_photos(
     labels: dict[str, str] | None = None,
     device: str | None = None,
     progress=None,
+    detector: str | None = None,
 ) -> PhotoVectors:
     """Index `paths` (incrementally) into `index_dir` with head `head_name`, then read their vectors.
 
@@ -82,7 +83,8 @@ def embed_photos(
         fh.write("\n".join(uniq) + "\n")
         listing = fh.name
     try:
-        run_index(listing, index_dir, head, create_detector(device=device), IndexOptions(labels=labels), progress)
+        det = create_detector(detector, device=device)
+        run_index(listing, index_dir, head, det, IndexOptions(labels=labels), progress)
     finally:
         os.unlink(listing)
     return main_face_vectors(index_dir, uniq)

@@ -82,8 +82,9 @@ def evaluate_lfw(
     progress=None,
     rerank: str = "none",
     progress_for=None,
+    detector: str | None = None,
 ) -> list[dict]:
-    """Score LFW View 2 with one head.
+    """Score LFW View 2 with one head (and detector: default `DEFAULT_DETECTOR`).
 
     Args:
         data: the LFW folder holding `pairs.txt` and `images/<Name>/<Name>_NNNN.jpg`.
@@ -104,7 +105,7 @@ def evaluate_lfw(
     labels = {os.path.abspath(p): Path(p).parent.name for p in proto.a + proto.b}
     index_dir = index_dir or bench_index_dir(head)
     t0 = time.perf_counter()
-    pv = embed_photos(proto.a + proto.b, head, index_dir, labels=labels, progress=progress)
+    pv = embed_photos(proto.a + proto.b, head, index_dir, labels=labels, progress=progress, detector=detector)
     scores, missing = pair_scores(pv, proto.a, proto.b)
     common = {"photos": len(pv.paths), "photos_without_face": int((~pv.found).sum())}
     out = [
