@@ -118,7 +118,7 @@ def main() -> None:
     for a, b in pairs:
         for path in sorted(p for p, i in labels.items() if i == a):
             item = load_photo(path)
-            faces_found = detect_stage(s.detector, [item])[0]
+            faces_found = detect_stage(s.detector, [item], keep_best=True)[0]  # as `lookalike query` does
             if not faces_found:
                 continue
             crop = crop_stage([item], [[faces_found[0]]], head.crop)[0]

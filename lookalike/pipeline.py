@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from .align import crop_face
-from .detect import DetectedFace, Detector, main_face_order
+from .detect import DetectedFace, Detector, select_faces
 from .heads import Head
 from .paths import fs_path
 from .photos import (
@@ -65,7 +65,8 @@ class IndexOptions:
             "crop": crop,
             "max_pixels": self.max_pixels,
             "index_factory": self.index_factory,
-            "main_face": "largest, discounted by distance from centre",
+            "main_face": "largest clipped box, discounted by distance from centre; a labelled photo keeps its best "
+            "face down to the detector's floor",
         }
 
 
@@ -176,13 +177,17 @@ def release_batch(batch: list[Loaded], budget: PixelBudget) -> None:
             item.rgb = None  # type: ignore[assignment]
 
 
-def detect_stage(detector: Detector, photos: list[Photo]) -> list[list[DetectedFace]]:
-    """Faces of each photo, main face first."""
-    found = detector.detect([p.rgb for p in photos])
+def detect_stage(
+    detector: Detector, photos: list[Photo], keep_best: list[bool] | bool = False
+) -> list[list[DetectedFace]]:
+    """Faces of each photo, main face first (`select_faces`). keep_best: per photo (or for all), whether it is
+    known to show someone (labelled, or a query), so its best face is kept even below the min probability."""
+    found = detector.detect_all([p.rgb for p in photos])
+    best = [keep_best] * len(photos) if isinstance(keep_best, bool) else list(keep_best)
     out = []
-    for photo, faces in zip(photos, found, strict=False):
+    for photo, faces, kb in zip(photos, found, best, strict=True):
         h, w = photo.rgb.shape[:2]
-        out.append([faces[i] for i in main_face_order(faces, w, h)])
+        out.append(select_faces(faces, w, h, detector.min_prob, kb))
     return out
 
 
@@ -257,7 +262,8 @@ def process_loaded(
     small = {id(p): detector.too_small(*p.rgb.shape[:2]) for p in photos}
     rejects += [Rejected(p.stat, p.sha256, small[id(p)]) for p in photos if small[id(p)]]
     photos = [p for p in photos if not small[id(p)]]
-    faces = detect_stage(detector, photos) if photos else []
+    labelled = [identity_of(p.stat.path) is not None for p in photos]
+    faces = detect_stage(detector, photos, labelled) if photos else []
     for photo, fs in zip(photos, faces, strict=False):
         if not fs:
             rejects.append(Rejected(photo.stat, photo.sha256, f"no face found (probability >= {detector.min_prob})"))

@@ -203,7 +203,9 @@ class Searcher:
         answers: list[QueryAnswer] = []
         loaded = [load_photo(p) for p in paths]
         photos = [x for x in loaded if isinstance(x, Photo)]
-        faces_of = dict(zip([id(p) for p in photos], detect_stage(self.detector, photos))) if photos else {}
+        # a query photo shows someone: its best face counts even below the index's min probability
+        found = detect_stage(self.detector, photos, keep_best=True) if photos else []
+        faces_of = dict(zip([id(p) for p in photos], found))
         chosen: list[tuple[int, Photo, DetectedFace, int]] = []
         for i, item in enumerate(loaded):
             ans = QueryAnswer(query=to_text(paths[i]), head=self.head.name)

@@ -255,7 +255,7 @@ def rerank_answers(searcher, answers: list, k: int, identity: str | None = None,
             hows.append("none")
             continue
         item = load_photo(a.query)
-        faces = detect_stage(searcher.detector, [item])[0]
+        faces = detect_stage(searcher.detector, [item], keep_best=True)[0]
         crop = crop_stage([item], [[faces[a.face_index or 0]]], searcher.head.crop)[0]
         ident = identity or searcher.identity_of_sha(item.sha256)
         a.results, how = rr.rerank(crop, item.sha256, a.results, k, ident, source)

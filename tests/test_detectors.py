@@ -4,8 +4,10 @@ order), an index records its detector, and a query detects with the index's own.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -93,3 +95,56 @@ def test_too_small_images_never_reach_the_network():
         img = np.full(shape, 127, np.uint8)
         assert yunet.detect([img]) == [[]]
         assert yunet.too_small(*shape[:2])
+
+
+def _lfw(name: str, n: int) -> Path:
+    return require_data("lfw", "images", name, f"{name}_{n:04d}.jpg")
+
+
+@pytest.mark.parametrize("detector_name", ["mtcnn", "yunet"])
+def test_main_face_is_the_centred_subject_not_a_cut_off_edge_face(tmp_path, detector_name):
+    """LFW photos where a large face cut off by the edge used to take the subject's label."""
+    import shutil
+
+    from lookalike.heads import create_head
+    from lookalike.pipeline import run_index
+
+    root = tmp_path / "photos"
+    for name, n in (("Lindsay_Lohan", 1), ("Andre_Agassi", 1)):
+        (root / name).mkdir(parents=True)
+        shutil.copy(_lfw(name, n), root / name)
+    run_index(root, tmp_path / "ix", create_head("sface"), create_detector(detector_name))
+    t = pq.read_table(tmp_path / "ix" / "faces.parquet").to_pylist()
+    mains = [f for f in t if f["is_main"]]
+    assert len(mains) == 2 and len(t) >= 3, "each photo holds a second, cut-off face"
+    for f in mains:
+        cx = (f["box"][0] + f["box"][2]) / 2
+        assert 50 < cx < 100, f"{f['path']}: main face centred at x={cx:.0f} of 150"
+        assert f["identity"] in ("Lindsay_Lohan", "Andre_Agassi")
+    for f in t:
+        if not f["is_main"]:
+            assert f["box"][0] < 0 and f["identity"] is None, "the cut-off face is indexed, unlabelled"
+
+
+def test_a_labelled_photo_or_a_query_keeps_its_best_face_below_the_threshold(tmp_path):
+    import shutil
+
+    from lookalike.heads import create_head
+    from lookalike.pipeline import run_index
+
+    marilyn = _lfw("Marilyn_Monroe", 1)  # MTCNN finds her face at 0.763 only
+    (tmp_path / "labelled" / "Marilyn_Monroe").mkdir(parents=True)
+    shutil.copy(marilyn, tmp_path / "labelled" / "Marilyn_Monroe")
+    head, det = create_head("sface"), create_detector("mtcnn")
+    run_index(tmp_path / "labelled", tmp_path / "ix", head, det)
+    faces = pq.read_table(tmp_path / "ix" / "faces.parquet").to_pylist()
+    assert len(faces) == 1 and faces[0]["identity"] == "Marilyn_Monroe" and 0.7 <= faces[0]["prob"] < 0.9
+    # unlabelled (a list file: nothing says who is in it), the threshold holds
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{marilyn}\n")
+    run_index(listing, tmp_path / "ix2", head, det)
+    rejects = pq.read_table(tmp_path / "ix2" / "rejects.parquet").to_pylist()
+    assert len(rejects) == 1 and "no face" in rejects[0]["reason"]
+    # as a query it is answered
+    ans = Searcher(tmp_path / "ix").query_photos([marilyn], k=1, include_self=True)[0]
+    assert ans.error is None and ans.results[0].identity == "Marilyn_Monroe"
