@@ -33,8 +33,7 @@ from lookalike.bench.report import machine, machine_line, today
 from lookalike.detect import FaceDetector
 from lookalike.heads import create_head
 from lookalike.metric import learn_global_metric
-from lookalike.photos import load_photo
-from lookalike.pipeline import IndexOptions, crop_stage, detect_stage, run_index
+from lookalike.pipeline import IndexOptions, run_index
 from lookalike.query import Searcher
 from lookalike.rerank import MetricReranker
 
@@ -117,11 +116,6 @@ def main() -> None:
     t1 = time.perf_counter()
     for a, b in pairs:
         for path in sorted(p for p, i in labels.items() if i == a):
-            item = load_photo(path)
-            faces_found = detect_stage(s.detector, [item], keep_best=True)[0]  # as `lookalike query` does
-            if not faces_found:
-                continue
-            crop = crop_stage([item], [[faces_found[0]]], head.crop)[0]
             ranks = {}
             for source in rows:
                 ans = s.query_photos([path], k=CANDIDATES, mode="identities", identity=a)[0]
@@ -132,8 +126,8 @@ def main() -> None:
                     full = s.query_photos([path], k=s.size, mode="identities", identity=a)[0]
                     ranks[source] = rank_of(full.results, b) or s.size
                     continue
-                if source != "off":
-                    ans.results, how = rr.rerank(crop, item.sha256, ans.results, CANDIDATES, a, source)
+                if source != "off":  # the query's own face crop, as `lookalike query --rerank metric` uses it
+                    ans.results, how = rr.rerank(ans.face.crop, ans.photo.sha256, ans.results, CANDIDATES, a, source)
                     if source == "auto":
                         hows[how.split()[0]] = hows.get(how.split()[0], 0) + 1
                 ranks[source] = rank_of(ans.results, b)

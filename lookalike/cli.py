@@ -358,6 +358,38 @@ def heads_cmd(as_json: bool) -> None:
         click.echo(f"{star} {r['head']:<14} {r['dim']:>4}-d  {r['crop']:<11} {r['role']}\n    weights: {r['weights']}")
 
 
+@cli.command("detectors", context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True)
+def detectors_cmd(as_json: bool) -> None:
+    """The registered face detectors, their default thresholds, and whether each one loads here."""
+    from .detect import DEFAULT_DETECTOR, DETECTORS, create_detector
+
+    rows = []
+    for name, spec in DETECTORS.items():
+        try:
+            create_detector(name)
+            status = "ready"
+        except (LookalikeError, ImportError) as e:
+            status = f"missing: {e}"
+        rows.append(
+            {
+                "detector": name,
+                "min_prob": spec.min_prob,
+                "floor_prob": spec.floor_prob,
+                "about": spec.about,
+                "status": status,
+                "default": name == DEFAULT_DETECTOR,
+            }
+        )
+    for r in rows:
+        if as_json:
+            _emit_json(r)
+        else:
+            star = "*" if r["default"] else " "
+            line = f"{star} {r['detector']:<6} min {r['min_prob']} (floor {r['floor_prob']})  {r['about']}"
+            click.echo(f"{line}: {r['status']}")
+
+
 @cli.group("weights", context_settings=CONTEXT)
 def weights_group() -> None:
     """Get head weights into the weights directory (the only commands that may download)."""

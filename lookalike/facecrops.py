@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from .align import FaceGeometry, crop_face, margin_box
+from .analyzer import FaceAnalyzer
 from .detect import Detector, create_detector
 from .photos import Photo, load_photo
-from .pipeline import detect_stage
 
 
 @dataclass
@@ -68,6 +68,7 @@ def main_face_crops(
     A photo that cannot be read, or has no face, lands in `missing` (never an exception).
     """
     geometry = geometry or {}
+    analyzer: FaceAnalyzer | None = None
     keep_paths: list[str] = []
     crops: list[np.ndarray] = []
     lms: list[np.ndarray] = []
@@ -85,11 +86,12 @@ def main_face_crops(
         todo = [(p, ph) for p, ph in photos if p not in geometry]
         found: dict[str, FaceGeometry] = {}
         if todo:
-            detector = detector or create_detector()
-            found_faces = detect_stage(detector, [ph for _, ph in todo], keep_best=True)  # photos of a person
-            for (p, _), faces in zip(todo, found_faces, strict=True):
-                if faces:
-                    found[p] = faces[0].geometry
+            analyzer = analyzer or FaceAnalyzer(detector or create_detector(), crop=crop)
+            # photos of a person: the best face counts below the min probability, as for a query
+            analyzed = analyzer.analyze([ph for _, ph in todo], keep_best=True, face=0, embed=False)
+            for (p, _), a in zip(todo, analyzed, strict=True):
+                if not a.error:
+                    found[p] = a.faces[0].geometry
         for p, ph in photos:
             g = geometry.get(p) or found.get(p)
             if g is None:

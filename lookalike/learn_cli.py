@@ -196,10 +196,7 @@ def anonymize_cmd(image: Path, pool: str, attributes: Path, k: int, as_json: boo
     ans = s.query_photos([image], k=1, include_self=True)[0]
     if ans.error:
         raise LookalikeError(ans.error)
-    from .facecrops import main_face_crops
-
-    fc = main_face_crops([image], s.head.crop, s.detector)
-    q = s.head.embed(fc.crops)[0]
+    q = ans.face.embedding  # the query's own face and vector: no second detection
     t = s.store.faces(["vector_id", "path", "identity", "embedding"])
     from .store import vectors_of
 

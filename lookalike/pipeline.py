@@ -21,7 +21,8 @@ import numpy as np
 import pyarrow as pa
 
 from .align import crop_face
-from .detect import DetectedFace, Detector, select_faces
+from .analyzer import AnalyzedPhoto, FaceAnalyzer
+from .detect import DetectedFace, Detector
 from .heads import Head
 from .paths import fs_path
 from .photos import (
@@ -180,15 +181,9 @@ def release_batch(batch: list[Loaded], budget: PixelBudget) -> None:
 def detect_stage(
     detector: Detector, photos: list[Photo], keep_best: list[bool] | bool = False
 ) -> list[list[DetectedFace]]:
-    """Faces of each photo, main face first (`select_faces`). keep_best: per photo (or for all), whether it is
-    known to show someone (labelled, or a query), so its best face is kept even below the min probability."""
-    found = detector.detect_all([p.rgb for p in photos])
-    best = [keep_best] * len(photos) if isinstance(keep_best, bool) else list(keep_best)
-    out = []
-    for photo, faces, kb in zip(photos, found, best, strict=True):
-        h, w = photo.rgb.shape[:2]
-        out.append(select_faces(faces, w, h, detector.min_prob, kb))
-    return out
+    """Faces of each photo, main face first (`FaceAnalyzer.find`). keep_best: per photo (or for all), whether
+    it is known to show someone (labelled, or a query), so its best face is kept below the min probability."""
+    return FaceAnalyzer(detector).find(photos, keep_best)
 
 
 def crop_stage(photos: list[Photo], faces: list[list[DetectedFace]], crop: str) -> np.ndarray:
@@ -197,38 +192,32 @@ def crop_stage(photos: list[Photo], faces: list[list[DetectedFace]], crop: str) 
     return np.stack(crops) if crops else np.zeros((0, 1, 1, 3), np.uint8)
 
 
-def face_rows(
-    photos: list[Photo],
-    faces: list[list[DetectedFace]],
-    vectors: np.ndarray,
-    head: str,
-    identity_of: Callable[[str], str | None],
-) -> pa.Table:
-    """Face records (vector ids still null: the writer assigns them)."""
-    rows: dict[str, list] = {k: [] for k in faces_schema(vectors.shape[1] if vectors.ndim == 2 else 1).names}
+def face_rows(analyzed: list[AnalyzedPhoto], head: str, dim: int, identity_of: Callable[[str], str | None]) -> pa.Table:
+    """Face records of analysed photos (vector ids still null: the writer assigns them)."""
+    rows: dict[str, list] = {k: [] for k in faces_schema(dim).names}
     now = now_utc()
-    for photo, fs in zip(photos, faces, strict=False):
+    for a in analyzed:
+        photo = a.photo
         ident = identity_of(photo.stat.path)
         h, w = photo.rgb.shape[:2]
-        for i, f in enumerate(fs):
+        for f in a.faces:
             rows["vector_id"].append(None)
-            rows["face_id"].append(f"{photo.stat.path}#{i}")
+            rows["face_id"].append(f"{photo.stat.path}#{f.index}")
             rows["path"].append(photo.stat.path)
             rows["sha256"].append(photo.sha256)
             rows["file_size"].append(photo.stat.size)
             rows["mtime_ns"].append(photo.stat.mtime_ns)
-            rows["face_index"].append(i)
-            rows["is_main"].append(i == 0)
+            rows["face_index"].append(f.index)
+            rows["is_main"].append(f.index == 0)
             rows["box"].append([float(v) for v in f.box])
             rows["landmarks"].append([float(v) for v in f.landmarks.reshape(-1)])
             rows["prob"].append(f.prob)
-            rows["identity"].append(ident if i == 0 else None)  # only the main face takes the label
+            rows["identity"].append(ident if f.index == 0 else None)  # only the main face takes the label
             rows["head"].append(head)
             rows["width"].append(w)
             rows["height"].append(h)
             rows["added_at"].append(now)
-    dim = vectors.shape[1]
-    rows["embedding"] = list(vectors) if len(vectors) else []
+            rows["embedding"].append(f.embedding)
     return pa.Table.from_pydict(rows, schema=faces_schema(dim))
 
 
@@ -253,24 +242,21 @@ def process_loaded(
     head: Head,
     identity_of: Callable[[str], str | None],
 ) -> tuple[pa.Table, pa.Table]:
-    """Detect, crop and embed decoded photos: `(faces table, rejects table)`; no face -> a reject.
+    """Detect, crop and embed decoded photos (`FaceAnalyzer`): `(faces table, rejects table)`; a photo with
+    no face to use is a reject. A labelled photo keeps its best face below the min probability.
 
     `Unchanged` items are left to the caller (their rows are already in the index).
     """
     photos = [x for x in loaded if isinstance(x, Photo)]
     rejects = [x for x in loaded if isinstance(x, Rejected)]
-    small = {id(p): detector.too_small(*p.rgb.shape[:2]) for p in photos}
-    rejects += [Rejected(p.stat, p.sha256, small[id(p)]) for p in photos if small[id(p)]]
-    photos = [p for p in photos if not small[id(p)]]
     labelled = [identity_of(p.stat.path) is not None for p in photos]
-    faces = detect_stage(detector, photos, labelled) if photos else []
-    for photo, fs in zip(photos, faces, strict=False):
-        if not fs:
-            rejects.append(Rejected(photo.stat, photo.sha256, f"no face found (probability >= {detector.min_prob})"))
-    keep = [i for i, fs in enumerate(faces) if fs]
-    photos, faces = [photos[i] for i in keep], [faces[i] for i in keep]
-    vectors = head.embed(crop_stage(photos, faces, head.crop))
-    return face_rows(photos, faces, vectors, head.name, identity_of), reject_rows(rejects)
+    analyzed = FaceAnalyzer(detector, head).analyze(photos, keep_best=labelled) if photos else []
+    for a in analyzed:
+        if a.error:
+            why = f"no face found (probability >= {detector.min_prob})" if a.error == "no face found" else a.error
+            rejects.append(Rejected(a.photo.stat, a.photo.sha256, why))
+    done = [a for a in analyzed if not a.error]
+    return face_rows(done, head.name, head.dim, identity_of), reject_rows(rejects)
 
 
 def process_files(

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .detect import DetectedFace, Detector, detector_from_params
+from .analyzer import Face, FaceAnalyzer
+from .detect import Detector, detector_from_params
 from .errors import LookalikeError
 from .heads import create_head
 from .paths import to_text
 from .photos import Photo, load_photo
-from .pipeline import crop_stage, detect_stage
 from .store import FaceStore
 from .vector_index import search, to_gpu_if_available
 
@@ -47,6 +47,8 @@ class QueryAnswer:
     results: list[Match] = field(default_factory=list)
     error: str | None = None
     rerank: str | None = None  # how `--rerank metric` found its metric
+    photo: Photo | None = field(default=None, repr=False)  # the decoded query photo (not in the JSON)
+    face: Face | None = field(default=None, repr=False)  # its face: box, crop, vector (not in the JSON)
 
     def as_json(self) -> dict:
         out: dict = {"query": self.query, "head": self.head}
@@ -96,6 +98,7 @@ class Searcher:
         self.index = to_gpu_if_available(index)
         self._device = device
         self._detector: Detector | None = None
+        self._analyzer: FaceAnalyzer | None = None
 
     @property
     def size(self) -> int:
@@ -188,6 +191,15 @@ class Searcher:
             self._detector = detector_from_params(self.store.manifest.get("params", {}), device=self._device)
         return self._detector
 
+    @property
+    def analyzer(self) -> FaceAnalyzer:
+        """The index's detector with its head: how every query face is found, cropped and embedded."""
+        if self._analyzer is None:
+            if self.head is None:
+                raise LookalikeError("this searcher was opened without its head")
+            self._analyzer = FaceAnalyzer(self.detector, self.head)
+        return self._analyzer
+
     def query_photos(
         self,
         paths: list[str | Path],
@@ -197,44 +209,39 @@ class Searcher:
         include_self: bool = False,
         identity: str | None = None,
     ) -> list[QueryAnswer]:
-        """Detect and align each photo like the gallery, embed its main face (or face `face`), search."""
-        if self.head is None:
-            raise LookalikeError("this searcher was opened without its head")
-        answers: list[QueryAnswer] = []
+        """Detect and align each photo like the gallery, embed its main face (or face `face`), search.
+
+        A query photo shows someone: its best face counts even below the index's min probability. Each answer
+        keeps its photo and face (`photo`, `face`: crop and vector), so nothing detects it again.
+        """
+        answers = [QueryAnswer(query=to_text(p), head=self.store.head) for p in paths]
         loaded = [load_photo(p) for p in paths]
         photos = [x for x in loaded if isinstance(x, Photo)]
-        # a query photo shows someone: its best face counts even below the index's min probability
-        found = detect_stage(self.detector, photos, keep_best=True) if photos else []
-        faces_of = dict(zip([id(p) for p in photos], found))
-        chosen: list[tuple[int, Photo, DetectedFace, int]] = []
-        for i, item in enumerate(loaded):
-            ans = QueryAnswer(query=to_text(paths[i]), head=self.head.name)
-            answers.append(ans)
+        analyzed = iter(self.analyzer.analyze(photos, keep_best=True, face=face or 0) if photos else [])
+        chosen: list[QueryAnswer] = []
+        for ans, item in zip(answers, loaded, strict=True):
             if not isinstance(item, Photo):
                 ans.error = f"cannot use {ans.query}: {item.reason}"
                 continue
-            faces = faces_of[id(item)]
-            small = self.detector.too_small(*item.rgb.shape[:2])
-            if small:
-                ans.error = f"cannot use {ans.query}: {small}"
-                continue
-            if not faces:
+            a = next(analyzed)
+            if a.error == "no face found":
                 ans.error = f"no face found in {ans.query}"
-                continue
-            n = face or 0
-            if n >= len(faces) or n < 0:
-                ans.error = f"--face {n}: {paths[i]} has {len(faces)} face(s), numbered 0..{len(faces) - 1}"
-                continue
-            chosen.append((i, item, faces[n], n))
+            elif a.error and a.error.startswith("--face"):
+                ans.error = a.error.replace("the photo", ans.query, 1)
+            elif a.error:
+                ans.error = f"cannot use {ans.query}: {a.error}"
+            else:
+                ans.photo, ans.face = item, a.faces[0]
+                chosen.append(ans)
         if not chosen:
             return answers
-        crops = crop_stage([c[1] for c in chosen], [[c[2]] for c in chosen], self.head.crop)
-        vectors = self.head.embed(crops)
-        ex_sha = [None if include_self else c[1].sha256 for c in chosen]
-        ex_id = [identity or (self.identity_of_sha(c[1].sha256) if mode == "identities" else None) for c in chosen]
+        vectors = np.stack([a.face.embedding for a in chosen])  # type: ignore[union-attr]
+        sha = [a.photo.sha256 for a in chosen]  # type: ignore[union-attr]
+        ex_sha = [None if include_self else h for h in sha]
+        ex_id = [identity or (self.identity_of_sha(h) if mode == "identities" else None) for h in sha]
         results = self.search_vectors(vectors, k, mode, ex_sha, ex_id if mode == "identities" else None)
-        for (i, _photo, f, n), res in zip(chosen, results):
-            answers[i].face_index = n
-            answers[i].face_box = [round(float(v), 1) for v in f.box]
-            answers[i].results = res
+        for ans, res in zip(chosen, results, strict=True):
+            ans.face_index = ans.face.index  # type: ignore[union-attr]
+            ans.face_box = [round(float(v), 1) for v in ans.face.box]  # type: ignore[union-attr]
+            ans.results = res
         return answers

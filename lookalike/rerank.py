@@ -244,21 +244,17 @@ class MetricReranker:
 def rerank_answers(searcher, answers: list, k: int, identity: str | None = None, source: str = "auto") -> list[str]:
     """Rerank each answered query of `Searcher.query_photos` in place (cut to `k`); returns how, per answer.
 
-    The query face is found again the way `query_photos` found it (same detector, same face index).
+    The query's face crop is the one `query_photos` kept with the answer: nothing is detected again.
     """
-    from .pipeline import crop_stage, detect_stage
-
     rr = MetricReranker(searcher)
     hows = []
     for a in answers:
         if a.error or not a.results:
             hows.append("none")
             continue
-        item = load_photo(a.query)
-        faces = detect_stage(searcher.detector, [item], keep_best=True)[0]
-        crop = crop_stage([item], [[faces[a.face_index or 0]]], searcher.head.crop)[0]
-        ident = identity or searcher.identity_of_sha(item.sha256)
-        a.results, how = rr.rerank(crop, item.sha256, a.results, k, ident, source)
+        sha = a.photo.sha256
+        ident = identity or searcher.identity_of_sha(sha)
+        a.results, how = rr.rerank(a.face.crop, sha, a.results, k, ident, source)
         a.rerank = how
         hows.append(how)
     return hows

@@ -46,6 +46,9 @@ def test_registry_and_unknown_name():
         det = create_detector(name)
         assert det.name == name and det.min_prob == spec.min_prob
         assert det.params["detector"] == name
+    res = CliRunner().invoke(cli, ["detectors", "--json"])
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert res.exit_code == 0 and {r["detector"]: r["status"] for r in rows} == {n: "ready" for n in DETECTORS}
 
 
 def test_yunet_finds_mtcnn_faces_with_landmarks_in_the_same_order(lfw_photos, detector):
