@@ -256,13 +256,31 @@ class FaceDetector(Detector):
         """What a manifest records so a later run detects the same way (no model is loaded)."""
         return describe_detector("mtcnn", min_prob, min_face_size, max_side)
 
+    #: Photos with a short side up to this are padded before detection (tight face crops such as DoppelVer's
+    #: 112x112 images); LFW's 150 px photos are not.
+    TIGHT_SIDE = 128
+
+    def tight_pad(self, image: np.ndarray) -> int:
+        """The border a photo gets before MTCNN: a quarter of its short side when that is <= `TIGHT_SIDE`."""
+        side = min(image.shape[:2])
+        return round(side / 4) if side <= self.TIGHT_SIDE else 0
+
     def detect_all(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
         """Faces per image down to the floor, in the detector's order. images: RGB `(H, W, 3) uint8`, any sizes.
 
         Images of one size after downscaling go through MTCNN together, `batch_pixels` at a time; an image
-        too small to search (`too_small`) has no faces.
+        too small to search (`too_small`) has no faces. A small photo (short side <= `TIGHT_SIDE`) is most
+        likely a tight face crop, where MTCNN's landmarks drift off the face: it gets a black border of a
+        quarter of its short side first (measured on 150 aligned 112 px LFW crops: median distance of the
+        landmarks to the ArcFace template 3.8 -> 2.4 px, landmarks over 10 px off 8% -> 0%; YuNet gains
+        nothing, so only MTCNN pads).
         """
-        scaled, factors = self.downscaled(images)
+        pads = [self.tight_pad(img) for img in images]
+        padded = [
+            cv2.copyMakeBorder(img, p, p, p, p, cv2.BORDER_CONSTANT, value=(0, 0, 0)) if p else img
+            for img, p in zip(images, pads, strict=True)
+        ]
+        scaled, factors = self.downscaled(padded)
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for i, img in enumerate(scaled):
             if self.too_small(*images[i].shape[:2]) is None and min(img.shape[:2]) >= self.min_face_size:
@@ -284,8 +302,8 @@ class FaceDetector(Detector):
                         continue
                     out[i].append(
                         DetectedFace(
-                            box=(np.asarray(b, dtype=np.float32) / f),
-                            landmarks=(np.asarray(lm, dtype=np.float32) / f),
+                            box=(np.asarray(b, dtype=np.float32) / f - pads[i]),
+                            landmarks=(np.asarray(lm, dtype=np.float32) / f - pads[i]),
                             prob=float(p),
                         )
                     )
