@@ -9,13 +9,16 @@ asks, and a query keeps its face's crop and vector instead of detecting again.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .align import FaceGeometry, crop_face
 from .detect import DetectedFace, Detector, select_faces
-from .heads import Head
 from .photos import Photo
+
+if TYPE_CHECKING:  # a type only: importing the registry here would close heads -> train -> facecrops -> here
+    from .heads import Head
 
 
 @dataclass
