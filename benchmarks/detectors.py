@@ -46,6 +46,11 @@ def main() -> None:
     ap.add_argument("--heads", nargs="+", default=["sface", "facenet-casia"])
     ap.add_argument("--detectors", nargs="+", default=list(DETECTORS))
     ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument(
+        "--keep-other-heads",
+        action="store_true",
+        help="carry over detectors.json's rows of heads not in --heads (still valid when only one head changed)",
+    )
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="lookalike-detectors-"))
     data = config.data_dir() / "lfw"
@@ -57,6 +62,10 @@ def main() -> None:
             res = evaluate_lfw(data, head, work / f"{det}-{head}", detector=det)[0]
             rows.append({"detector": det, **res, "photos_s": round(res["photos"] / res["seconds"], 1)})
             print(json.dumps({k: rows[-1][k] for k in ("detector", "head", "accuracy", "photos_s")}), file=sys.stderr)
+    if args.keep_other_heads and (HERE / "detectors.json").exists():
+        old = json.loads((HERE / "detectors.json").read_text())
+        kept = [{**r, "measured": r.get("measured", old["date"])} for r in old["results"] if r["head"] not in args.heads]
+        rows = sorted(rows + kept, key=lambda r: (args.detectors.index(r["detector"]), r["head"] != "sface"))
     out = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "detect_only": speed, "results": rows}
     lines = [
         "# Detectors",
@@ -75,13 +84,13 @@ def main() -> None:
         "LFW View 2 through the engine (7,701 photos indexed from scratch per row; 6,000 pairs, 10 folds; main face; "
         "a photo without a face scores its pairs -1):",
         "",
-        "| detector | head | accuracy | std | AUC | photos without a face | index photos/s |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| detector | head | accuracy | std | AUC | photos without a face | index photos/s | measured |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in rows:
         lines.append(
             f"| `{r['detector']}` | `{r['head']}` | {100 * r['accuracy']:.2f}% | {100 * r['std']:.2f} | {r['auc']:.4f} "
-            f"| {r['photos_without_face']} | {r['photos_s']} |"
+            f"| {r['photos_without_face']} | {r['photos_s']} | {r.get('measured', out['date'])} |"
         )
     lines += [
         "",

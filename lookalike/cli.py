@@ -125,6 +125,8 @@ def index_cmd(
         head_name = FaceStore.open(out).head if built is not None else DEFAULT_HEAD
     elif built is not None:
         FaceStore.open(out).check_head(head_name)
+    if built is not None:  # the same weights with another preprocessing give other vectors: refuse before loading
+        FaceStore.open(out).check_head(head_name, None, get_head_spec(head_name).preprocess_version)
     if built is not None:  # an index keeps the detector and thresholds it was built with
         was = detector_spec(str(built.get("detector", "mtcnn"))).name
         if detector_name not in (None, was):

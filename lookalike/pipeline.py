@@ -59,11 +59,12 @@ class IndexOptions:
     labels: dict[str, str] | None = None
     prune: bool = False
 
-    def params(self, detector_params: dict, crop: str) -> dict:
-        """The manifest's `params`: detector settings, crop, limits."""
+    def params(self, detector_params: dict, crop: str, head_preprocess: str = "1") -> dict:
+        """The manifest's `params`: detector settings, crop, the head's preprocessing version, limits."""
         return {
             **detector_params,
             "crop": crop,
+            "head_preprocess": str(head_preprocess),
             "max_pixels": self.max_pixels,
             "index_factory": self.index_factory,
             "main_face": "largest clipped box, discounted by distance from centre; a labelled photo keeps its best "
@@ -357,7 +358,7 @@ def run_index(
     opts = options or IndexOptions()
     t0 = time.perf_counter()
     report = IndexReport(index=str(out), head=head.name)
-    params = opts.params(detector.params, head.crop)
+    params = opts.params(detector.params, head.crop, head.preprocess_version)
     with FaceStore.writer(out, head.name, head.dim, head.weights_sha256, params) as store:
         p = plan(source, store)
         labels = opts.labels if opts.labels is not None else p.scan.labels

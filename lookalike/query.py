@@ -83,7 +83,7 @@ class Searcher:
         self.head = None
         if load_head:
             self.head = create_head(self.store.head, device=device, weights_dir=weights_dir)
-            self.store.check_head(self.store.head, self.head.weights_sha256)
+            self.store.check_head(self.store.head, self.head.weights_sha256, self.head.preprocess_version)
         with self.store.snapshot():  # metadata and vectors of one generation, even while `index` finalizes
             meta = self.store.faces(["vector_id", "face_id", "path", "sha256", "identity", "box", "face_index"])
             index = self.store.load_index()

