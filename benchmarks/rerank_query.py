@@ -127,7 +127,7 @@ def main() -> None:
                     ranks[source] = rank_of(full.results, b) or s.size
                     continue
                 if source != "off":  # the query's own face crop, as `lookalike query --rerank metric` uses it
-                    ans.results, how = rr.rerank(ans.face.crop, ans.photo.sha256, ans.results, CANDIDATES, a, source)
+                    ans.results, how = rr.rerank(ans.face.crop, ans.sha256, ans.results, CANDIDATES, a, source)
                     if source == "auto":
                         hows[how.split()[0]] = hows.get(how.split()[0], 0) + 1
                 ranks[source] = rank_of(ans.results, b)

@@ -21,6 +21,8 @@ from .store import FaceStore
 from .vector_index import search, to_gpu_if_available
 
 MODES = ("faces", "identities")
+#: Query photos decoded at once by `Searcher.query_photos` (their faces are batched for the head too).
+QUERY_BATCH = 16
 
 
 @dataclass
@@ -47,7 +49,7 @@ class QueryAnswer:
     results: list[Match] = field(default_factory=list)
     error: str | None = None
     rerank: str | None = None  # how `--rerank metric` found its metric
-    photo: Photo | None = field(default=None, repr=False)  # the decoded query photo (not in the JSON)
+    sha256: str | None = field(default=None, repr=False)  # the query photo's content (not in the JSON)
     face: Face | None = field(default=None, repr=False)  # its face: box, crop, vector (not in the JSON)
 
     def as_json(self) -> dict:
@@ -212,31 +214,35 @@ class Searcher:
         """Detect and align each photo like the gallery, embed its main face (or face `face`), search.
 
         A query photo shows someone: its best face counts even below the index's min probability. Each answer
-        keeps its photo and face (`photo`, `face`: crop and vector), so nothing detects it again.
+        keeps its photo's sha256 and its face (`face`: box, crop, vector), so nothing detects it again. Photos
+        are decoded `QUERY_BATCH` at a time and dropped once their face is cut: many query photos never sit in
+        memory together.
         """
         answers = [QueryAnswer(query=to_text(p), head=self.store.head) for p in paths]
-        loaded = [load_photo(p) for p in paths]
-        photos = [x for x in loaded if isinstance(x, Photo)]
-        analyzed = iter(self.analyzer.analyze(photos, keep_best=True, face=face or 0) if photos else [])
         chosen: list[QueryAnswer] = []
-        for ans, item in zip(answers, loaded, strict=True):
-            if not isinstance(item, Photo):
-                ans.error = f"cannot use {ans.query}: {item.reason}"
-                continue
-            a = next(analyzed)
-            if a.error == "no face found":
-                ans.error = f"no face found in {ans.query}"
-            elif a.error and a.error.startswith("--face"):
-                ans.error = a.error.replace("the photo", ans.query, 1)
-            elif a.error:
-                ans.error = f"cannot use {ans.query}: {a.error}"
-            else:
-                ans.photo, ans.face = item, a.faces[0]
-                chosen.append(ans)
+        for start in range(0, len(paths), QUERY_BATCH):
+            part = answers[start : start + QUERY_BATCH]
+            loaded = [load_photo(p) for p in paths[start : start + QUERY_BATCH]]
+            photos = [x for x in loaded if isinstance(x, Photo)]
+            analyzed = iter(self.analyzer.analyze(photos, keep_best=True, face=face or 0) if photos else [])
+            for ans, item in zip(part, loaded, strict=True):
+                if not isinstance(item, Photo):
+                    ans.error = f"cannot use {ans.query}: {item.reason}"
+                    continue
+                a = next(analyzed)
+                if a.error == "no face found":
+                    ans.error = f"no face found in {ans.query}"
+                elif a.error and a.error.startswith("--face"):
+                    ans.error = a.error.replace("the photo", ans.query, 1)
+                elif a.error:
+                    ans.error = f"cannot use {ans.query}: {a.error}"
+                else:
+                    ans.sha256, ans.face = item.sha256, a.faces[0]
+                    chosen.append(ans)
         if not chosen:
             return answers
         vectors = np.stack([a.face.embedding for a in chosen])  # type: ignore[union-attr]
-        sha = [a.photo.sha256 for a in chosen]  # type: ignore[union-attr]
+        sha = [a.sha256 for a in chosen]
         ex_sha = [None if include_self else h for h in sha]
         ex_id = [identity or (self.identity_of_sha(h) if mode == "identities" else None) for h in sha]
         results = self.search_vectors(vectors, k, mode, ex_sha, ex_id if mode == "identities" else None)

@@ -252,7 +252,7 @@ def rerank_answers(searcher, answers: list, k: int, identity: str | None = None,
         if a.error or not a.results:
             hows.append("none")
             continue
-        sha = a.photo.sha256
+        sha = a.sha256
         ident = identity or searcher.identity_of_sha(sha)
         a.results, how = rr.rerank(a.face.crop, sha, a.results, k, ident, source)
         a.rerank = how

@@ -112,3 +112,18 @@ def test_info_json(lfw10_index):
     res = CliRunner().invoke(cli, ["info", str(lfw10_index), "--json"])
     info = json.loads(res.output)
     assert info["files"] == 100 and info["rejects"] == 0 and info["faces"] >= 100 and info["head"]
+
+
+def test_many_query_photos_are_answered_in_order(lfw10_index):
+    """More photos than one decoding batch (QUERY_BATCH): each answer belongs to its own photo."""
+    from lookalike.query import QUERY_BATCH
+
+    gallery = require_data("gallery", "lfw10")
+    photos = [p for person in sorted(gallery.iterdir()) for p in sorted(person.glob("*.jpg"))[:3]]
+    photos.insert(7, gallery / "no_such_photo.jpg")  # a failure in the middle keeps its place too
+    assert len(photos) > QUERY_BATCH
+    answers = Searcher(lfw10_index).query_photos(photos, k=1)
+    assert [a.query for a in answers] == [str(p) for p in photos]
+    assert answers[7].error and all(a.error is None for i, a in enumerate(answers) if i != 7)
+    right = [a.results[0].identity == Path(a.query).parent.name for i, a in enumerate(answers) if i != 7]
+    assert sum(right) >= 0.9 * len(right)
