@@ -117,11 +117,12 @@ def _score(pairs: list[list], planted: set[frozenset]) -> dict:
 
 def dedup_section(work: Path) -> dict:
     from lookalike.align import crop_face
+    from lookalike.analyzer import FaceAnalyzer
     from lookalike.dedup import find_duplicates
     from lookalike.detect import FaceDetector
     from lookalike.heads import create_head
     from lookalike.photos import Photo, load_photo
-    from lookalike.pipeline import IndexOptions, detect_stage, run_index
+    from lookalike.pipeline import IndexOptions, run_index
 
     head, det = create_head("sface"), FaceDetector()
     lfw = config.data_dir() / "lfw" / "images"
@@ -146,7 +147,7 @@ def dedup_section(work: Path) -> dict:
             ph = load_photo(f)
             if not isinstance(ph, Photo):
                 continue
-            faces = detect_stage(det, [ph])[0]
+            faces = FaceAnalyzer(det).find([ph])[0]
             if faces:
                 Image.fromarray(crop_face(ph.rgb, faces[0].geometry, "cca224")).save(crops / person.name / f"{f.stem}.jpg",
                                                                                    quality=95)  # fmt: skip

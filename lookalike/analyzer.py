@@ -116,9 +116,3 @@ class FaceAnalyzer:
         vectors = self.head.embed(np.stack([f.crop for f in faces]))
         for f, v in zip(faces, vectors, strict=True):
             f.embedding = v
-
-    def crop_known(self, photo: Photo, geometry: FaceGeometry) -> np.ndarray:
-        """The crop of a face whose box and landmarks are already known (stored in an index): no detection."""
-        if self.crop is None:
-            raise ValueError("this FaceAnalyzer has no head and no crop")
-        return crop_face(photo.rgb, geometry, self.crop)

@@ -139,8 +139,6 @@ def index_cmd(
     head = create_head(head_name, device=device)
     detector = create_detector(detector_name, min_prob, int(min_face or 20), device=device)
     opts = IndexOptions(
-        min_prob=detector.min_prob,
-        min_face_size=detector.min_face_size,
         max_pixels=max_pixels,
         max_bytes=max_file_mb * 2**20,
         pixels_in_flight=max_pixels_in_flight,

@@ -58,10 +58,6 @@ class DetectedFace:
     def geometry(self) -> FaceGeometry:
         return FaceGeometry(self.box, self.landmarks)
 
-    @property
-    def area(self) -> float:
-        return float(max(self.box[2] - self.box[0], 0) * max(self.box[3] - self.box[1], 0))
-
 
 def main_face_order(faces: list[DetectedFace], width: int, height: int) -> list[int]:
     """Indices of `faces`, main face first: the largest, discounted by distance from the photo centre.
@@ -150,9 +146,8 @@ def create_detector(
 
 def detector_from_params(params: dict, device: str | None = None) -> Detector:
     """The detector an index was built with, as its manifest's `params` record it."""
-    name = _ALIASES.get(str(params.get("detector", DEFAULT_DETECTOR)), str(params.get("detector", DEFAULT_DETECTOR)))
     return create_detector(
-        name,
+        str(params.get("detector", DEFAULT_DETECTOR)),  # create_detector reads earlier versions' names too
         min_prob=params.get("min_prob"),
         min_face_size=int(params.get("min_face_size", 20)),
         max_side=int(params.get("max_side", 1600)),
@@ -250,11 +245,6 @@ class FaceDetector(Detector):
         self.batch_pixels = int(batch_pixels)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, device=self.device)
-
-    @staticmethod
-    def describe(min_prob: float = 0.9, min_face_size: int = 20, max_side: int = 1600) -> dict:
-        """What a manifest records so a later run detects the same way (no model is loaded)."""
-        return describe_detector("mtcnn", min_prob, min_face_size, max_side)
 
     #: Photos with a short side up to this are padded before detection (tight face crops such as DoppelVer's
     #: 112x112 images); LFW's 150 px photos are not.

@@ -18,7 +18,7 @@ import os
 import stat as statmod
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -483,15 +483,3 @@ def identity_from_folder(path: str, root: str | Path | None) -> str | None:
     if rel is None or rel in (".", "") or rel.startswith(".."):
         return None
     return os.path.basename(parent)
-
-
-def chunked(items: Iterable, size: int) -> Iterator[list]:
-    """Consecutive lists of at most `size` items."""
-    batch: list = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

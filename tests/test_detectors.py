@@ -157,19 +157,19 @@ def test_tight_112px_crops_align(detector):
     """DoppelVer's images are 112x112 aligned crops: detected on them, the landmarks must land back on the
     ArcFace template they were aligned to (MTCNN drifts on tight crops unless the photo is padded first)."""
     from lookalike.align import ARCFACE_TEMPLATE, crop_face
-    from lookalike.pipeline import detect_stage
+    from lookalike.analyzer import FaceAnalyzer
 
     root = require_data("lfw", "images")
     people = sorted(p for p in root.iterdir() if p.is_dir())[:1200:30]
     crops = []
     for person in people:
         photo = load_photo(sorted(person.glob("*.jpg"))[0])
-        faces = detect_stage(detector, [photo], keep_best=True)[0]
+        faces = FaceAnalyzer(detector).find([photo], keep_best=True)[0]
         if faces:
             crops.append(Photo(photo.stat, photo.sha256, crop_face(photo.rgb, faces[0].geometry, "arcface112")))
     assert len(crops) >= 35
     errors = []
-    for faces in detect_stage(detector, crops, keep_best=True):
+    for faces in FaceAnalyzer(detector).find(crops, keep_best=True):
         assert faces, "a face in every aligned crop"
         errors.append(float(np.median(np.linalg.norm(faces[0].landmarks - ARCFACE_TEMPLATE, axis=1))))
     assert float(np.median(errors)) < 3.0 and max(errors) < 10.0, sorted(errors)[-5:]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lookalike.analyzer import FaceAnalyzer
 from lookalike.errors import LookalikeError, WeightsMissingError
 from lookalike.heads import create_head, get_head_spec, list_heads
 from lookalike.photos import Photo, load_photo
-from lookalike.pipeline import crop_stage, detect_stage
 from lookalike.weights import resolve
 
 from .conftest import require_data
@@ -35,8 +35,13 @@ def real_faces(detector):
     ]
     photos = [load_photo(require_data("lfw", "images", n, f"{n}_{i:04d}.jpg")) for n, i in names]
     assert all(isinstance(p, Photo) for p in photos)
-    faces = detect_stage(detector, photos)
-    return photos, [f[:1] for f in faces]
+    return photos, detector
+
+
+def _embed_main_faces(head, real_faces) -> np.ndarray:
+    """Each photo's main face through the engine's one path (detect, crop for this head, embed)."""
+    photos, detector = real_faces
+    return np.stack([a.faces[0].embedding for a in FaceAnalyzer(detector, head).analyze(photos, face=0)])
 
 
 @pytest.mark.parametrize("name", list_heads())
@@ -44,8 +49,7 @@ def test_head_with_real_weights(name, real_faces):
     if not _available(name):
         pytest.skip(f"weights of {name!r} are not in the weights directory (offline machine)")
     head = create_head(name)
-    photos, faces = real_faces
-    vecs = head.embed(crop_stage(photos, faces, head.crop))
+    vecs = _embed_main_faces(head, real_faces)
     assert vecs.shape == (6, head.dim) and vecs.dtype == np.float32
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
     sims = vecs @ vecs.T
@@ -79,8 +83,7 @@ def test_vggface2_plumbing_with_random_weights(tmp_path, monkeypatch, real_faces
     torch.save(state, tmp_path / VGGFACE2_FILE)
     monkeypatch.setenv("LOOKALIKE_WEIGHTS", str(tmp_path))
     head = create_head("vggface2", device="cpu")
-    photos, faces = real_faces
-    vecs = head.embed(crop_stage(photos, faces, head.crop))
+    vecs = _embed_main_faces(head, real_faces)
     assert vecs.shape == (6, 512) and np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
 
 

