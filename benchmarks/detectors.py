@@ -23,8 +23,8 @@ from pathlib import Path
 from lookalike import config
 from lookalike.bench.lfw import evaluate_lfw
 from lookalike.bench.report import machine, machine_line, write_report
-from lookalike.detect import DETECTORS, create_detector
-from lookalike.photos import Photo, load_photo
+from lookalike.faces.detect import DETECTORS, create_detector
+from lookalike.faces.photos import Photo, load_photo
 
 HERE = Path(__file__).resolve().parent
 
@@ -64,7 +64,9 @@ def main() -> None:
             print(json.dumps({k: rows[-1][k] for k in ("detector", "head", "accuracy", "photos_s")}), file=sys.stderr)
     if args.keep_other_heads and (HERE / "detectors.json").exists():
         old = json.loads((HERE / "detectors.json").read_text())
-        kept = [{**r, "measured": r.get("measured", old["date"])} for r in old["results"] if r["head"] not in args.heads]
+        kept = [
+            {**r, "measured": r.get("measured", old["date"])} for r in old["results"] if r["head"] not in args.heads
+        ]
         rows = sorted(rows + kept, key=lambda r: (args.detectors.index(r["detector"]), r["head"] != "sface"))
     out = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "detect_only": speed, "results": rows}
     lines = [

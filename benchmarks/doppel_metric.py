@@ -26,11 +26,11 @@ import numpy as np
 
 from lookalike import config
 from lookalike.bench.lfw import bench_index_dir
-from lookalike.facecrops import geometry_from_index, main_face_crops
 from lookalike.heads import create_head
 from lookalike.heads.facenet import MAP_LAYER
-from lookalike.metric import learn_global_metric, learn_metric, plain_distance, prepare
-from lookalike.rerank import augmentations
+from lookalike.search.rerank import augmentations
+from lookalike.similarity.facecrops import geometry_from_index, main_face_crops
+from lookalike.similarity.metric import learn_global_metric, learn_metric, plain_distance, prepare
 
 HERE = Path(__file__).resolve().parent
 

@@ -52,7 +52,7 @@ def make_bombs(d: Path) -> int:
 def peak_rss_of_index(python: str, src: Path, out: Path, cwd: Path, env: dict) -> dict:
     """Run `lookalike index` in a fresh process; its peak RSS from the kernel's accounting of the child."""
     code = (
-        "import resource, sys, time; from lookalike.cli import main; sys.argv = ['lookalike'] + sys.argv[1:]; "
+        "import resource, sys, time; from lookalike.cli.app import main; sys.argv = ['lookalike'] + sys.argv[1:]; "
         "t = time.perf_counter()\n"
         "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\nelse:\n    code = 0\n"
         "print('RESULT', code, round(time.perf_counter() - t, 1), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
@@ -116,13 +116,13 @@ def _score(pairs: list[list], planted: set[frozenset]) -> dict:
 
 
 def dedup_section(work: Path) -> dict:
-    from lookalike.align import crop_face
-    from lookalike.analyzer import FaceAnalyzer
-    from lookalike.dedup import find_duplicates
-    from lookalike.detect import FaceDetector
+    from lookalike.curate.dedup import find_duplicates
+    from lookalike.faces.align import crop_face
+    from lookalike.faces.analyzer import FaceAnalyzer
+    from lookalike.faces.detect import FaceDetector
+    from lookalike.faces.photos import Photo, load_photo
     from lookalike.heads import create_head
-    from lookalike.photos import Photo, load_photo
-    from lookalike.pipeline import IndexOptions, run_index
+    from lookalike.index.build import IndexOptions, run_index
 
     head, det = create_head("sface"), FaceDetector()
     lfw = config.data_dir() / "lfw" / "images"

@@ -29,11 +29,11 @@ import pyarrow as pa
 
 from lookalike import config
 from lookalike.bench.retrieval import leave_one_out
-from lookalike.detect import FaceDetector
+from lookalike.faces.detect import FaceDetector
 from lookalike.heads import DEFAULT_HEAD, create_head, list_heads
-from lookalike.pipeline import run_index
-from lookalike.query import Searcher
-from lookalike.store import REJECTS_SCHEMA, FaceStore, vectors_of
+from lookalike.index.build import run_index
+from lookalike.index.store import REJECTS_SCHEMA, FaceStore, vectors_of
+from lookalike.search.query import Searcher
 
 HERE = Path(__file__).resolve().parent
 GALLERIES = ["lfw10", "five_celebrity", "bbt", "deepface"]
@@ -176,7 +176,7 @@ def latency(ix: Path, queries: list[Path], cold_runs: int = 7) -> dict:
     cold, cold_rss = [], []
     for q in queries[:cold_runs]:
         # /usr/bin/time reports the child's own peak RSS (a forked child would also count this process's pages)
-        cmd = [sys.executable, "-m", "lookalike.cli", "query", str(q), "--index", str(ix), "-k", "10", "--json"]
+        cmd = [sys.executable, "-m", "lookalike", "query", str(q), "--index", str(ix), "-k", "10", "--json"]
         t0 = time.perf_counter()
         done = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], check=True, capture_output=True, text=True)
         cold.append(time.perf_counter() - t0)
@@ -306,7 +306,7 @@ def main() -> None:
         labels_csv.write_text("".join(f"{p},{who}\n" for p, who in labels.items()))
         # the LFW sample is indexed the way a user runs it: a fresh `lookalike index` process, timed whole
         # (start-up and model load included); /usr/bin/time gives that process's own peak RSS
-        cmd = [sys.executable, "-m", "lookalike.cli", "index", str(listing), "--out", str(ix), "--head", name]
+        cmd = [sys.executable, "-m", "lookalike", "index", str(listing), "--out", str(ix), "--head", name]
         t0 = time.perf_counter()
         done = subprocess.run(
             ["/usr/bin/time", "-f", "%M", *cmd, "--labels", str(labels_csv), "--json"],

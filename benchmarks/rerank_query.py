@@ -30,12 +30,12 @@ import numpy as np
 
 from lookalike import config
 from lookalike.bench.report import machine, machine_line, today
-from lookalike.detect import FaceDetector
+from lookalike.faces.detect import FaceDetector
 from lookalike.heads import create_head
-from lookalike.metric import learn_global_metric
-from lookalike.pipeline import IndexOptions, run_index
-from lookalike.query import Searcher
-from lookalike.rerank import MetricReranker
+from lookalike.index.build import IndexOptions, run_index
+from lookalike.search.query import Searcher
+from lookalike.search.rerank import MetricReranker
+from lookalike.similarity.metric import learn_global_metric
 
 HERE = Path(__file__).resolve().parent
 CANDIDATES = 50

@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def lookalike(*args: str) -> str:
-    cmd = [sys.executable, "-m", "lookalike.cli", *args]
+    cmd = [sys.executable, "-m", "lookalike", *args]
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
 
 

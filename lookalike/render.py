@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .atomic import atomic_write_text
-from .photos import Photo, load_photo
+from lookalike.atomic import atomic_write_text
+from lookalike.faces.photos import Photo, load_photo
 
 
 def face_thumbnail(path: str, box: list[float] | None, size: int = 128, margin: float = 0.25) -> str:

@@ -12,9 +12,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import config
-from .atomic import atomic_write_text
-from .errors import WeightsMismatchError, WeightsMissingError
+from lookalike import config
+from lookalike.atomic import atomic_write_text
+from lookalike.errors import WeightsMismatchError, WeightsMissingError
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ def require_data(*parts: str) -> Path:
 
 @pytest.fixture(scope="session")
 def detector():
-    from lookalike.detect import FaceDetector
+    from lookalike.faces.detect import FaceDetector
 
     return FaceDetector()
 
@@ -39,7 +39,7 @@ def default_head():
 
 
 def build_index(tmp: Path, source: Path, head, detector, **opts):
-    from lookalike.pipeline import IndexOptions, run_index
+    from lookalike.index.build import IndexOptions, run_index
 
     out = tmp / f"{source.name}-{head.name}"
     run_index(source, out, head, detector, IndexOptions(**opts))

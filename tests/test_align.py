@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lookalike.align import ARCFACE_TEMPLATE, FaceGeometry, arcface_crop, cca_crop, margin_crop, umeyama_similarity
-from lookalike.photos import Photo, load_photo
+from lookalike.faces.align import (
+    ARCFACE_TEMPLATE,
+    FaceGeometry,
+    arcface_crop,
+    cca_crop,
+    margin_crop,
+    umeyama_similarity,
+)
+from lookalike.faces.photos import Photo, load_photo
 
 from .conftest import require_data
 

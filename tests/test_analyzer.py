@@ -8,13 +8,13 @@ import shutil
 import numpy as np
 import pyarrow.parquet as pq
 
-from lookalike.analyzer import FaceAnalyzer
 from lookalike.bench.embed import embed_photos
-from lookalike.detect import create_detector
-from lookalike.facecrops import main_face_crops
+from lookalike.faces.analyzer import FaceAnalyzer
+from lookalike.faces.detect import create_detector
 from lookalike.heads import create_head
-from lookalike.pipeline import run_index
-from lookalike.query import Searcher
+from lookalike.index.build import run_index
+from lookalike.search.query import Searcher
+from lookalike.similarity.facecrops import main_face_crops
 
 from .conftest import require_data
 
@@ -52,7 +52,7 @@ def test_every_verb_gets_the_same_face_and_vector(tmp_path, monkeypatch):
         return real(self, *a, **k)
 
     monkeypatch.setattr(FaceAnalyzer, "find", counting)
-    from lookalike.rerank import MetricReranker, rerank_answers
+    from lookalike.search.rerank import MetricReranker, rerank_answers
 
     monkeypatch.setattr(MetricReranker, "__init__", lambda self, searcher: None)
     seen = []

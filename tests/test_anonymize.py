@@ -8,8 +8,8 @@ import json
 import numpy as np
 from click.testing import CliRunner
 
-from lookalike.anonymize import choose, upper_ci
-from lookalike.cli import cli
+from lookalike.cli.app import cli
+from lookalike.similarity.anonymize import choose, upper_ci
 
 from .conftest import require_data
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from lookalike.cli import cli
+from lookalike.cli.app import cli
 
 from .conftest import require_data
 
@@ -60,7 +60,7 @@ def _lfw_subset(root, dest, people: int, per: int):
 
 
 def test_mine_vise_writes_balanced_identity_disjoint_file(homes):
-    from lookalike.bench.generate import load_protocol
+    from lookalike.eval.generate import load_protocol
 
     lfw = require_data("lfw")
     images = homes / "images"

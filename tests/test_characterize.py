@@ -7,7 +7,7 @@ import random
 
 from click.testing import CliRunner
 
-from lookalike.cli import cli
+from lookalike.cli.app import cli
 
 from .conftest import require_data
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from lookalike.cli import cli
+from lookalike.cli.app import cli
 
 from .conftest import require_data
 

@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from lookalike.bench.retrieval import leave_one_out
-from lookalike.cli import cli
-from lookalike.detect import DETECTORS, create_detector, detector_spec
+from lookalike.cli.app import cli
 from lookalike.errors import LookalikeError
-from lookalike.photos import Photo, load_photo
-from lookalike.query import Searcher
+from lookalike.faces.detect import DETECTORS, create_detector, detector_spec
+from lookalike.faces.photos import Photo, load_photo
+from lookalike.search.query import Searcher
 
 from .conftest import require_data
 
@@ -110,7 +110,7 @@ def test_main_face_is_the_centred_subject_not_a_cut_off_edge_face(tmp_path, dete
     import shutil
 
     from lookalike.heads import create_head
-    from lookalike.pipeline import run_index
+    from lookalike.index.build import run_index
 
     root = tmp_path / "photos"
     for name, n in (("Lindsay_Lohan", 1), ("Andre_Agassi", 1)):
@@ -133,7 +133,7 @@ def test_a_labelled_photo_or_a_query_keeps_its_best_face_below_the_threshold(tmp
     import shutil
 
     from lookalike.heads import create_head
-    from lookalike.pipeline import run_index
+    from lookalike.index.build import run_index
 
     marilyn = _lfw("Marilyn_Monroe", 1)  # MTCNN finds her face at 0.763 only
     (tmp_path / "labelled" / "Marilyn_Monroe").mkdir(parents=True)
@@ -156,8 +156,8 @@ def test_a_labelled_photo_or_a_query_keeps_its_best_face_below_the_threshold(tmp
 def test_tight_112px_crops_align(detector):
     """DoppelVer's images are 112x112 aligned crops: detected on them, the landmarks must land back on the
     ArcFace template they were aligned to (MTCNN drifts on tight crops unless the photo is padded first)."""
-    from lookalike.align import ARCFACE_TEMPLATE, crop_face
-    from lookalike.analyzer import FaceAnalyzer
+    from lookalike.faces.align import ARCFACE_TEMPLATE, crop_face
+    from lookalike.faces.analyzer import FaceAnalyzer
 
     root = require_data("lfw", "images")
     people = sorted(p for p in root.iterdir() if p.is_dir())[:1200:30]

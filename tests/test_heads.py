@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lookalike.analyzer import FaceAnalyzer
 from lookalike.errors import LookalikeError, WeightsMissingError
+from lookalike.faces.analyzer import FaceAnalyzer
+from lookalike.faces.photos import Photo, load_photo
 from lookalike.heads import create_head, get_head_spec, list_heads
-from lookalike.photos import Photo, load_photo
 from lookalike.weights import resolve
 
 from .conftest import require_data

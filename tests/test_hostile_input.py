@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from lookalike.faces.photos import Photo, Rejected, load_photo
 from lookalike.paths import fs_path
-from lookalike.photos import Photo, Rejected, load_photo
 
 from .conftest import require_data
 
@@ -32,7 +32,7 @@ def _lfw(name: str, n: int = 1) -> Path:
 
 def _cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """The real `lookalike` process (its entry point), bounded in time: a hang is a failure, not a stuck CI."""
-    code = "import sys; from lookalike.cli import main; sys.argv[0] = 'lookalike'; main()"
+    code = "import sys; from lookalike.cli.app import main; sys.argv[0] = 'lookalike'; main()"
     return subprocess.run(
         [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout, errors="replace"
     )
@@ -220,8 +220,8 @@ def test_fuzzed_photos_never_escape(tmp_path, capsys):
 def test_pixels_in_flight_are_bounded(tmp_path):
     """The reader never holds more decoded pixels than the budget (one photo above it, alone), hands over
     what it holds instead of waiting forever, and yields every file once, in order."""
-    from lookalike.photos import PixelBudget
-    from lookalike.pipeline import read_batches, release_batch
+    from lookalike.faces.photos import PixelBudget
+    from lookalike.index.build import read_batches, release_batch
 
     paths = []
     for k in range(12):

@@ -14,11 +14,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lookalike.cli import main
-from lookalike.pipeline import run_index
-from lookalike.query import Searcher
-from lookalike.repair import repair_index
-from lookalike.store import FACES, INDEX, MANIFEST, REJECTS, FaceStore, faces_schema
+from lookalike.cli.app import main
+from lookalike.index.build import run_index
+from lookalike.index.repair import repair_index
+from lookalike.index.store import FACES, INDEX, MANIFEST, REJECTS, FaceStore, faces_schema
+from lookalike.search.query import Searcher
 
 from .conftest import require_data
 
@@ -229,7 +229,7 @@ def _synthetic_part(dim: int, paths: list[str], rng) -> pa.Table:
 def test_reader_during_finalize_never_crashes(tmp_path, capsys):
     """A writer commits parts and finalizes in a loop; readers open the index meanwhile, again and again:
     each sees one whole generation (every FAISS id has its metadata row), never a missing part."""
-    from lookalike.store import REJECTS_SCHEMA
+    from lookalike.index.store import REJECTS_SCHEMA
 
     ix = tmp_path / "ix"
     dim = 16
@@ -311,7 +311,7 @@ def test_no_command_prints_a_traceback_on_a_damaged_index(healthy, photos, tmp_p
 def test_full_disk_is_one_line_and_loses_nothing(photos, tmp_path, capsys, monkeypatch):
     import errno
 
-    import lookalike.store as store_mod
+    import lookalike.index.store as store_mod
 
     real = store_mod.pq.write_table
     calls = {"n": 0}

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from lookalike.cli import cli
-from lookalike.photos import Photo, Rejected, decode_photo, load_photo
+from lookalike.cli.app import cli
+from lookalike.faces.photos import Photo, Rejected, decode_photo, load_photo
 from lookalike.weights import package_file
 
 from .conftest import require_data
@@ -101,7 +101,7 @@ def test_index_messy_dump(messy_dump, tmp_path):
 
 def test_rotated_and_converted_photos_embed_like_the_originals(messy_dump, sface, detector):
     """The CMYK and 16-bit copies are the same faces: their embeddings match the originals closely."""
-    from lookalike.analyzer import FaceAnalyzer
+    from lookalike.faces.analyzer import FaceAnalyzer
 
     analyzer = FaceAnalyzer(detector, sface)
     pairs = [("cmyk_face.jpg", _lfw("Gerhard_Schroeder")), ("rotated_face.jpg", _lfw("George_W_Bush"))]

@@ -16,9 +16,9 @@ from lookalike.bench.metric_pairs import (
     split_sets,
     training_photos,
 )
-from lookalike.bench.metrics import roc_auc
-from lookalike.bench.protocols import PairProtocol
-from lookalike.metric import learn_global_metric, plain_distance
+from lookalike.eval.metrics import roc_auc
+from lookalike.eval.protocols import PairProtocol
+from lookalike.similarity.metric import learn_global_metric, plain_distance
 
 from .conftest import require_data
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from lookalike.bench.metrics import (
+from lookalike.eval.metrics import (
     accuracy_at,
     best_threshold,
     kfold_accuracy,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lookalike.pairs import group_codes, similar_pairs
+from lookalike.curate.pairs import group_codes, similar_pairs
 
 
 def _unit(n: int, d: int, seed: int = 0) -> np.ndarray:

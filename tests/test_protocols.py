@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lookalike.bench.protocols import (
+from lookalike.config import data_dir
+from lookalike.errors import LookalikeError
+from lookalike.eval.protocols import (
     PairProtocol,
     assign_identity_splits,
     generate_doppelganger_protocol,
@@ -17,8 +19,6 @@ from lookalike.bench.protocols import (
     load_lfw_pairs,
     write_doppelver_pairs,
 )
-from lookalike.config import data_dir
-from lookalike.errors import LookalikeError
 
 
 def _need(rel: str) -> Path:

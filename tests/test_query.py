@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from lookalike.bench.retrieval import leave_one_out
-from lookalike.cli import cli
-from lookalike.query import Searcher
+from lookalike.cli.app import cli
+from lookalike.search.query import Searcher
 
 from .conftest import build_index, require_data
 
@@ -87,7 +87,7 @@ def test_one_line_errors(lfw10_index, tmp_path, monkeypatch):
     import sys
 
     q = require_data("gallery", "lfw10", "Tony_Blair", "Tony_Blair_0003.jpg")
-    run = [sys.executable, "-m", "lookalike.cli"]
+    run = [sys.executable, "-m", "lookalike"]
     wrong = subprocess.run(
         [*run, "query", str(q), "--index", str(lfw10_index), "--head", "sface"], capture_output=True, text=True
     )
@@ -116,7 +116,7 @@ def test_info_json(lfw10_index):
 
 def test_many_query_photos_are_answered_in_order(lfw10_index):
     """More photos than one decoding batch (QUERY_BATCH): each answer belongs to its own photo."""
-    from lookalike.query import QUERY_BATCH
+    from lookalike.search.query import QUERY_BATCH
 
     gallery = require_data("gallery", "lfw10")
     photos = [p for person in sorted(gallery.iterdir()) for p in sorted(person.glob("*.jpg"))[:3]]

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import shutil
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lookalike.pipeline import run_index
-from lookalike.store import FaceStore, vectors_of
+from lookalike.index.build import run_index
+from lookalike.index.store import FaceStore, vectors_of
 
 from .conftest import require_data
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "pipelines"))
-import ray_index  # noqa: E402
+ray_index = pytest.importorskip("lookalike.index.ray_job")
 
 
 def test_ray_job_matches_the_cli(tmp_path, sface, detector):

@@ -6,9 +6,9 @@ import json
 
 from click.testing import CliRunner
 
-from lookalike.cli import cli
+from lookalike.cli.app import cli
 from lookalike.errors import LookalikeError
-from lookalike.rerank import metric_file_name
+from lookalike.search.rerank import metric_file_name
 
 from .conftest import require_data
 

@@ -11,11 +11,11 @@ import numpy as np
 import pyarrow.parquet as pq
 from click.testing import CliRunner
 
-from lookalike.cli import cli
-from lookalike.dedup import Duplicates, plan_removal
-from lookalike.metric import Metric
-from lookalike.pipeline import run_index
-from lookalike.rerank import MetricReranker, metric_file_name
+from lookalike.cli.app import cli
+from lookalike.curate.dedup import Duplicates, plan_removal
+from lookalike.index.build import run_index
+from lookalike.search.rerank import MetricReranker, metric_file_name
+from lookalike.similarity.metric import Metric
 
 from .conftest import require_data
 
@@ -67,9 +67,9 @@ def test_remove_never_keeps_a_vanished_file(tmp_path):
 
 def test_pixel_check_is_off_and_aligned_crops_of_one_person_are_not_duplicates(tmp_path, sface, detector):
     """Different photos of one person, as tight aligned crops (DoppelVer style): no pairs by default."""
-    from lookalike.align import crop_face
-    from lookalike.analyzer import FaceAnalyzer
-    from lookalike.photos import Photo, load_photo
+    from lookalike.faces.align import crop_face
+    from lookalike.faces.analyzer import FaceAnalyzer
+    from lookalike.faces.photos import Photo, load_photo
 
     root = tmp_path / "crops"
     root.mkdir()
@@ -103,7 +103,7 @@ def test_labels_csv_quoted_comma_orphans_and_labelled_lists(tmp_path):
     shutil.copy(_person("Colin_Powell", 1), photos / "p1.jpg")
     shutil.copy(_person("Tony_Blair", 1), photos / "t1.jpg")
     labels = tmp_path / "labels.csv"
-    rows = ['path,identity', 'photos/p1.jpg,"Powell, Colin"', "photos/t1.jpg,Tony Blair", "photos/gone.jpg,Nobody"]
+    rows = ["path,identity", 'photos/p1.jpg,"Powell, Colin"', "photos/t1.jpg,Tony Blair", "photos/gone.jpg,Nobody"]
     labels.write_text("\n".join(rows) + "\n")
     res = CliRunner().invoke(cli, ["index", str(photos), "--out", str(tmp_path / "ix"), "--head", "sface",
                                    "--labels", str(labels), "-q"])  # fmt: skip

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from lookalike.align import crop_face
-from lookalike.analyzer import FaceAnalyzer
-from lookalike.cli import cli
+from lookalike.cli.app import cli
 from lookalike.errors import HeadMismatchError
+from lookalike.faces.align import crop_face
+from lookalike.faces.analyzer import FaceAnalyzer
+from lookalike.faces.photos import load_photo
 from lookalike.heads.sface import SFACE_FILE
-from lookalike.photos import load_photo
-from lookalike.query import Searcher
+from lookalike.search.query import Searcher
 from lookalike.weights import package_file
 
 from .conftest import require_data
@@ -39,7 +39,7 @@ def test_sface_input_is_what_opencv_feeds_the_network(sface, detector):
 
 
 def test_an_index_of_the_old_sface_input_is_refused(tmp_path, sface, detector):
-    from lookalike.pipeline import run_index
+    from lookalike.index.build import run_index
 
     src = tmp_path / "photos" / "Tony_Blair"
     src.mkdir(parents=True)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from lookalike.bench.similarity import ndcg, retrieval_table, retrieval_topk, top_ranked_precision, triplet_accuracy
+from lookalike.eval.similarity import ndcg, retrieval_table, retrieval_topk, top_ranked_precision, triplet_accuracy
 
 
 def test_triplet_accuracy_counts_strictly_closer_positives():

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from lookalike.bench.similarity import retrieval_table, retrieval_topk
-from lookalike.cli import cli
+from lookalike.cli.app import cli
+from lookalike.eval.similarity import retrieval_table, retrieval_topk
 
 from .conftest import require_data
 

@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from lookalike import store as store_mod
-from lookalike.pipeline import IndexOptions, run_index
-from lookalike.store import FaceStore, vectors_of
+from lookalike.index import store as store_mod
+from lookalike.index.build import IndexOptions, run_index
+from lookalike.index.store import FaceStore, vectors_of
 
 from .conftest import require_data
 
@@ -128,7 +128,7 @@ def test_sigkill_midway_then_rerun_loses_nothing(tmp_path):
             break
     listing = tmp_path / "photos.txt"
     listing.write_text("\n".join(str(p) for p in paths[:500]) + "\n")
-    cmd = [sys.executable, "-m", "lookalike.cli", "index", str(listing), "--head", "sface", "-q", "--batch-size", "16"]
+    cmd = [sys.executable, "-m", "lookalike", "index", str(listing), "--head", "sface", "-q", "--batch-size", "16"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
     clean = tmp_path / "clean"

@@ -10,7 +10,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from lookalike import config
-from lookalike.cli import cli
+from lookalike.cli.app import cli
 
 from .conftest import require_data
 
@@ -99,7 +99,7 @@ def test_train_perface_on_arcface_backbone(tmp_path, monkeypatch):
     e = head.embed(crops)
     assert e.shape == (2, 512) and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-4)
     # the top starts as ArcFace's own fc + features: untrained, it reproduces the backbone's embedding
-    from lookalike.train import make_top
+    from lookalike.heads.tops import make_top
 
     base = create_head("arcface-r50")
     top = make_top(base.net, "perface", False).eval()

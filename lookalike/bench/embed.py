@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..store import FaceStore, vectors_of
+from lookalike.index.store import FaceStore, vectors_of
 
 #: The score of a pair with a photo where no face was found: below any cosine, so always "different".
 MISSING_SCORE = -1.0
@@ -73,9 +73,9 @@ def embed_photos(
 
     Raises `WeightsMissingError` when the head's weights are absent (callers list the head as skipped).
     """
-    from ..detect import create_detector
-    from ..heads import create_head
-    from ..pipeline import IndexOptions, run_index
+    from lookalike.faces.detect import create_detector
+    from lookalike.heads import create_head
+    from lookalike.index.build import IndexOptions, run_index
 
     uniq = sorted({os.path.abspath(p) for p in paths})
     head = create_head(head_name, device=device)  # FaceStore.writer refuses an index of another head

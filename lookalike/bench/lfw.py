@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import config
-from ..errors import LookalikeError, WeightsMissingError
-from . import report
-from .embed import MISSING_RULE, embed_photos, pair_scores
-from .metrics import kfold_accuracy
-from .protocols import PairProtocol, load_lfw_pairs
+from lookalike import config
+from lookalike.bench import report
+from lookalike.bench.embed import MISSING_RULE, embed_photos, pair_scores
+from lookalike.errors import LookalikeError, WeightsMissingError
+from lookalike.eval.metrics import kfold_accuracy
+from lookalike.eval.protocols import PairProtocol, load_lfw_pairs
 
 #: Published LFW accuracy of each head's weights, with where it is published.
 PUBLISHED = {
@@ -120,7 +120,7 @@ def evaluate_lfw(
         )
     ]
     if rerank == "metric":
-        from .metric_pairs import rerank_results
+        from lookalike.bench.metric_pairs import rerank_results
 
         out += rerank_results(proto, head, index_dir, Path(data) / "images", common, _kfold_result, progress_for)
     return out

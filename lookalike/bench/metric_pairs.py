@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write_text
-from ..metric import Metric, learn_global_metric, learn_metric, plain_distance, prepare
-from .protocols import PairProtocol
+from lookalike.atomic import atomic_write_text
+from lookalike.eval.protocols import PairProtocol
+from lookalike.similarity.metric import Metric, learn_global_metric, learn_metric, plain_distance, prepare
 
 #: The score of a pair touching a photo with no face: below any distance score ("different").
 MISSING_SCORE = -1e3
@@ -69,7 +69,7 @@ class MapCache:
 
     def ensure(self, paths: list[str], progress=None) -> None:
         """Compute the maps of `paths` not cached yet (a photo with no face lands in `missing`)."""
-        from ..facecrops import geometry_from_index, main_face_crops
+        from lookalike.similarity.facecrops import geometry_from_index, main_face_crops
 
         todo = [p for p in dict.fromkeys(paths) if p not in self.maps and p not in self.missing]
         if not todo:
@@ -228,9 +228,9 @@ def metric_pair_scores(
 def rerank_results(proto: PairProtocol, head: str, index_dir: Path, images: Path, common: dict, fn, progress_for):
     """The `metric_pairs.VARIANTS` scorings of `proto`, each as `fn(name, scores, proto, extra)`; [] if the head
     has no feature maps. The identities' other photos come from `images/<identity>/` when it is laid out so."""
-    from ..heads import create_head
-    from .embed import embed_photos
-    from .generate import gallery_from_folder
+    from lookalike.bench.embed import embed_photos
+    from lookalike.eval.generate import gallery_from_folder
+    from lookalike.heads import create_head
 
     h = create_head(head)
     if not hasattr(h, "embed_with_maps"):

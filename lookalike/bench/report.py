@@ -8,7 +8,7 @@ import os
 import platform
 from pathlib import Path
 
-from ..atomic import atomic_write_text
+from lookalike.atomic import atomic_write_text
 
 
 def machine() -> dict:
@@ -65,7 +65,7 @@ def closing_lines(out: dict) -> list[str]:
     lines: list[str] = []
     reranked = [r for r in out["results"] if "rerank" in r]
     if reranked:
-        from .metric_pairs import rerank_note
+        from lookalike.bench.metric_pairs import rerank_note
 
         lines += ["", *rerank_note(reranked)]
     if out["skipped"]:

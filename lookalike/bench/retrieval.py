@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..query import Searcher
-from ..store import vectors_of
+from lookalike.index.store import vectors_of
+from lookalike.search.query import Searcher
 
 
 def leave_one_out(searcher: Searcher, k: int = 1) -> dict:

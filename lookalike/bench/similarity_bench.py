@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import config
-from ..errors import LookalikeError, WeightsMissingError
-from ..train import Triplets, load_triplets
-from . import report
-from .embed import PhotoVectors, embed_photos
-from .lfw import bench_index_dir
-from .similarity import ndcg, retrieval_table, top_ranked_precision, triplet_accuracy
+from lookalike import config
+from lookalike.bench import report
+from lookalike.bench.embed import PhotoVectors, embed_photos
+from lookalike.bench.lfw import bench_index_dir
+from lookalike.errors import LookalikeError, WeightsMissingError
+from lookalike.eval.similarity import ndcg, retrieval_table, top_ranked_precision, triplet_accuracy
+from lookalike.similarity.train import Triplets, load_triplets
 
 #: Default size of the built triplet file: minutes per head on a CPU, not hours.
 DEFAULT_IDENTITY = 300
@@ -155,7 +155,7 @@ def load_rankings(path: Path) -> Rankings:
 
 def default_triplets(data: Path, seed: int = 0) -> tuple[Triplets, str]:
     """A modest triplet file built from the shared data (`build_triplets`), with how it was made."""
-    from ..triplets import build_triplets
+    from lookalike.similarity.triplets import build_triplets
 
     t = build_triplets(Path(data), n_identity=DEFAULT_IDENTITY, per_pair=DEFAULT_PER_PAIR, seed=seed)
 

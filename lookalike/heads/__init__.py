@@ -9,10 +9,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..errors import LookalikeError, WeightsMissingError
-from ..weights import resolve
-from . import arcface, dinov2, facenet, sface, trained
-from .base import Head, HeadSpec, normalize
+from lookalike.errors import LookalikeError, WeightsMissingError
+from lookalike.heads import arcface, dinov2, facenet, sface, trained
+from lookalike.heads.base import Head, HeadSpec, normalize
+from lookalike.weights import resolve
 
 _REGISTRY: dict[str, HeadSpec] = {}
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import WeightsMismatchError
-from ..weights import WeightsSpec
-from .base import Head, HeadSpec, load_state_file
-from .facenet import _torch_device
+from lookalike.errors import WeightsMismatchError
+from lookalike.heads.base import Head, HeadSpec, load_state_file
+from lookalike.heads.facenet import _torch_device
+from lookalike.weights import WeightsSpec
 
 ARCFACE_FILE = "arcface-r50-ms1mv3.pth"
 #: IResNet-50's blocks per stage.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..weights import WeightsSpec
+from lookalike.weights import WeightsSpec
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class HeadSpec:
 
     name: registry key (`--head NAME`).
     dim: embedding size.
-    crop: the `lookalike.align.CROPS` key the network was trained on.
+    crop: the `lookalike.faces.align.CROPS` key the network was trained on.
     role: one line for `lookalike heads`.
     weights: the file it needs.
     build: `(spec, weights_path, weights_sha256, device) -> Head`.
@@ -78,7 +78,7 @@ def load_state_file(path: Path, how_to_get: str) -> dict:
     """A torch state dict from `path` (CPU); a truncated or foreign file is a one-line error, not a pickle trace."""
     import torch
 
-    from ..errors import WeightsMismatchError
+    from lookalike.errors import WeightsMismatchError
 
     try:
         return torch.load(path, map_location="cpu", weights_only=True)

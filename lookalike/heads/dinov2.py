@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import LookalikeError, WeightsMissingError
-from ..weights import WeightsSpec
-from .base import Head, HeadSpec, load_state_file
-from .facenet import _torch_device
+from lookalike.errors import LookalikeError, WeightsMissingError
+from lookalike.heads.base import Head, HeadSpec, load_state_file
+from lookalike.heads.facenet import _torch_device
+from lookalike.weights import WeightsSpec
 
 DINOV2_FILE = "dinov2_vits14_pretrain.pth"
 IMAGE_SIZE = 224

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import config
-from ..errors import WeightsMismatchError
-from ..weights import WeightsSpec, package_file
-from .base import Head, HeadSpec, load_state_file
+from lookalike import config
+from lookalike.errors import WeightsMismatchError
+from lookalike.heads.base import Head, HeadSpec, load_state_file
+from lookalike.weights import WeightsSpec, package_file
 
 CASIA_FILE = "facenet-casia-webface.pt"
 VGGFACE2_FILE = "20180402-114759-vggface2.pt"
@@ -104,7 +104,7 @@ class FaceNetHead(Head):
         crops: `(N, 160, 160, 3) uint8 RGB`. layer: a `STAGES` name. The default, the last block `block8`
         `(1792, 3, 3)`, is coarse but identity-bearing: on 4 LFW sets of 20 photos + 1 intruder the metric
         found the intruder at rank 0/1/0/0 with it, 11/4/5/0 with `repeat_2` `(896, 8, 8)`, and 5/1/2/0 with
-        `block8` at 224 px `(1792, 5, 5)` (see lookalike/metric.py).
+        `block8` at 224 px `(1792, 5, 5)` (see lookalike/similarity/metric.py).
         Returns `(embeddings (N, 512) float32 L2-normalised, maps (N, Z, H, W) float32)`.
         """
         import torch
@@ -127,9 +127,9 @@ def import_casia(weights_dir: Path | None = None, quiet: bool = False) -> Path:
 
     import torch
 
-    from ..atomic import atomic_write_bytes, atomic_write_text
-    from ..weights import sha256_file
-    from .facenet_convert import convert_facenet_graph, default_graph_path
+    from lookalike.atomic import atomic_write_bytes, atomic_write_text
+    from lookalike.heads.facenet_convert import convert_facenet_graph, default_graph_path
+    from lookalike.weights import sha256_file
 
     wdir = weights_dir or config.weights_dir()
     dest = wdir / CASIA_FILE

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import LookalikeError
-from ..weights import package_file
+from lookalike.errors import LookalikeError
+from lookalike.weights import package_file
 
 if TYPE_CHECKING:
     import cv2

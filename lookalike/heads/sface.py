@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..weights import WeightsSpec
-from .base import Head, HeadSpec
+from lookalike.heads.base import Head, HeadSpec
+from lookalike.weights import WeightsSpec
 
 SFACE_FILE = "models/face_recognition_sface_2021dec_int8bq.onnx"
 

@@ -1,7 +1,7 @@
 """Heads made by `lookalike train`: named `<kind>:<name>` (e.g. `lookalike:doppel`), weights file
 `trained/<kind>-<name>.pt` in the weights directory, verified against the sha256 recorded beside it.
 
-The file holds the trained top (lookalike/train.py) and names its base head (facenet-casia, or arcface-r50;
+The file holds the trained top (lookalike/similarity/train.py) and names its base head (facenet-casia, or arcface-r50;
 the record beside it says which, so the crop is known before loading), whose backbone it runs on; the
 feature maps (`embed_with_maps`) are the base backbone's, so `--rerank metric` works with it too.
 """
@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import config
-from ..errors import LookalikeError, WeightsMismatchError
-from ..weights import WeightsSpec, resolve
-from .arcface import ArcFaceHead, build_iresnet50
-from .base import HeadSpec, load_state_file
-from .facenet import FaceNetHead, _torch_device, build_backbone, forward_with_taps
+from lookalike import config
+from lookalike.errors import LookalikeError, WeightsMismatchError
+from lookalike.heads.arcface import ArcFaceHead, build_iresnet50
+from lookalike.heads.base import HeadSpec, load_state_file
+from lookalike.heads.facenet import FaceNetHead, _torch_device, build_backbone, forward_with_taps
+from lookalike.weights import WeightsSpec, resolve
 
 KINDS = ("lookalike", "perface")
 _NAME = re.compile(r"^(lookalike|perface):([A-Za-z0-9_.-]+)$")
@@ -75,7 +75,7 @@ def _load(spec: HeadSpec, path: Path):
     """`(payload, base backbone's state dict)` of a trained head file, checked against its base head's weights."""
     import torch
 
-    from . import get_head_spec
+    from lookalike.heads import get_head_spec
 
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -93,7 +93,7 @@ class TrainedHead(FaceNetHead):
 
     def __init__(self, spec: HeadSpec, path: Path, sha: str, device: str) -> None:
 
-        from ..train import make_top
+        from lookalike.heads.tops import make_top
 
         payload, base_state = _load(spec, path)
         super(FaceNetHead, self).__init__(spec, sha, _torch_device(device))
@@ -106,7 +106,7 @@ class TrainedHead(FaceNetHead):
     def _forward(self, crops: np.ndarray) -> np.ndarray:
         import torch
 
-        from ..train import HIER_TAPS
+        from lookalike.heads.tops import HIER_TAPS
 
         with torch.inference_mode():
             _, t = forward_with_taps(self.net, self.preprocess(crops), HIER_TAPS + ("block8",))
@@ -119,7 +119,7 @@ class TrainedArcFaceHead(ArcFaceHead):
 
     def __init__(self, spec: HeadSpec, path: Path, sha: str, device: str) -> None:
 
-        from ..train import make_top
+        from lookalike.heads.tops import make_top
 
         payload, base_state = _load(spec, path)
         super(ArcFaceHead, self).__init__(spec, sha, _torch_device(device))

@@ -1,0 +1,483 @@
+"""The `lookalike` command: a thin table of verbs, each one function over the library."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from lookalike import config, paths
+from lookalike.cli.bench import bench
+from lookalike.cli.curate import dedup_cmd, mine_vise_cmd
+from lookalike.cli.learn import LEARN_COMMANDS
+from lookalike.cli.support import CONTEXT, ProgressBar
+from lookalike.errors import LookalikeError
+
+
+def _emit_json(obj) -> None:
+    click.echo(json.dumps(obj, default=str))
+
+
+def _resolve_index(name_or_path: str | None) -> Path:
+    from lookalike.index.store import FaceStore, resolve_index_path
+
+    if name_or_path:
+        return resolve_index_path(name_or_path)
+    home = config.index_home()
+    found = sorted(p for p in home.iterdir() if FaceStore.exists(p)) if home.is_dir() else []
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise LookalikeError(f"no index in {home}: build one with `lookalike index PHOTOS --name NAME`")
+    names = ", ".join(p.name for p in found)
+    raise LookalikeError(f"several indexes in {home} ({names}): pick one with --index NAME")
+
+
+@click.group(context_settings=CONTEXT)
+@click.option(
+    "--weights-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar=config.WEIGHTS_ENV,
+    help=f"Where head weights live [env {config.WEIGHTS_ENV}; default ~/.cache/lookalike/weights].",
+)
+@click.version_option(package_name="lookalike")
+def cli(weights_dir: Path | None) -> None:
+    """Face look-alike engine: index a photo dump, then ask who looks like whom."""
+    if weights_dir is not None:
+        os.environ[config.WEIGHTS_ENV] = str(weights_dir)
+
+
+# ------------------------------------------------------------------------------------------------ index
+@cli.command("index", context_settings=CONTEXT)
+@click.argument("source", type=click.Path(exists=True, path_type=Path, allow_dash=False))
+@click.option("--name", help="Index name: lives in ./indexes/NAME (or $LOOKALIKE_INDEX_HOME/NAME).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Index folder (instead of --name).")
+@click.option("--head", "head_name", default=None, help="Embedding head (see `lookalike heads`).")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CSV path,identity.")
+@click.option("--prune", is_flag=True, help="Drop faces of files that vanished from SOURCE.")
+@click.option(
+    "--detector",
+    "detector_name",
+    type=click.Choice(["mtcnn", "yunet"]),
+    default=None,
+    help="Face detector [default: the index's own, else mtcnn]. yunet is about 30x faster on a CPU.",
+)
+@click.option(
+    "--min-prob", type=float, default=None, help="Keep faces the detector is this sure of [mtcnn 0.9, yunet 0.8]."
+)
+@click.option("--min-face", type=int, default=None, help="Smallest face side to look for, pixels [20].")
+@click.option("--max-pixels", default=120_000_000, show_default=True, help="Reject images above this size.")
+@click.option("--max-file-mb", default=512, show_default=True, help="Reject files above this size, MB.")
+@click.option(
+    "--max-pixels-in-flight",
+    default=150_000_000,
+    show_default=True,
+    help="Decoded pixels held at once (memory bound; about 3 bytes each).",
+)
+@click.option("--batch-size", default=32, show_default=True, help="Photos per detector batch.")
+@click.option("--index-type", default="Flat", show_default=True, help="FAISS factory string, e.g. HNSW32.")
+@click.option("--device", default=None, help="torch device (default: cuda when present, else cpu).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's report as JSON.")
+def index_cmd(
+    source: Path,
+    name: str | None,
+    out: Path | None,
+    head_name: str | None,
+    labels: Path | None,
+    prune: bool,
+    detector_name: str | None,
+    min_prob: float | None,
+    min_face: int | None,
+    max_pixels: int,
+    max_file_mb: int,
+    max_pixels_in_flight: int,
+    batch_size: int,
+    index_type: str,
+    device: str | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Find, align and embed every face under SOURCE (a folder, a photo, or a text file of paths).
+
+    Re-running embeds only new or changed photos; an interrupted run resumes where it stopped.
+    Identity labels come from each photo's folder name, from --labels, or from a list file whose first line
+    is `path,identity`; only a photo's main face takes it.
+    """
+    from lookalike.faces.detect import create_detector, detector_spec
+    from lookalike.faces.photos import read_labels
+    from lookalike.heads import DEFAULT_HEAD, create_head, get_head_spec
+    from lookalike.index.build import IndexOptions, run_index
+    from lookalike.index.store import FaceStore
+    from lookalike.index.vector_index import check_factory
+
+    if out is None:
+        out = config.index_home() / (name or source.resolve().name)
+    if min(max_pixels, max_file_mb, max_pixels_in_flight, batch_size) <= 0:
+        raise LookalikeError("--max-pixels, --max-file-mb, --max-pixels-in-flight and --batch-size must be > 0")
+    # everything that can refuse the run does so before any model loads
+    FaceStore.check_target(out)
+    built = FaceStore.open(out).manifest.get("params", {}) if FaceStore.exists(out) else None
+    if head_name is None:
+        head_name = FaceStore.open(out).head if built is not None else DEFAULT_HEAD
+    elif built is not None:
+        FaceStore.open(out).check_head(head_name)
+    if built is not None:  # the same weights with another preprocessing give other vectors: refuse before loading
+        FaceStore.open(out).check_head(head_name, None, get_head_spec(head_name).preprocess_version)
+    if built is not None:  # an index keeps the detector and thresholds it was built with
+        was = detector_spec(str(built.get("detector", "mtcnn"))).name
+        if detector_name not in (None, was):
+            raise LookalikeError(f"index {out} was built with detector {was!r}: use --detector {was} or a new index")
+        detector_name = was
+        min_prob = built.get("min_prob") if min_prob is None else min_prob
+        min_face = built.get("min_face_size") if min_face is None else min_face
+    check_factory(index_type, get_head_spec(head_name).dim)
+    label_map = read_labels(labels) if labels else None
+    head = create_head(head_name, device=device)
+    detector = create_detector(detector_name, min_prob, int(min_face or 20), device=device)
+    opts = IndexOptions(
+        max_pixels=max_pixels,
+        max_bytes=max_file_mb * 2**20,
+        pixels_in_flight=max_pixels_in_flight,
+        batch_files=batch_size,
+        index_factory=index_type,
+        labels=label_map,
+        prune=prune,
+    )
+    bar = ProgressBar(f"index {out.name}", "photo", disabled=quiet or as_json)
+    try:
+        report = run_index(source, out, head, detector, opts, bar)
+    finally:
+        bar.close()
+    for w in report.warnings:
+        click.echo(f"lookalike: warning: {w}", err=True)
+    if as_json:
+        _emit_json(report.as_dict())
+    elif not quiet:
+        c = report.counts
+        click.echo(
+            f"{out}: {c['faces']} faces from {c['files']} photos, {c['rejects']} rejects "
+            f"(this run: {report.files_processed} photos read, {report.faces_added} faces added, "
+            f"{report.rejects_added} rejects, {report.files_unchanged} unchanged, {report.files_skipped} other "
+            f"files skipped, {report.pruned_files} pruned) in {report.seconds:.1f}s",
+            err=True,
+        )
+
+
+# ------------------------------------------------------------------------------------------------ query
+@cli.command("query", context_settings=CONTEXT)
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-k", default=10, show_default=True, type=click.IntRange(min=1), help="Matches per query.")
+@click.option("--index", "index_name", default=None, help="Index name or folder (default: the only one).")
+@click.option("--mode", type=click.Choice(["faces", "identities"]), default="faces", show_default=True)
+@click.option("--face", type=int, default=None, help="Use face N of the photo (0 = main face).")
+@click.option("--identity", default=None, help="The query's own identity (left out in identities mode).")
+@click.option("--include-self", is_flag=True, help="Allow the query photo itself among the matches.")
+@click.option("--head", "head_name", default=None, help="Refuse unless the index was built by this head.")
+@click.option("--device", default=None)
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per query photo.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="Write a contact sheet.")
+@click.option("--rerank", type=click.Choice(["none", "metric"]), default="none", show_default=True,
+              help="metric: reorder FAISS's top 50 by the learned seed-000 metric (eq. 11). Experimental: on "
+              "this project's benchmarks it ranks below plain cosine (README, 'Learned similarity').")  # fmt: skip
+@click.option("--metric-from", "metric_from", type=click.Choice(["auto", "identity", "global", "photo"]),
+              default="auto", show_default=True,
+              help="Where --rerank metric's metric comes from: the query's labelled identity, one metric "
+              "learnt across the index's identities, or the query photo's augmentations; auto tries them in "
+              "that order.")  # fmt: skip
+def query_cmd(
+    images: tuple[Path, ...],
+    k: int,
+    index_name: str | None,
+    mode: str,
+    face: int | None,
+    identity: str | None,
+    include_self: bool,
+    head_name: str | None,
+    device: str | None,
+    as_json: bool,
+    html_out: Path | None,
+    rerank: str,
+    metric_from: str,
+) -> None:
+    """Who looks like the face in each of IMAGES? Ranks the index's faces by cosine similarity.
+
+    A photo that cannot be answered (unreadable, no face, no face N) prints `lookalike: error: ...` on stderr
+    while the others are answered. Exit status: 0 all answered, 2 none, 3 some.
+    """
+    from lookalike.search.query import Searcher
+    from lookalike.search.rerank import DEFAULT_CANDIDATES, rerank_answers
+
+    searcher = Searcher(_resolve_index(index_name), head=head_name, device=device)
+    kk = max(k, DEFAULT_CANDIDATES) if rerank == "metric" else k
+    answers = searcher.query_photos(
+        list(images), k=kk, mode=mode, face=face, include_self=include_self, identity=identity
+    )
+    if rerank == "metric":
+        rerank_answers(searcher, answers, k, identity, metric_from)
+    dicts = [a.as_json() for a in answers]
+    for a in dicts:
+        if as_json:
+            _emit_json(a)
+            continue
+        if a.get("error"):
+            continue
+        how = f", reranked by the {a['rerank']} metric" if a.get("rerank") else ""
+        click.echo(f"{a['query']}  (face {a['face_index']}, head {a['head']}{how})")
+        for m in a["results"]:
+            click.echo(f"  {m['rank']:>3}  {m['score']:.3f}  {m['identity'] or '-':<28} {m['path']}")
+    if html_out:
+        write_contact = __import__("lookalike.render", fromlist=["write_contact_sheet"]).write_contact_sheet
+        write_contact(dicts, html_out)
+        if not as_json:
+            click.echo(f"contact sheet: {html_out}", err=True)
+    failed = [a for a in dicts if a.get("error")]
+    for a in failed:
+        click.echo(f"lookalike: error: {a['error']}", err=True)
+    if failed:
+        sys.exit(2 if len(failed) == len(dicts) else 3)
+
+
+# ------------------------------------------------------------------------------------------------ info
+@cli.command("info", context_settings=CONTEXT)
+@click.argument("index", required=False)
+@click.option("--json", "as_json", is_flag=True)
+def info_cmd(index: str | None, as_json: bool) -> None:
+    """What an index holds: head, faces, files, rejects, where it is; damage is an error (exit 2)."""
+    from lookalike.errors import IndexCorruptError
+    from lookalike.index.store import FaceStore
+
+    store = FaceStore.open(_resolve_index(index))
+    problems = store.check()
+    if problems:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise IndexCorruptError(problems[0] + more)
+    m = store.manifest
+    faces = store.faces(["path", "identity"])
+    rejects = store.rejects()
+    identities = {i for i in faces["identity"].to_pylist() if i is not None}
+    info = {
+        "index": str(store.root),
+        "head": m["head"],
+        "dim": m["dim"],
+        "faces": faces.num_rows,
+        "files": len(set(faces["path"].to_pylist())),
+        "rejects": rejects.num_rows,
+        "identities": len(identities),
+        "weights_sha256": m["weights_sha256"],
+        "index_factory": m.get("index_factory", "Flat"),
+        "index_active": m.get("index_active", m.get("index_factory", "Flat")),
+        "pending_parts": len(m["pending"]),
+        "created": m["created"],
+        "updated": m["updated"],
+    }
+    if as_json:
+        _emit_json(info)
+        return
+    for key, val in info.items():
+        click.echo(f"{key:>15}: {val}")
+    if rejects.num_rows:
+        reasons: dict[str, int] = {}
+        for r in rejects["reason"].to_pylist():
+            key = r.split(":")[0].split("(")[0].strip()
+            reasons[key] = reasons.get(key, 0) + 1
+        click.echo("        rejects: " + ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda x: -x[1])))
+
+
+@cli.command("repair", context_settings=CONTEXT)
+@click.argument("index")
+@click.option("--head", "head_name", default=None, help="The head that built it, when nothing left says so.")
+@click.option("--json", "as_json", is_flag=True)
+def repair_cmd(index: str, head_name: str | None, as_json: bool) -> None:
+    """Rebuild a damaged index (lost manifest, truncated/zeroed/deleted files) from the faces that survive.
+
+    Every readable face row is kept with a unique vector id and the FAISS index is rebuilt from the stored
+    embeddings; photos whose rows were lost are embedded again by the next `lookalike index` run.
+    """
+    from lookalike.index.repair import repair_index
+    from lookalike.index.store import resolve_index_path
+
+    root = resolve_index_path(index)
+    head_info = None
+    if head_name:
+        from lookalike.heads import get_head_spec
+        from lookalike.weights import resolve
+
+        spec = get_head_spec(head_name)
+        head_info = {"head": head_name, "dim": spec.dim, "weights_sha256": resolve(spec.weights, head_name)[1]}
+    report = repair_index(root, head_info)
+    if as_json:
+        _emit_json(report.as_dict())
+        return
+    for p in report.problems:
+        click.echo(f"found: {p}", err=True)
+    for lost in report.lost:
+        click.echo(f"unreadable, skipped: {lost}", err=True)
+    click.echo(
+        f"{root}: repaired from {', '.join(report.sources) or 'nothing'}: {report.faces} faces from {report.files} "
+        f"photos, {report.rejects} rejects, {report.ids_reassigned} vector ids reassigned; run `lookalike index` "
+        "on the photos again to embed what was lost"
+    )
+
+
+# ------------------------------------------------------------------------------------------------ heads, weights
+@cli.command("heads", context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True)
+def heads_cmd(as_json: bool) -> None:
+    """The registered heads, and whether each one's weights are here."""
+    from lookalike.heads import DEFAULT_HEAD, get_head_spec, list_heads
+    from lookalike.weights import resolve
+
+    rows = []
+    for name in list_heads():
+        spec = get_head_spec(name)
+        try:
+            path, _ = resolve(spec.weights, name)
+            status = f"ready ({path})"
+        except LookalikeError as e:
+            status = f"missing: {e}"
+        rows.append(
+            {
+                "head": name,
+                "dim": spec.dim,
+                "crop": spec.crop,
+                "role": spec.role,
+                "weights": status,
+                "default": name == DEFAULT_HEAD,
+            }
+        )
+    if as_json:
+        for r in rows:
+            _emit_json(r)
+        return
+    for r in rows:
+        star = "*" if r["default"] else " "
+        click.echo(f"{star} {r['head']:<14} {r['dim']:>4}-d  {r['crop']:<11} {r['role']}\n    weights: {r['weights']}")
+
+
+@cli.command("detectors", context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True)
+def detectors_cmd(as_json: bool) -> None:
+    """The registered face detectors, their default thresholds, and whether each one loads here."""
+    from lookalike.faces.detect import DEFAULT_DETECTOR, DETECTORS, create_detector
+
+    rows = []
+    for name, spec in DETECTORS.items():
+        try:
+            create_detector(name)
+            status = "ready"
+        except (LookalikeError, ImportError) as e:
+            status = f"missing: {e}"
+        rows.append(
+            {
+                "detector": name,
+                "min_prob": spec.min_prob,
+                "floor_prob": spec.floor_prob,
+                "about": spec.about,
+                "status": status,
+                "default": name == DEFAULT_DETECTOR,
+            }
+        )
+    for r in rows:
+        if as_json:
+            _emit_json(r)
+        else:
+            star = "*" if r["default"] else " "
+            line = f"{star} {r['detector']:<6} min {r['min_prob']} (floor {r['floor_prob']})  {r['about']}"
+            click.echo(f"{line}: {r['status']}")
+
+
+@cli.group("weights", context_settings=CONTEXT)
+def weights_group() -> None:
+    """Get head weights into the weights directory (the only commands that may download)."""
+
+
+@weights_group.command("import")
+@click.argument("head", type=click.Choice(["facenet-casia"]))
+def weights_import(head: str) -> None:
+    """Make a head's weights from a locally installed package (no download)."""
+    from lookalike.heads.facenet import import_casia
+
+    click.echo(str(import_casia()))
+
+
+@weights_group.command("fetch")
+@click.argument("head")
+def weights_fetch(head: str) -> None:
+    """DOWNLOAD a head's weights file from its published address and check its sha256."""
+    from lookalike.heads import get_head_spec
+    from lookalike.weights import fetch
+
+    spec = get_head_spec(head)
+    click.echo(f"downloading {spec.weights.url} ...", err=True)
+    click.echo(str(fetch(spec.weights, head)))
+
+
+@weights_group.command("path")
+def weights_path() -> None:
+    """Print the weights directory."""
+    click.echo(str(config.weights_dir()))
+
+
+@cli.command("sample-photos", context_settings=CONTEXT)
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+def sample_photos_cmd(out: Path) -> None:
+    """Copy the real photos that installed packages ship (a face each, and one without) into OUT/<name>/."""
+    import shutil
+
+    import matplotlib
+
+    from lookalike.weights import package_file
+
+    sources = {
+        "astronaut": package_file("skimage", "data/astronaut.png"),
+        "cameraman": package_file("skimage", "data/camera.png"),
+        "grace_hopper": Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg",
+        "coffee": package_file("skimage", "data/coffee.png"),  # no face: shows up in rejects
+    }
+    for name, src in sources.items():
+        if src is None or not src.exists():
+            click.echo(f"skipped {name}: its package is not installed", err=True)
+            continue
+        dest = out / name / src.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if not dest.exists():
+            shutil.copyfile(src, dest)
+    click.echo(str(out))
+
+
+# Verbs that live in their own modules (benchmarks, curation, learned similarity).
+cli.add_command(bench)
+cli.add_command(dedup_cmd)
+cli.add_command(mine_vise_cmd)
+for _cmd in LEARN_COMMANDS:
+    cli.add_command(_cmd)
+
+
+def main() -> None:
+    """Console entry point: user errors become one line on stderr and exit status 2."""
+    try:
+        cli.main(standalone_mode=False)
+    except LookalikeError as e:
+        click.echo(f"lookalike: error: {e}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except OSError as e:  # a full disk, a read-only folder, a vanished file: the index itself stays consistent
+        where = f" ({paths.shown(str(e.filename))})" if getattr(e, "filename", None) else ""
+        click.echo(f"lookalike: error: {e.strerror or e}{where}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("interrupted: what was committed is kept; run the same command again to resume", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""`lookalike bench ...`: LFW View 2, the DoppelVer benchmark, and the doppelganger protocol generator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from lookalike import config
+from lookalike.cli.options import HEADS, RERANK, bar_for, default_heads
+from lookalike.cli.similarity_bench import similarity_cmd
+from lookalike.cli.support import CONTEXT
+
+
+@click.group("bench", context_settings=CONTEXT)
+def bench() -> None:
+    """Benchmarks: LFW View 2 and DoppelVer (doppelganger / ViSE protocols), results into benchmarks/."""
+
+
+@bench.command("lfw", context_settings=CONTEXT)
+@click.option(
+    "--data",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="LFW folder with pairs.txt and images/ [default: $LOOKALIKE_DATA/lfw].",
+)
+@HEADS
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("benchmarks"),
+    show_default=True,
+    help="Where lfw.md and lfw.json go.",
+)
+@click.option("--pairs", "pairs", type=int, default=None, help="Only the first N pairs of each fold (quick check).")
+@RERANK
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def lfw_cmd(
+    data: Path | None, heads: tuple[str, ...], out: Path, pairs: int | None, rerank: str, quiet: bool, as_json: bool
+) -> None:
+    """LFW View 2: 10 folds, threshold fitted on 9 and tested on the 10th; accuracy ± std and ROC AUC per head.
+
+    Each head's embeddings are cached in the index `bench-<head>` (a re-run embeds nothing new).
+    """
+    from lookalike.bench.lfw import run_lfw
+
+    data = data or config.data_dir() / "lfw"
+    res = run_lfw(
+        data, list(heads) or default_heads(), out, pairs=pairs, progress_for=bar_for(quiet or as_json), rerank=rerank
+    )
+    if as_json:
+        click.echo(json.dumps(res, default=str))
+        return
+    for r in res["results"]:
+        click.echo(
+            f"{r['head']}: accuracy {100 * r['accuracy']:.2f}% ± {100 * r['std']:.2f}, AUC {100 * r['auc']:.2f}% "
+            f"({r['pairs']} pairs; {r['photos_without_face']} of {r['photos']} photos without a face)"
+        )
+    for s in res["skipped"]:
+        click.echo(f"{s['head']}: skipped: {s['reason']}")
+    if not quiet:
+        click.echo(f"wrote {out / 'lfw.md'} and {out / 'lfw.json'}", err=True)
+
+
+@bench.command("doppelver", context_settings=CONTEXT)
+@click.option(
+    "--protocol",
+    "protocols",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Protocol file in the published format (repeatable: doppelganger and ViSE). Its name starts "
+    "with the protocol's name, e.g. doppelganger_lfw.txt, vise_lfw.txt.",
+)
+@click.option("--summary", is_flag=True, help="Only print each protocol's counts as JSON (no images needed).")
+@click.option(
+    "--images",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Images root: the paths in the protocol are relative to it.",
+)
+@HEADS
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("benchmarks"), show_default=True)
+@click.option("--note", "notes", multiple=True, help="A line for the report (e.g. how the protocols were made).")
+@RERANK
+@click.option("--quiet", "-q", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+def doppelver_cmd(
+    protocols: tuple[Path, ...],
+    summary: bool,
+    images: Path | None,
+    heads: tuple[str, ...],
+    out: Path,
+    notes: tuple[str, ...],
+    rerank: str,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """DoppelVer View 2 (threshold on split 0; ACC, ROC AUC on splits 1-9) and View 1 (EM ACC, SEM) per head,
+    as tables shaped like the seed's Tables 7.1/7.2 plus ROC curve PNGs in --out."""
+    from lookalike.bench.doppelver import protocol_summary, run_doppelver
+    from lookalike.errors import LookalikeError
+
+    if summary:
+        for p in protocols:
+            click.echo(json.dumps(protocol_summary(p)))
+        return
+    if images is None:
+        raise LookalikeError("give --images ROOT (the folder the protocol's paths are relative to), or --summary")
+    res = run_doppelver(
+        list(protocols),
+        images,
+        list(heads) or default_heads(),
+        out,
+        progress_for=bar_for(quiet or as_json),
+        notes=list(notes),
+        rerank=rerank,
+    )
+    if as_json:
+        click.echo(json.dumps(res, default=str))
+        return
+    for r in res["results"]:
+        v2, v1 = r["view2"], r["view1"]
+        click.echo(
+            f"{r['head']} {r['protocol']}: View 2 ACC {100 * v2['accuracy']:.2f}% AUC {100 * v2['auc']:.2f}%; "
+            f"View 1 EM ACC {100 * v1['em_acc']:.2f}% ± {100 * v1['sem']:.2f} (SEM)"
+        )
+    for s in res["skipped"]:
+        click.echo(f"{s['head']}: skipped: {s['reason']}")
+    if not quiet:
+        click.echo(f"wrote {out / 'doppelver.md'}, {out / 'doppelver.json'} and ROC PNGs", err=True)
+
+
+@bench.command("make-doppelganger", context_settings=CONTEXT)
+@click.option(
+    "--gallery",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Labelled gallery: GALLERY/<identity>/<photo>.",
+)
+@click.option(
+    "--pairs",
+    "pairs_csv",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Doppelganger identity pairs, CSV with header 'Pair 1,Pair 2' (or identity_a,identity_b).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Protocol file to write (published format; name it doppelganger_*.txt).",
+)
+@click.option("--pairs-per-split", default=14000, show_default=True, help="Target pairs per split (half positive).")
+@click.option("--splits", "n_splits", default=10, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--unequal-splits",
+    is_flag=True,
+    help="Keep every pair; splits of unequal size go to the OUT.splits sidecar (small galleries).",
+)
+def make_doppelganger_cmd(
+    gallery: Path, pairs_csv: Path, out: Path, pairs_per_split: int, n_splits: int, seed: int, unequal_splits: bool
+) -> None:
+    """Generate the doppelganger protocol (seed 003, 7.3.3) from a gallery; prints its summary as JSON.
+
+    By default every split is cut to the size of the smallest (half positive) so the file's consecutive folds
+    are its splits, as the published format has it; --unequal-splits keeps every pair and writes OUT.splits.
+    """
+    from lookalike.eval.generate import make_doppelganger
+
+    click.echo(
+        json.dumps(make_doppelganger(gallery, pairs_csv, out, pairs_per_split, n_splits, seed, not unequal_splits))
+    )
+
+
+bench.add_command(similarity_cmd)

@@ -1,0 +1,226 @@
+"""Commands of the learned-similarity features: characterize, train, make-triplets, anonymize-candidates."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from lookalike.cli.support import CONTEXT
+from lookalike.errors import LookalikeError
+
+
+def _say(quiet: bool, msg: str) -> None:
+    if not quiet:
+        click.echo(msg, err=True)
+
+
+@click.command("characterize", context_settings=CONTEXT)
+@click.argument("photos", type=click.Path(exists=True, path_type=Path))
+@click.option("--against", type=click.Path(exists=True, path_type=Path), help="Arbitrary faces: a folder or index.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder [./characterize-NAME].")
+@click.option("--arbitrary", default=100, show_default=True, help="How many arbitrary faces to learn against.")
+@click.option("--steps", default=150, show_default=True, help="Optimiser steps of the metric.")
+@click.option("--quiet", "-q", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def characterize_cmd(
+    photos: Path, against: Path | None, out: Path | None, arbitrary: int, steps: int, quiet: bool, as_json: bool
+) -> None:
+    """Characterise one person from PHOTOS (a folder of their photos): seed 000's metric, PCAM heat maps,
+    most/least representative portraits and characteristic face parts, as summary.json + index.html."""
+    from lookalike.faces.photos import iter_photo_files
+    from lookalike.similarity.characterize import arbitrary_from, characterize, default_arbitrary, write_outputs
+
+    ind = [str(p) for p in iter_photo_files(photos)]
+    if against is not None:
+        arb, geo = arbitrary_from(against, arbitrary)
+    else:
+        arb, geo = [str(p) for p in default_arbitrary({photos.name}, arbitrary)], {}
+    arb = [p for p in arb if Path(p).resolve().parent != photos.resolve()]
+    out = out or Path.cwd() / f"characterize-{photos.name}"
+    _say(quiet or as_json, f"characterising {len(ind)} photos of {photos.name} against {len(arb)} faces ...")
+    ch = characterize(ind, arb, geometry=geo, steps=steps)
+    summary = write_outputs(ch, out, photos.name)
+    if as_json:
+        click.echo(json.dumps(summary))
+    elif not quiet:
+        click.echo(f"most representative:  {summary['most_representative']}")
+        click.echo(f"least representative: {summary['least_representative']}")
+        click.echo(f"characteristic parts: {', '.join(summary['characteristic_parts']) or 'none'}")
+        click.echo(f"page: {out / 'index.html'}", err=True)
+
+
+@click.group("train", context_settings=CONTEXT)
+def train_group() -> None:
+    """Train a look-alike head on triplets (the result is a head named KIND:NAME for index and query)."""
+
+
+def pick_backbone(backbone: str) -> str:
+    """`auto`: arcface-r50 when its weights are in the weights directory (seed 004's backbone), else facenet-casia."""
+    if backbone != "auto":
+        return backbone
+    from lookalike.heads import get_head_spec
+    from lookalike.weights import resolve
+
+    try:
+        resolve(get_head_spec("arcface-r50").weights, "arcface-r50")
+        return "arcface-r50"
+    except LookalikeError:
+        return "facenet-casia"
+
+
+def _train(
+    kind: str,
+    triplets: Path,
+    name: str,
+    hierarchical: bool,
+    epochs: int,
+    quiet: bool,
+    as_json: bool,
+    backbone: str = "facenet-casia",
+) -> None:
+    from tqdm import tqdm
+
+    from lookalike.bench.lfw import bench_index_dir
+    from lookalike.heads import create_head
+    from lookalike.similarity.facecrops import geometry_from_index
+    from lookalike.similarity.train import load_triplets, save_trained, train
+
+    head = create_head(pick_backbone(backbone))
+    trip = load_triplets(triplets)
+    geo_ix = bench_index_dir("sface")  # boxes and landmarks of LFW photos, when `bench lfw` has run
+    geometry = geometry_from_index(geo_ix) if geo_ix.exists() else None
+    n_photos = len(set(trip.anchor) | set(trip.positive) | set(trip.negative))
+    bar = tqdm(total=n_photos, unit="photo", desc="backbone", disable=quiet or as_json, file=sys.stderr)
+    payload, report = train(
+        trip, kind, head, hierarchical, epochs, geometry=geometry, progress=bar.update,
+        log=None if quiet or as_json else (lambda m: click.echo(m, err=True)),
+    )  # fmt: skip
+    bar.close()
+    report["triplet_file"] = str(triplets)
+    dest = save_trained(payload, report, name)
+    report["weights"] = str(dest)
+    report["head"] = f"{kind}:{name}"
+    dest.with_name(dest.stem + ".report.json").write_text(json.dumps(report, indent=2))
+    if as_json:
+        click.echo(json.dumps(report))
+    elif not quiet:
+        b, a = report["accuracy_before"], report["accuracy_after"]
+        click.echo(f"head {report['head']}: held-out triplet accuracy {b['held_out']:.3f} -> {a['held_out']:.3f}")
+        click.echo(f"weights: {dest}", err=True)
+
+
+_opts = [
+    click.option("--triplets", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True),
+    click.option("--name", default="default", show_default=True, help="Head name: KIND:NAME."),
+    click.option("--epochs", default=5, show_default=True),
+    click.option(
+        "--backbone",
+        type=click.Choice(["auto", "facenet-casia", "arcface-r50"]),
+        default="auto",
+        show_default=True,
+        help="Frozen backbone: auto takes arcface-r50 when its weights are present, else facenet-casia.",
+    ),
+    click.option("--quiet", "-q", is_flag=True),
+    click.option("--json", "as_json", is_flag=True, help="Print the report as JSON."),
+]
+
+
+def _with_opts(f):
+    for o in reversed(_opts):
+        f = o(f)
+    return f
+
+
+@train_group.command("lookalike", context_settings=CONTEXT)
+@_with_opts
+@click.option("--hierarchical", is_flag=True, help="Seed 002: integrate 10 intermediate layers, backbone frozen.")
+def train_lookalike(
+    triplets: Path, name: str, epochs: int, backbone: str, quiet: bool, as_json: bool, hierarchical: bool
+) -> None:
+    """Seed 001: Euclidean triplet loss (alpha 0.05), Adam 1e-4, batch 32, half the batches easy triplets."""
+    if hierarchical and backbone == "auto":
+        backbone = "facenet-casia"  # seed 002's layers are FaceNet's
+    _train("lookalike", triplets, name, hierarchical, epochs, quiet, as_json, backbone)
+
+
+@train_group.command("perface", context_settings=CONTEXT)
+@_with_opts
+def train_perface(triplets: Path, name: str, epochs: int, backbone: str, quiet: bool, as_json: bool) -> None:
+    """Seed 004: cosine triplet loss (margin 0.1), SGD 0.01 momentum 0.9 wd 5e-4, batch 32, unanimous triplets."""
+    _train("perface", triplets, name, False, epochs, quiet, as_json, backbone)
+
+
+@click.command("make-triplets", context_settings=CONTEXT)
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--identity", "n_identity", default=2000, show_default=True, help="Identity triplets.")
+@click.option("--per-pair", default=60, show_default=True, help="Doppelganger triplets per pair and direction.")
+@click.option("--hard-from", type=click.Path(path_type=Path), help="Index of LFW whose embedding picks negatives.")
+def make_triplets_cmd(out: Path, n_identity: int, per_pair: int, hard_from: Path | None) -> None:
+    """Write a triplet file (Parquet, or CSV by suffix) from LFW and the DoppelVer pairs in it."""
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    from lookalike import config
+    from lookalike.bench.lfw import bench_index_dir
+    from lookalike.similarity.triplets import build_triplets
+
+    if hard_from is None and bench_index_dir("sface").exists():  # `lookalike bench lfw --head sface` made it
+        hard_from = bench_index_dir("sface")
+    t = build_triplets(config.data_dir(), n_identity, per_pair, hard_from)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".csv":
+        pcsv.write_csv(t, out)
+    else:
+        pq.write_table(t, out)
+    kinds = t["kind"].to_pylist()
+    click.echo(f"{out}: {t.num_rows} triplets ({kinds.count('doppel')} doppel, {kinds.count('identity')} identity)")
+
+
+@click.command("anonymize-candidates", context_settings=CONTEXT)
+@click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--pool", required=True, help="Index of swap candidates.")
+@click.option("--attributes", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="CSV: path or identity, gender (male/female), age (young/older).")  # fmt: skip
+@click.option("-k", default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def anonymize_cmd(image: Path, pool: str, attributes: Path, k: int, as_json: bool) -> None:
+    """Seed 004: pick IMAGE's attribute group by the 95% CI upper bound, then its least similar faces."""
+    from lookalike.index.store import resolve_index_path
+    from lookalike.search.query import Searcher
+    from lookalike.similarity.anonymize import choose, read_attributes
+
+    s = Searcher(resolve_index_path(pool))
+    ans = s.query_photos([image], k=1, include_self=True)[0]
+    if ans.error:
+        raise LookalikeError(ans.error)
+    q = ans.face.embedding  # the query's own face and vector: no second detection
+    t = s.store.faces(["vector_id", "path", "identity", "embedding"])
+    from lookalike.index.store import vectors_of
+
+    vec = vectors_of(t, s.store.dim)
+    attr = read_attributes(attributes)
+    paths, idents = t["path"].to_pylist(), t["identity"].to_pylist()
+    attrs = [attr.get(p) or (attr.get(i) if i else None) for p, i in zip(paths, idents, strict=True)]
+    c = choose(q, vec, attrs, k)
+    out = {
+        "query": str(image),
+        "group": c.group,
+        "group_distance": c.group_distance,
+        "candidates": [
+            {"rank": r + 1, "distance": d, "path": paths[i], "identity": idents[i]}
+            for r, (i, d) in enumerate(zip(c.rows, c.distances, strict=True))
+        ],
+    }
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    click.echo(f"{image}: group {c.group} (95% CI upper distance {c.group_distance[c.group]:.3f})")
+    for x in out["candidates"]:
+        click.echo(f"  {x['rank']:>3}  {x['distance']:.3f}  {x['identity'] or '-':<28} {x['path']}")
+
+
+#: What `lookalike.cli.app` registers.
+LEARN_COMMANDS = [characterize_cmd, train_group, make_triplets_cmd, anonymize_cmd]

@@ -1,0 +1,485 @@
+"""Photo intake: find photo files, read them once, hash them, decode them upright to RGB.
+
+Every file is hostile. A file that cannot be used is never an exception to the caller: `load_photo` returns
+a `Rejected` with a one-line reason, which the pipeline writes to `rejects.parquet`. Only regular files are
+opened (a FIFO, a device or a socket is a reject, never a read), and never with more bytes than
+`max_bytes`; any decoder error of any type is a reject; the decoded pixels a caller holds can be bounded by
+a `PixelBudget` that `load_photo` draws from before it decodes (the header says the size).
+
+Paths are *stored text* (`lookalike.paths`): a file name that is not valid UTF-8 round-trips escaped.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import stat as statmod
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from lookalike.errors import LookalikeError
+from lookalike.paths import fs_path, to_text
+
+try:  # HEIC/HEIF (phones) through pillow-heif; Pillow itself reads AVIF and JPEG 2000
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    HEIF_READER = True
+except ImportError:  # pragma: no cover - pillow-heif is a dependency, but a broken wheel must not stop intake
+    HEIF_READER = False
+
+#: File name endings taken as photos when walking a folder (case-insensitive).
+PHOTO_SUFFIXES = frozenset(
+    {
+        ".jpg", ".jpeg", ".jpe", ".jfif", ".pjpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
+        ".ppm", ".pgm", ".pnm", ".pbm", ".heic", ".heif", ".hif", ".avif", ".jp2", ".j2k", ".jpf", ".jpx",
+    }
+)  # fmt: skip
+#: Endings of photos this engine cannot decode: a walk makes them rejects (with this reason), not silent skips.
+UNSUPPORTED_SUFFIXES = {
+    **dict.fromkeys(
+        (".cr2", ".cr3", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".dng", ".orf", ".rw2", ".raf", ".pef", ".srw",
+         ".x3f", ".3fr", ".kdc", ".mrw", ".erf", ".raw", ".rwl", ".iiq"),
+        "camera raw file: export it as JPEG or TIFF",
+    ),
+    ".psd": "Photoshop file: export it as JPEG or PNG",
+    ".svg": "vector drawing, not a photo",
+    ".jxl": "JPEG XL is not supported: convert it to JPEG or PNG",
+}  # fmt: skip
+#: Default pixel limit (width x height) against decompression bombs; `--max-pixels` changes it.
+DEFAULT_MAX_PIXELS = 120_000_000
+#: Default limit on a file's size: nothing larger is read into memory.
+DEFAULT_MAX_BYTES = 512 * 2**20
+#: Default bound on decoded pixels held at once by an indexing run (about 450 MB of RGB; one 120 MP photo at a
+#: time: measured in benchmarks/hostile_input.md).
+DEFAULT_PIXELS_IN_FLIGHT = 150_000_000
+
+# Magic numbers of the formats above, for files whose name has no photo ending (`IMG_0001`, `photo.dat`).
+_MAGIC: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\xff\xd8\xff", "jpeg"),
+    (0, b"\x89PNG\r\n\x1a\n", "png"),
+    (0, b"GIF87a", "gif"),
+    (0, b"GIF89a", "gif"),
+    (0, b"BM", "bmp"),
+    (0, b"II*\x00", "tiff"),
+    (0, b"MM\x00*", "tiff"),
+    (0, b"\x00\x00\x00\x0cjP  \r\n\x87\n", "jpeg2000"),
+    (0, b"\xff\x4f\xff\x51", "jpeg2000"),
+)
+_FTYP_BRANDS = {b"heic": "heic", b"heix": "heic", b"hevc": "heic", b"mif1": "heif", b"msf1": "heif", b"avif": "avif"}
+
+
+def sniff_image(head: bytes) -> str | None:
+    """The image format a file's first 32 bytes announce, or None."""
+    for off, magic, name in _MAGIC:
+        if head[off : off + len(magic)] == magic:
+            return name
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[4:8] == b"ftyp" and head[8:12] in _FTYP_BRANDS:
+        return _FTYP_BRANDS[head[8:12]]
+    return None
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """What identifies one version of a file on disk (`path` is stored text)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class Photo:
+    """A decoded photo: `rgb` is `(H, W, 3) uint8`, EXIF orientation applied."""
+
+    stat: FileStat
+    sha256: str
+    rgb: np.ndarray
+    pixels_reserved: int = 0  # drawn from a PixelBudget; given back by whoever drops the photo
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A file that gave no usable photo, and why (one line)."""
+
+    stat: FileStat
+    sha256: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """A file whose mtime changed but whose bytes are those already indexed (no decode, no embedding)."""
+
+    stat: FileStat
+    sha256: str
+
+
+class PixelBudget:
+    """Decoded pixels held at once, across threads: `acquire` waits until the pixels fit.
+
+    One photo larger than the whole budget still gets it (alone), so nothing waits forever.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, int(limit))
+        self.used = 0
+        self._cond = threading.Condition()
+        #: called (outside the lock) once before an `acquire` would wait: a holder can hand pixels on first
+        self.on_wait: Callable[[], None] | None = None
+
+    def would_wait(self, n: int) -> bool:
+        with self._cond:
+            return self.used > 0 and self.used + min(n, self.limit) > self.limit
+
+    def acquire(self, n: int) -> int:
+        n = min(int(n), self.limit)
+        if self.on_wait is not None and self.would_wait(n):
+            self.on_wait()
+        with self._cond:
+            while self.used > 0 and self.used + n > self.limit:
+                self._cond.wait()
+            self.used += n
+        return n
+
+    def release(self, n: int) -> None:
+        if n <= 0:
+            return
+        with self._cond:
+            self.used = max(0, self.used - int(n))
+            self._cond.notify_all()
+
+
+def stat_file(path: str | Path) -> FileStat:
+    """Absolute path (stored text), size and mtime of a file (no read)."""
+    p = os.path.abspath(fs_path(os.fspath(path)))
+    st = os.stat(p)
+    return FileStat(path=to_text(p), size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+
+# ------------------------------------------------------------------------------------------------ finding
+@dataclass
+class SourceScan:
+    """What a source holds: photo paths to read, rejects found by name, how many files were skipped."""
+
+    kind: str  # "folder", "list" or "photo"
+    root: str | None  # the folder whose sub-folders name identities (absolute, not resolved)
+    photos: list[str] = field(default_factory=list)  # stored text, absolute
+    unsupported: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    skipped: int = 0  # files that are not photos (by ending and by their first bytes), hidden files
+    labels: dict[str, str] | None = None  # from a `path,identity` list file
+
+
+def _regular_head(path: str, n: int = 32) -> bytes | None:
+    """The first `n` bytes of a regular file, or None (not regular, unreadable). Never blocks on a FIFO."""
+    try:
+        if not statmod.S_ISREG(os.stat(path).st_mode):
+            return None
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            if not statmod.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            return os.read(fd, n)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+
+
+def _classify(path: str, name: str, scan: SourceScan) -> None:
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix in PHOTO_SUFFIXES:
+        scan.photos.append(to_text(path))
+    elif suffix in UNSUPPORTED_SUFFIXES:
+        scan.unsupported.append((to_text(path), f"unsupported photo format ({suffix}): {UNSUPPORTED_SUFFIXES[suffix]}"))
+    else:
+        head = _regular_head(path)
+        if head and sniff_image(head):
+            scan.photos.append(to_text(path))
+        else:
+            scan.skipped += 1
+
+
+def _read_list(src: Path, scan: SourceScan) -> None:
+    """A list file: one path per line, or a CSV with a `path,identity` header (then the labels come too).
+
+    Lines are bytes-safe (a name that is not UTF-8 is taken as the OS would); relative paths are taken from
+    the list's folder; `#` starts a comment line.
+    """
+    raw = src.read_bytes()
+    base = os.path.abspath(src.parent)
+    first = raw.split(b"\n", 1)[0].strip().lower().replace(b"\t", b",").replace(b" ", b"")
+    if first.startswith(b"path,identity"):
+        scan.labels = read_labels(src)
+        for p in scan.labels:
+            scan.photos.append(p)
+        return
+    for line in raw.splitlines():
+        text = os.fsdecode(line.strip())
+        if not text or text.startswith("#"):
+            continue
+        scan.photos.append(to_text(os.path.join(base, text)))
+
+
+def scan_source(source: str | Path) -> SourceScan:
+    """Photos under a folder (recursive, sorted, hidden entries skipped), listed in a text file, or one photo.
+
+    A folder: files with a photo ending, and files without one whose first bytes are an image; camera raw
+    and other photo files this engine cannot decode become rejects by name. A list file: every listed path,
+    whatever its ending, so a bad one becomes a reject, not a skip. A single photo: itself.
+    """
+    src_text = os.fspath(source)
+    src = Path(fs_path(src_text))
+    if src.is_dir():
+        root = os.path.abspath(src)
+        scan = SourceScan("folder", root)
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if name.startswith("."):
+                    scan.skipped += 1
+                    continue
+                _classify(os.path.join(dirpath, name), name, scan)
+        return scan
+    if src.is_file() or src.exists():
+        path = os.path.abspath(src)
+        suffix = src.suffix.lower()
+        head = _regular_head(path)
+        if suffix in PHOTO_SUFFIXES or suffix in UNSUPPORTED_SUFFIXES or (head is not None and sniff_image(head)):
+            scan = SourceScan("photo", None)
+            _classify(path, src.name, scan)
+            if not scan.photos and not scan.unsupported:
+                scan.photos.append(to_text(path))
+            return scan
+        if head is None:
+            raise LookalikeError(f"{to_text(path)} is not a regular file, a folder or a list of photos")
+        scan = SourceScan("list", None)
+        _read_list(src, scan)
+        return scan
+    raise LookalikeError(f"no such folder, photo or list file: {to_text(src_text)}")
+
+
+def iter_photo_files(source: str | Path) -> Iterator[Path]:
+    """Photo files of a source (see `scan_source`), as paths the OS can open."""
+    for p in scan_source(source).photos:
+        yield Path(fs_path(p))
+
+
+# ------------------------------------------------------------------------------------------------ decoding
+_WIDE_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def _wide_grey_top(img: Image.Image) -> float:
+    """The value that maps to 255 for 16-bit, 32-bit and float grey (from the extrema: no pixel copy)."""
+    try:
+        peak = float(img.getextrema()[1])
+    except Exception:  # a mode without extrema support: assume the full 16-bit range
+        peak = 65535.0
+    top = 65535.0 if (img.mode.startswith("I;16") or peak > 255) else 255.0
+    if img.mode == "F" and peak <= 1.0:
+        top = 1.0
+    return top
+
+
+def _strip_to_rgb(img: Image.Image, top: float | None) -> np.ndarray:
+    """One strip of rows in any Pillow mode to `(h, W, 3) uint8` RGB."""
+    if top is not None:
+        arr = np.asarray(img).astype(np.float32)
+        grey = np.clip(arr * np.float32(255.0 / top) + np.float32(0.5), 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
+    return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    """Any Pillow mode to `(H, W, 3) uint8` RGB: 16-bit and float scaled, alpha composited on white.
+
+    Converted a strip of rows at a time into one preallocated array: converting a 100 MP photo whole took
+    three copies of it at once (Pillow's image, its `tobytes` chunks and their join; about 1 GB).
+    """
+    w, h = img.size
+    top = _wide_grey_top(img) if img.mode in _WIDE_GREY else None
+    out = np.empty((h, w, 3), np.uint8)
+    step = max(1, 2_000_000 // max(w, 1))
+    for y in range(0, h, step):
+        strip = img if (y == 0 and step >= h) else img.crop((0, y, w, min(h, y + step)))
+        out[y : y + step] = _strip_to_rgb(strip, top)
+    return out
+
+
+def _open(data: bytes) -> Image.Image:
+    """Pillow's lazy open (header only), any failure as ValueError with a one-line reason."""
+    try:
+        return Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as e:
+        raise ValueError(f"too large: {e}") from None
+    except Exception as e:  # any decoder, any error: hostile bytes must never escape as a traceback
+        if data[:32] and sniff_image(data[:32]) in ("heic", "heif") and not HEIF_READER:
+            raise ValueError("HEIC/HEIF photo, but pillow-heif is not installed") from None
+        fmt = sniff_image(data[:32])
+        if fmt:
+            raise ValueError(f"truncated or corrupt image ({fmt} header cannot be read: {type(e).__name__})") from None
+        raise ValueError("not an image (unrecognised format)") from None
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:200]
+
+
+def decode_photo(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode image bytes to upright `(H, W, 3) uint8` RGB, or raise ValueError with a one-line reason."""
+    return _decode(data, max_pixels, None)[0]
+
+
+def _decode(data: bytes, max_pixels: int, budget: PixelBudget | None) -> tuple[np.ndarray, int]:
+    """`decode_photo`, drawing the pixels from `budget` first: `(rgb, pixels drawn)`."""
+    if not data:
+        raise ValueError("empty file")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Corrupt EXIF data", bomb warnings: the reject reason says it all
+        img = _open(data)
+        w, h = img.size
+        if w <= 0 or h <= 0:
+            raise ValueError("image has no pixels")
+        if w * h > max_pixels:
+            raise ValueError(f"too large: {w}x{h} = {w * h:,} pixels, above the limit of {max_pixels:,}")
+        reserved = budget.acquire(w * h) if budget is not None else 0
+        try:
+            img.load()
+            img = ImageOps.exif_transpose(img) if img.getexif().get(0x0112, 1) != 1 else img  # no copy when upright
+            rgb = np.ascontiguousarray(_to_rgb(img))
+        except MemoryError:
+            if budget is not None:
+                budget.release(reserved)
+            raise ValueError(f"too large: out of memory while decoding {w}x{h}") from None
+        except Exception as e:
+            if budget is not None:
+                budget.release(reserved)
+            raise ValueError(f"truncated or corrupt image ({type(e).__name__}: {_one_line(e)})") from None
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        if budget is not None:
+            budget.release(reserved)
+        raise ValueError(f"unusable image data (shape {rgb.shape})")
+    return rgb, reserved
+
+
+def _read_regular(path: str, max_bytes: int) -> tuple[os.stat_result, bytes]:
+    """A regular file's stat and bytes; ValueError (one line) for anything else. Never blocks on a FIFO."""
+    st = os.stat(path)
+    if not statmod.S_ISREG(st.st_mode):
+        raise ValueError(f"not a regular file ({_file_kind(st.st_mode)})")
+    if st.st_size > max_bytes:
+        raise ValueError(f"too large: file of {st.st_size:,} bytes, above the limit of {max_bytes:,}")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        fst = os.fstat(fh.fileno())
+        if not statmod.S_ISREG(fst.st_mode):  # swapped for something else since the stat
+            raise ValueError(f"not a regular file ({_file_kind(fst.st_mode)})")
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(f"too large: file grew above the limit of {max_bytes:,} bytes while read")
+    return fst, data
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in (
+        (statmod.S_ISDIR, "a folder"),
+        (statmod.S_ISFIFO, "a FIFO"),
+        (statmod.S_ISCHR, "a character device"),
+        (statmod.S_ISBLK, "a block device"),
+        (statmod.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a plain file"
+
+
+def load_photo(
+    path: str | Path,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    budget: PixelBudget | None = None,
+    known_sha256: str | None = None,
+) -> Photo | Rejected | Unchanged:
+    """Read a file once: sha256 of its bytes, then decode. Never raises for a bad file.
+
+    known_sha256: the digest already indexed for this path; equal bytes give `Unchanged` without a decode.
+    """
+    text = to_text(os.path.abspath(fs_path(os.fspath(path))))
+    os_path = fs_path(text)
+    try:
+        st, data = _read_regular(os_path, max_bytes)
+    except ValueError as e:
+        try:
+            lst = os.stat(os_path)
+            fstat = FileStat(text, lst.st_size, lst.st_mtime_ns)
+        except OSError:
+            fstat = FileStat(text, -1, -1)
+        return Rejected(fstat, None, str(e))
+    except OSError as e:
+        return Rejected(FileStat(text, -1, -1), None, f"unreadable: {e.strerror or e}")
+    fstat = FileStat(text, st.st_size, st.st_mtime_ns)
+    sha = hashlib.sha256(data).hexdigest()
+    if known_sha256 is not None and sha == known_sha256:
+        return Unchanged(fstat, sha)
+    try:
+        rgb, reserved = _decode(data, max_pixels, budget)
+    except ValueError as e:
+        return Rejected(fstat, sha, str(e))
+    except MemoryError:
+        return Rejected(fstat, sha, "too large: out of memory while decoding")
+    return Photo(fstat, sha, rgb, reserved)
+
+
+# ------------------------------------------------------------------------------------------------ labels
+def read_labels(path: str | Path) -> dict[str, str]:
+    """A labels file: CSV or TSV with columns `path,identity` (header optional, quoting as CSV does)
+    -> {absolute path (stored text): identity}. Relative paths are taken from the file's folder."""
+    p = Path(path)
+    try:
+        text = p.read_bytes().decode("utf-8", "surrogateescape")
+    except OSError as e:
+        raise LookalikeError(f"cannot read labels file {p}: {e.strerror or e}") from None
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        return {}
+    delimiter = "\t" if "\t" in lines[0] else ","
+    labels: dict[str, str] = {}
+    base = os.path.abspath(p.parent)
+    for n, row in enumerate(csv.reader(lines, delimiter=delimiter), 1):
+        row = [c.strip() for c in row]
+        if n == 1 and [c.lower() for c in row[:2]] == ["path", "identity"]:
+            continue
+        if len(row) != 2 or not row[0] or not row[1]:
+            raise LookalikeError(f"{p}: row {n}: expected 'path,identity' (quote a comma inside a field), got {row}")
+        labels[to_text(os.path.join(base, row[0]))] = row[1]
+    return labels
+
+
+def identity_from_folder(path: str, root: str | Path | None) -> str | None:
+    """The photo's folder name when it sits in a sub-folder of the root, else None (unlabelled).
+
+    Both are compared as absolute, unresolved paths: a symlinked root keeps its photos' labels.
+    """
+    if root is None:
+        return None
+    parent = os.path.dirname(path)
+    base = to_text(os.path.abspath(fs_path(os.fspath(root))))
+    rel = os.path.relpath(parent, base) if parent.startswith(base.rstrip(os.sep) + os.sep) else None
+    if rel is None or rel in (".", "") or rel.startswith(".."):
+        return None
+    return os.path.basename(parent)

@@ -1,0 +1,253 @@
+"""Answer "who looks like this face?" against an index: embed with the index's own head, search, collapse.
+
+`Searcher` loads the head, the FAISS index and the face metadata once, so many query photos (or a
+leave-one-out benchmark over stored vectors) share one model load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lookalike.errors import LookalikeError
+from lookalike.faces.analyzer import Face, FaceAnalyzer
+from lookalike.faces.detect import Detector, detector_from_params
+from lookalike.faces.photos import Photo, load_photo
+from lookalike.heads import create_head
+from lookalike.index.store import FaceStore
+from lookalike.index.vector_index import search, to_gpu_if_available
+from lookalike.paths import to_text
+
+MODES = ("faces", "identities")
+#: Query photos decoded at once by `Searcher.query_photos` (their faces are batched for the head too).
+QUERY_BATCH = 16
+
+
+@dataclass
+class Match:
+    """One answer row."""
+
+    rank: int
+    score: float
+    path: str
+    identity: str | None
+    face_id: str
+    vector_id: int
+    box: list[float]
+
+
+@dataclass
+class QueryAnswer:
+    """Matches for one query photo (`error` set instead when the photo gave no usable face)."""
+
+    query: str
+    head: str
+    face_index: int | None = None
+    face_box: list[float] | None = None
+    results: list[Match] = field(default_factory=list)
+    error: str | None = None
+    rerank: str | None = None  # how `--rerank metric` found its metric
+    sha256: str | None = field(default=None, repr=False)  # the query photo's content (not in the JSON)
+    face: Face | None = field(default=None, repr=False)  # its face: box, crop, vector (not in the JSON)
+
+    def as_json(self) -> dict:
+        out: dict = {"query": self.query, "head": self.head}
+        if self.error:
+            out["error"] = self.error
+        else:
+            out["face_index"] = self.face_index
+            out["face_box"] = self.face_box
+        if self.rerank:
+            out["rerank"] = self.rerank
+        out["results"] = [
+            {k: v for k, v in asdict(m).items() if k in ("rank", "score", "path", "identity", "face_id", "box")}
+            for m in self.results
+        ]
+        return out
+
+
+class Searcher:
+    """An open index ready for queries. `head`: refuse unless the index was built by this head."""
+
+    def __init__(
+        self,
+        index_path: str | Path,
+        head: str | None = None,
+        device: str | None = None,
+        weights_dir: Path | None = None,
+        load_head: bool = True,
+    ) -> None:
+        self.store = FaceStore.open(index_path)
+        if head is not None:
+            self.store.check_head(head)
+        self.head = None
+        if load_head:
+            self.head = create_head(self.store.head, device=device, weights_dir=weights_dir)
+            self.store.check_head(self.store.head, self.head.weights_sha256, self.head.preprocess_version)
+        with self.store.snapshot():  # metadata and vectors of one generation, even while `index` finalizes
+            meta = self.store.faces(["vector_id", "face_id", "path", "sha256", "identity", "box", "face_index"])
+            index = self.store.load_index()
+        order = np.argsort(meta["vector_id"].to_numpy())
+        self._ids = meta["vector_id"].to_numpy()[order]
+        self._path = np.asarray(meta["path"].to_pylist(), dtype=object)[order]
+        self._sha = np.asarray(meta["sha256"].to_pylist(), dtype=object)[order]
+        self._identity = np.asarray(meta["identity"].to_pylist(), dtype=object)[order]
+        self._face_id = np.asarray(meta["face_id"].to_pylist(), dtype=object)[order]
+        self._box = meta["box"].to_pylist()
+        self._box = [self._box[i] for i in order]
+        self.index = to_gpu_if_available(index)
+        self._device = device
+        self._detector: Detector | None = None
+        self._analyzer: FaceAnalyzer | None = None
+
+    @property
+    def size(self) -> int:
+        return int(self.index.ntotal)
+
+    def rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """Row positions (in this searcher's sorted metadata) of vector ids."""
+        return np.searchsorted(self._ids, ids)
+
+    def identity_of_sha(self, sha: str) -> str | None:
+        """The label of an indexed photo's main face, by file content."""
+        hits = np.nonzero(self._sha == sha)[0]
+        for r in hits:
+            if self._identity[r] is not None:
+                return str(self._identity[r])
+        return None
+
+    def search_vectors(
+        self,
+        queries: np.ndarray,
+        k: int = 10,
+        mode: str = "faces",
+        exclude_sha: list[str | None] | None = None,
+        exclude_identity: list[str | None] | None = None,
+    ) -> list[list[Match]]:
+        """Top-k matches for each query vector `(Q, d) float32, L2-normalised`.
+
+        exclude_sha: per query, a file whose faces must not be returned (the query photo itself).
+        exclude_identity: per query, an identity to leave out (identities mode: the query's own person).
+        identities mode keeps the best face per identity; unlabelled faces each count as their own.
+        """
+        if mode not in MODES:
+            raise LookalikeError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+        nq = len(queries)
+        exclude_sha = exclude_sha or [None] * nq
+        exclude_identity = exclude_identity or [None] * nq
+        want = k * 4 + 16 if mode == "faces" else k * 40 + 64
+        answers: list[list[Match] | None] = [None] * nq
+        todo = list(range(nq))
+        while todo:
+            kk = min(want, self.size)
+            scores, ids = search(self.index, queries[todo], kk)
+            retry = []
+            for qi, srow, irow in zip(todo, scores, ids):
+                matches = self._collect(srow, irow, k, mode, exclude_sha[qi], exclude_identity[qi])
+                if len(matches) < k and kk < self.size:
+                    retry.append(qi)
+                else:
+                    answers[qi] = matches
+            todo = retry
+            want *= 4
+        return [a or [] for a in answers]
+
+    def _collect(self, srow, irow, k, mode, ex_sha, ex_ident) -> list[Match]:
+        valid = irow >= 0
+        srow, irow = srow[valid], irow[valid]
+        rows = self.rows_of(irow)
+        out: list[Match] = []
+        seen: set[str] = set()
+        for score, vid, r in zip(srow, irow, rows):
+            if ex_sha is not None and self._sha[r] == ex_sha:
+                continue
+            ident = self._identity[r]
+            if ex_ident is not None and ident == ex_ident:
+                continue
+            if mode == "identities":
+                key = ident if ident is not None else f"face:{vid}"
+                if key in seen:
+                    continue
+                seen.add(key)
+            out.append(
+                Match(
+                    rank=len(out) + 1,
+                    score=round(float(score), 6),
+                    path=str(self._path[r]),
+                    identity=None if ident is None else str(ident),
+                    face_id=str(self._face_id[r]),
+                    vector_id=int(vid),
+                    box=[round(float(v), 1) for v in self._box[r]],
+                )
+            )
+            if len(out) >= k:
+                break
+        return out
+
+    @property
+    def detector(self) -> Detector:
+        """The detector the index was built with (same thresholds), loaded on first use."""
+        if self._detector is None:
+            self._detector = detector_from_params(self.store.manifest.get("params", {}), device=self._device)
+        return self._detector
+
+    @property
+    def analyzer(self) -> FaceAnalyzer:
+        """The index's detector with its head: how every query face is found, cropped and embedded."""
+        if self._analyzer is None:
+            if self.head is None:
+                raise LookalikeError("this searcher was opened without its head")
+            self._analyzer = FaceAnalyzer(self.detector, self.head)
+        return self._analyzer
+
+    def query_photos(
+        self,
+        paths: list[str | Path],
+        k: int = 10,
+        mode: str = "faces",
+        face: int | None = None,
+        include_self: bool = False,
+        identity: str | None = None,
+    ) -> list[QueryAnswer]:
+        """Detect and align each photo like the gallery, embed its main face (or face `face`), search.
+
+        A query photo shows someone: its best face counts even below the index's min probability. Each answer
+        keeps its photo's sha256 and its face (`face`: box, crop, vector), so nothing detects it again. Photos
+        are decoded `QUERY_BATCH` at a time and dropped once their face is cut: many query photos never sit in
+        memory together.
+        """
+        answers = [QueryAnswer(query=to_text(p), head=self.store.head) for p in paths]
+        chosen: list[QueryAnswer] = []
+        for start in range(0, len(paths), QUERY_BATCH):
+            part = answers[start : start + QUERY_BATCH]
+            loaded = [load_photo(p) for p in paths[start : start + QUERY_BATCH]]
+            photos = [x for x in loaded if isinstance(x, Photo)]
+            analyzed = iter(self.analyzer.analyze(photos, keep_best=True, face=face or 0) if photos else [])
+            for ans, item in zip(part, loaded, strict=True):
+                if not isinstance(item, Photo):
+                    ans.error = f"cannot use {ans.query}: {item.reason}"
+                    continue
+                a = next(analyzed)
+                if a.error == "no face found":
+                    ans.error = f"no face found in {ans.query}"
+                elif a.error and a.error.startswith("--face"):
+                    ans.error = a.error.replace("the photo", ans.query, 1)
+                elif a.error:
+                    ans.error = f"cannot use {ans.query}: {a.error}"
+                else:
+                    ans.sha256, ans.face = item.sha256, a.faces[0]
+                    chosen.append(ans)
+        if not chosen:
+            return answers
+        vectors = np.stack([a.face.embedding for a in chosen])  # type: ignore[union-attr]
+        sha = [a.sha256 for a in chosen]
+        ex_sha = [None if include_self else h for h in sha]
+        ex_id = [identity or (self.identity_of_sha(h) if mode == "identities" else None) for h in sha]
+        results = self.search_vectors(vectors, k, mode, ex_sha, ex_id if mode == "identities" else None)
+        for ans, res in zip(chosen, results, strict=True):
+            ans.face_index = ans.face.index  # type: ignore[union-attr]
+            ans.face_box = [round(float(v), 1) for v in ans.face.box]  # type: ignore[union-attr]
+            ans.results = res
+        return answers
