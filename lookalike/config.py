@@ -41,3 +41,13 @@ def index_home() -> Path:
     if env:
         return Path(env).expanduser()
     return Path.cwd() / "indexes"
+
+
+#: Environment variable choosing the torch heads' precision: auto (bf16 where the device computes it
+#: natively), fp32 or bf16.
+PRECISION_ENV = "LOOKALIKE_PRECISION"
+
+
+def precision() -> str:
+    """The torch heads' precision: $LOOKALIKE_PRECISION, else auto."""
+    return os.environ.get(PRECISION_ENV, "auto").strip().lower() or "auto"

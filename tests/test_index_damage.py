@@ -3,6 +3,7 @@ never crash while a writer finalizes, and the CLI refuses what it cannot do befo
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import threading
@@ -207,7 +208,8 @@ def test_single_photo_source(photos, tmp_path, capsys):
     one = photos / "Tony_Blair" / "Tony_Blair_0001.jpg"
     code, out, err = _cli(capsys, "index", str(one), "--out", str(tmp_path / "one"), "--head", "sface", "--json")
     assert code == 0, err
-    assert '"faces_added": 1' in out and pq.read_table(tmp_path / "one" / FACES)["path"][0].as_py() == str(one)
+    t = pq.read_table(tmp_path / "one" / FACES)
+    assert json.loads(out)["faces_added"] == t.num_rows >= 1 and set(t["path"].to_pylist()) == {str(one)}
 
 
 def _synthetic_part(dim: int, paths: list[str], rng) -> pa.Table:
@@ -331,4 +333,7 @@ def test_full_disk_is_one_line_and_loses_nothing(photos, tmp_path, capsys, monke
     code, _, err = _cli(capsys, "index", str(photos), "--out", str(ix), "--json")
     assert code == 0, err
     t = pq.read_table(ix / FACES)
-    assert t.num_rows == 2 * len(PEOPLE) and len(set(t["vector_id"].to_pylist())) == t.num_rows
+    code, _, err = _cli(capsys, "index", str(photos), "--out", str(tmp_path / "clean"), "--head", "sface", "-q")
+    clean = pq.read_table(tmp_path / "clean" / FACES)  # the same photos indexed with a disk that never fills
+    assert sorted(t["face_id"].to_pylist()) == sorted(clean["face_id"].to_pylist())
+    assert len(set(t["vector_id"].to_pylist())) == t.num_rows

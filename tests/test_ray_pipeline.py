@@ -27,7 +27,9 @@ def test_ray_job_matches_the_cli(tmp_path, sface, detector):
     run_index(photos, tmp_path / "cli", sface, detector)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        report = ray_index.run(photos, tmp_path / "ray", "sface", workers=1, batch_size=4, commit_every=4)
+        report = ray_index.run(
+            photos, tmp_path / "ray", "sface", workers=1, batch_size=4, commit_every=4, detector=detector.name
+        )
     finally:
         ray.shutdown()
     a, b = FaceStore.open(tmp_path / "cli"), FaceStore.open(tmp_path / "ray")

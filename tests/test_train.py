@@ -101,7 +101,7 @@ def test_train_perface_on_arcface_backbone(tmp_path, monkeypatch):
     # the top starts as ArcFace's own fc + features: untrained, it reproduces the backbone's embedding
     from lookalike.heads.tops import make_top
 
-    base = create_head("arcface-r50")
+    base = create_head("arcface-r50", precision="fp32")  # an identity of the maths: no bf16 rounding
     top = make_top(base.net, "perface", False).eval()
     emb, maps = base.embed_with_maps(crops)
     with torch.no_grad():

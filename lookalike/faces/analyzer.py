@@ -26,7 +26,8 @@ class Face:
     """One face of a photo.
 
     index: its place in the photo's faces, 0 = the main face.
-    box: `(4,) float32` x1, y1, x2, y2; landmarks: `(5, 2) float32`; prob: the detector's probability.
+    box: `(4,) float32` x1, y1, x2, y2; landmarks: `(5, 2) float32`, both in the file's upright pixels (a photo
+    decoded reduced is scaled back); prob: the detector's probability.
     crop: `(S, S, 3) uint8 RGB`, the head's crop (None when not asked for).
     embedding: `(dim,) float32`, L2-normalised (None without a head or when not asked for).
     """
@@ -102,8 +103,10 @@ class FaceAnalyzer:
                     a.error = f"--face {face}: the photo has {len(faces)} face(s), numbered 0..{len(faces) - 1}"
                     continue
                 chosen = [chosen[face]]
+            s = a.photo.scale  # a photo decoded reduced: crop from what was decoded, report the file's coordinates
             a.faces = [
-                Face(i, f.box, f.landmarks, f.prob, crop_face(a.photo.rgb, f.geometry, self.crop)) for i, f in chosen
+                Face(i, f.box / s, f.landmarks / s, f.prob, crop_face(a.photo.rgb, f.geometry, self.crop))
+                for i, f in chosen
             ]
         if embed and self.head is not None:
             self.embed([f for a in out for f in a.faces])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import math
 import os
 import stat as statmod
 import threading
@@ -100,12 +101,26 @@ class FileStat:
 
 @dataclass
 class Photo:
-    """A decoded photo: `rgb` is `(H, W, 3) uint8`, EXIF orientation applied."""
+    """A decoded photo: `rgb` is `(H, W, 3) uint8`, EXIF orientation applied.
+
+    scale: decoded pixels per pixel of the file (1.0, or 1/2, 1/4, 1/8 for a JPEG decoded reduced: `draft_side`);
+    full_size: the upright photo's `(width, height)` in the file.
+    """
 
     stat: FileStat
     sha256: str
     rgb: np.ndarray
     pixels_reserved: int = 0  # drawn from a PixelBudget; given back by whoever drops the photo
+    scale: float = 1.0
+    full_size: tuple[int, int] | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The upright photo's `(width, height)` in the file (not the decoded, possibly reduced, array)."""
+        if self.full_size is not None:
+            return self.full_size
+        h, w = self.rgb.shape[:2]
+        return w, h
 
 
 @dataclass(frozen=True)
@@ -344,8 +359,19 @@ def decode_photo(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
     return _decode(data, max_pixels, None)[0]
 
 
-def _decode(data: bytes, max_pixels: int, budget: PixelBudget | None) -> tuple[np.ndarray, int]:
-    """`decode_photo`, drawing the pixels from `budget` first: `(rgb, pixels drawn)`."""
+#: EXIF orientations that swap width and height.
+_TRANSPOSED = {5, 6, 7, 8}
+
+
+def _decode(
+    data: bytes, max_pixels: int, budget: PixelBudget | None, draft_side: int | None = None
+) -> tuple[np.ndarray, int, float, tuple[int, int]]:
+    """`decode_photo`, drawing the pixels from `budget` first: `(rgb, pixels drawn, scale, upright full size)`.
+
+    draft_side: a JPEG whose long side is over twice this is decoded reduced (libjpeg's DCT scaling by 1/2, 1/4
+    or 1/8), to the smallest size whose long side is still at least `draft_side`: the detector never looks at
+    more than that, decoding gets 3-4x faster and pixels in flight 4-64x fewer.
+    """
     if not data:
         raise ValueError("empty file")
     with warnings.catch_warnings():
@@ -356,11 +382,17 @@ def _decode(data: bytes, max_pixels: int, budget: PixelBudget | None) -> tuple[n
             raise ValueError("image has no pixels")
         if w * h > max_pixels:
             raise ValueError(f"too large: {w}x{h} = {w * h:,} pixels, above the limit of {max_pixels:,}")
-        reserved = budget.acquire(w * h) if budget is not None else 0
+        if draft_side and img.format == "JPEG" and max(w, h) >= 2 * draft_side:
+            f = draft_side / max(w, h)
+            img.draft(img.mode, (math.ceil(w * f), math.ceil(h * f)))  # picks the scale; size >= the one asked
+        dw, dh = img.size
+        reserved = budget.acquire(dw * dh) if budget is not None else 0
         try:
             img.load()
-            img = ImageOps.exif_transpose(img) if img.getexif().get(0x0112, 1) != 1 else img  # no copy when upright
+            orientation = img.getexif().get(0x0112, 1)
+            img = ImageOps.exif_transpose(img) if orientation != 1 else img  # no copy when upright
             rgb = np.ascontiguousarray(_to_rgb(img))
+            full = (h, w) if orientation in _TRANSPOSED else (w, h)
         except MemoryError:
             if budget is not None:
                 budget.release(reserved)
@@ -373,7 +405,7 @@ def _decode(data: bytes, max_pixels: int, budget: PixelBudget | None) -> tuple[n
         if budget is not None:
             budget.release(reserved)
         raise ValueError(f"unusable image data (shape {rgb.shape})")
-    return rgb, reserved
+    return rgb, reserved, max(dw, dh) / max(w, h), full
 
 
 def _read_regular(path: str, max_bytes: int) -> tuple[os.stat_result, bytes]:
@@ -414,10 +446,12 @@ def load_photo(
     max_bytes: int = DEFAULT_MAX_BYTES,
     budget: PixelBudget | None = None,
     known_sha256: str | None = None,
+    draft_side: int | None = None,
 ) -> Photo | Rejected | Unchanged:
     """Read a file once: sha256 of its bytes, then decode. Never raises for a bad file.
 
     known_sha256: the digest already indexed for this path; equal bytes give `Unchanged` without a decode.
+    draft_side: decode a large JPEG reduced, its long side still >= this (see `Photo.scale`).
     """
     text = to_text(os.path.abspath(fs_path(os.fspath(path))))
     os_path = fs_path(text)
@@ -437,12 +471,12 @@ def load_photo(
     if known_sha256 is not None and sha == known_sha256:
         return Unchanged(fstat, sha)
     try:
-        rgb, reserved = _decode(data, max_pixels, budget)
+        rgb, reserved, scale, full = _decode(data, max_pixels, budget, draft_side)
     except ValueError as e:
         return Rejected(fstat, sha, str(e))
     except MemoryError:
         return Rejected(fstat, sha, "too large: out of memory while decoding")
-    return Photo(fstat, sha, rgb, reserved)
+    return Photo(fstat, sha, rgb, reserved, scale, full)
 
 
 # ------------------------------------------------------------------------------------------------ labels

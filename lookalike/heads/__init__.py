@@ -9,9 +9,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from lookalike import config
 from lookalike.errors import LookalikeError, WeightsMissingError
 from lookalike.heads import arcface, dinov2, facenet, sface, trained
-from lookalike.heads.base import Head, HeadSpec, normalize
+from lookalike.heads.base import Head, HeadSpec, fast_bf16, normalize
 from lookalike.weights import resolve
 
 _REGISTRY: dict[str, HeadSpec] = {}
@@ -44,8 +45,14 @@ def get_head_spec(name: str, weights_dir: Path | None = None) -> HeadSpec:
         raise LookalikeError(f"unknown head {name!r}; known heads: {', '.join(list_heads())}") from None
 
 
-def create_head(name: str, device: str | None = None, weights_dir: Path | None = None) -> Head:
-    """Build a head with verified weights. Raises WeightsMissingError naming the file and how to get it."""
+def create_head(
+    name: str, device: str | None = None, weights_dir: Path | None = None, precision: str | None = None
+) -> Head:
+    """Build a head with verified weights. Raises WeightsMissingError naming the file and how to get it.
+
+    precision: "fp32", "bf16", or "auto" (bf16 for a torch head on a device that computes it natively);
+    default $LOOKALIKE_PRECISION, else auto.
+    """
     spec = get_head_spec(name, weights_dir)
     try:
         path, sha = resolve(spec.weights, name, weights_dir)
@@ -56,7 +63,13 @@ def create_head(name: str, device: str | None = None, weights_dir: Path | None =
         facenet.import_casia(weights_dir)
         print(f"made {spec.weights.filename} for head {name!r}", file=sys.stderr)
         path, sha = resolve(spec.weights, name, weights_dir)
-    return spec.build(spec, path, sha, device or "")
+    head = spec.build(spec, path, sha, device or "")
+    precision = precision or config.precision()
+    if precision not in ("auto", "fp32", "bf16"):
+        raise LookalikeError(f"unknown precision {precision!r}: auto, fp32 or bf16")
+    if hasattr(head, "net") and precision != "fp32":  # a torch network (sface runs in OpenCV, int8)
+        head.precision = "bf16" if precision == "bf16" or fast_bf16(head.device) else "fp32"
+    return head
 
 
 for _spec in (sface.SPEC, facenet.CASIA, facenet.VGGFACE2, dinov2.SPEC, arcface.SPEC):

@@ -107,18 +107,16 @@ class ArcFaceHead(Head):
         return (x.permute(0, 3, 1, 2).float() / 255.0 - 0.5) / 0.5
 
     def _forward(self, crops: np.ndarray) -> np.ndarray:
-        import torch
 
-        with torch.inference_mode():
+        with self.inference():
             return self.net(self.preprocess(crops)).float().cpu().numpy()
 
     def embed_with_maps(self, crops: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings `(N, 512)` L2-normalised and the last stage's map `(N, 512, 7, 7)`, in batches, no grad."""
-        import torch
         import torch.nn.functional as F
 
         embs, maps = [], []
-        with torch.inference_mode():
+        with self.inference():
             for i in range(0, len(crops), batch_size):
                 e, m = self.net.forward_with_map(self.preprocess(crops[i : i + batch_size]))
                 embs.append(F.normalize(e.float(), dim=1).cpu().numpy())

@@ -61,9 +61,8 @@ class DinoV2Head(Head):
         return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(self.device)
 
     def _forward(self, crops: np.ndarray) -> np.ndarray:
-        import torch
 
-        with torch.inference_mode():
+        with self.inference():
             return self.net(self.preprocess(crops)).float().cpu().numpy()
 
 

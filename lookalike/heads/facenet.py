@@ -91,9 +91,8 @@ class FaceNetHead(Head):
         return (x.permute(0, 3, 1, 2).float() - 127.5) / 128.0
 
     def _forward(self, crops: np.ndarray) -> np.ndarray:
-        import torch
 
-        with torch.inference_mode():
+        with self.inference():
             return self.net(self.preprocess(crops)).float().cpu().numpy()
 
     def embed_with_maps(
@@ -107,10 +106,9 @@ class FaceNetHead(Head):
         `block8` at 224 px `(1792, 5, 5)` (see lookalike/similarity/metric.py).
         Returns `(embeddings (N, 512) float32 L2-normalised, maps (N, Z, H, W) float32)`.
         """
-        import torch
 
         embs, maps = [], []
-        with torch.inference_mode():
+        with self.inference():
             for i in range(0, len(crops), batch_size):
                 emb, taps = forward_with_taps(self.net, self.preprocess(crops[i : i + batch_size]), (layer,))
                 embs.append(emb.float().cpu().numpy())

@@ -104,11 +104,10 @@ class TrainedHead(FaceNetHead):
         self.hierarchical = bool(payload["hierarchical"])
 
     def _forward(self, crops: np.ndarray) -> np.ndarray:
-        import torch
 
         from lookalike.heads.tops import HIER_TAPS
 
-        with torch.inference_mode():
+        with self.inference():
             _, t = forward_with_taps(self.net, self.preprocess(crops), HIER_TAPS + ("block8",))
             taps = [t[k].mean((2, 3)) for k in HIER_TAPS] if self.hierarchical else None
             return self.top(t["block8"].mean((2, 3)), taps).float().cpu().numpy()
@@ -131,6 +130,6 @@ class TrainedArcFaceHead(ArcFaceHead):
     def _forward(self, crops: np.ndarray) -> np.ndarray:
         import torch
 
-        with torch.inference_mode():
+        with self.inference():
             _, fmap = self.net.forward_with_map(self.preprocess(crops))
             return self.top(torch.flatten(fmap, 1)).float().cpu().numpy()

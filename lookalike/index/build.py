@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import pyarrow as pa
 
 from lookalike.faces.analyzer import AnalyzedPhoto, FaceAnalyzer
 from lookalike.faces.detect import Detector
+from lookalike.faces.ingest import FinderSettings, Found, ParallelFinder, default_workers
 from lookalike.faces.photos import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
@@ -38,6 +40,7 @@ from lookalike.faces.photos import (
 )
 from lookalike.heads import Head
 from lookalike.index.store import REJECTS_SCHEMA, FaceStore, faces_schema, now_utc
+from lookalike.index.writer import IndexWriter
 from lookalike.paths import fs_path
 
 
@@ -53,6 +56,7 @@ class IndexOptions:
     index_factory: str = "Flat"
     labels: dict[str, str] | None = None
     prune: bool = False
+    workers: int | None = None  # processes that find faces; None: `default_workers`
 
     def params(self, detector_params: dict, crop: str, head_preprocess: str = "1") -> dict:
         """The manifest's `params`: detector settings, crop, the head's preprocessing version, limits."""
@@ -89,6 +93,7 @@ class IndexReport:
     faces_added: int = 0
     rejects_added: int = 0
     pruned_files: int = 0
+    workers: int = 0
     seconds: float = 0.0
     counts: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -108,6 +113,7 @@ def read_batches(
     max_bytes: int = DEFAULT_MAX_BYTES,
     budget: PixelBudget | None = None,
     known_sha256: dict[str, str | None] | None = None,
+    draft_side: int | None = None,
 ) -> Iterator[list[Loaded]]:
     """Batches of loaded files, read by one background thread one batch ahead of the caller.
 
@@ -135,7 +141,9 @@ def read_batches(
                 if stop.is_set():
                     return
                 # loaded first, appended after: the load may hand `current` over while it waits for pixels
-                item = load_photo(p, max_pixels, max_bytes=max_bytes, budget=budget, known_sha256=known.get(p))
+                item = load_photo(
+                    p, max_pixels, max_bytes=max_bytes, budget=budget, known_sha256=known.get(p), draft_side=draft_side
+                )
                 current.append(item)
                 if len(current) >= batch_files:
                     hand_over()
@@ -171,7 +179,7 @@ def release_batch(batch: list[Loaded], budget: PixelBudget) -> None:
         if isinstance(item, Photo) and item.pixels_reserved:
             budget.release(item.pixels_reserved)
             item.pixels_reserved = 0
-            item.rgb = None  # type: ignore[assignment]
+            item.rgb = np.empty((0, 0, 3), np.uint8)  # dropped; `Photo.size` still says the photo's size
 
 
 def face_rows(analyzed: list[AnalyzedPhoto], head: str, dim: int, identity_of: Callable[[str], str | None]) -> pa.Table:
@@ -181,7 +189,7 @@ def face_rows(analyzed: list[AnalyzedPhoto], head: str, dim: int, identity_of: C
     for a in analyzed:
         photo = a.photo
         ident = identity_of(photo.stat.path)
-        h, w = photo.rgb.shape[:2]
+        w, h = photo.size
         for f in a.faces:
             rows["vector_id"].append(None)
             rows["face_id"].append(f"{photo.stat.path}#{f.index}")
@@ -218,6 +226,28 @@ def reject_rows(rejects: list[Rejected]) -> pa.Table:
     )
 
 
+def tables_of(
+    found: list[Found], analyzer: FaceAnalyzer, identity_of: Callable[[str], str | None]
+) -> tuple[pa.Table, pa.Table]:
+    """Embed the faces of analysed photos in one batch across photos and make the rows: `(faces, rejects)`.
+
+    A photo with no face to use is a reject; `Unchanged` items are left to the caller.
+    """
+    head = analyzer.head
+    assert head is not None
+    analyzed = [x for x in found if isinstance(x, AnalyzedPhoto)]
+    rejects = [x for x in found if isinstance(x, Rejected)]
+    for a in analyzed:
+        if a.error:
+            why = a.error
+            if why == "no face found":
+                why = f"no face found (probability >= {analyzer.detector.min_prob})"
+            rejects.append(Rejected(a.photo.stat, a.photo.sha256, why))
+    done = [a for a in analyzed if not a.error]
+    analyzer.embed([f for a in done for f in a.faces])
+    return face_rows(done, head.name, head.dim, identity_of), reject_rows(rejects)
+
+
 def process_loaded(
     loaded: list[Loaded],
     detector: Detector,
@@ -229,16 +259,11 @@ def process_loaded(
 
     `Unchanged` items are left to the caller (their rows are already in the index).
     """
+    analyzer = FaceAnalyzer(detector, head)
     photos = [x for x in loaded if isinstance(x, Photo)]
-    rejects = [x for x in loaded if isinstance(x, Rejected)]
     labelled = [identity_of(p.stat.path) is not None for p in photos]
-    analyzed = FaceAnalyzer(detector, head).analyze(photos, keep_best=labelled) if photos else []
-    for a in analyzed:
-        if a.error:
-            why = f"no face found (probability >= {detector.min_prob})" if a.error == "no face found" else a.error
-            rejects.append(Rejected(a.photo.stat, a.photo.sha256, why))
-    done = [a for a in analyzed if not a.error]
-    return face_rows(done, head.name, head.dim, identity_of), reject_rows(rejects)
+    analyzed = analyzer.analyze(photos, keep_best=labelled, embed=False) if photos else []
+    return tables_of([*analyzed, *(x for x in loaded if isinstance(x, Rejected))], analyzer, identity_of)
 
 
 def process_files(
@@ -311,6 +336,44 @@ def plan(source: str | Path, store: FaceStore) -> Plan:
     return Plan(scan, todo, unsupported, vanished, unchanged, {p: known[p][2] for p in todo if p in known})
 
 
+def _found_batches(
+    p: Plan, analyzer: FaceAnalyzer, identity_of: Callable[[str], str | None], opts: IndexOptions, workers: int
+) -> Iterator[list[Found]]:
+    """The files to read, found (decoded, detected, chosen, cropped; not embedded) about `batch_files` at a time.
+
+    workers > 0: worker processes find the faces (`ParallelFinder`); 0: this process does, with one reader
+    thread decoding ahead (small runs, where starting processes costs more than it saves).
+    """
+    detector = analyzer.detector
+    if workers > 0:
+        settings = FinderSettings(
+            detector.params, analyzer.crop or "", opts.max_pixels, opts.max_bytes, opts.pixels_in_flight,
+            detector.max_side,
+        )  # fmt: skip
+        tasks = [(path, identity_of(path) is not None, p.known_sha256.get(path)) for path in p.todo]
+        with ParallelFinder(settings, workers) as finder:
+            group: list[Found] = []
+            for found in finder.find(tasks):
+                group += found
+                if len(group) >= opts.batch_files:
+                    yield group
+                    group = []
+            if group:
+                yield group
+        return
+    budget = PixelBudget(opts.pixels_in_flight)
+    batches = read_batches(
+        p.todo, opts.batch_files, opts.max_pixels, opts.max_bytes, budget, p.known_sha256, detector.max_side
+    )
+    with contextlib.closing(batches):  # a failed run stops its reader thread too
+        for loaded in batches:
+            photos = [x for x in loaded if isinstance(x, Photo)]
+            labelled = [identity_of(x.stat.path) is not None for x in photos]
+            analyzed = analyzer.analyze(photos, keep_best=labelled, embed=False) if photos else []
+            release_batch(loaded, budget)
+            yield [*analyzed, *(x for x in loaded if not isinstance(x, Photo))]
+
+
 def _label_warnings(scan: SourceScan, labels: dict[str, str] | None) -> list[str]:
     out = []
     if scan.kind == "list" and labels is None:
@@ -355,48 +418,23 @@ def run_index(
         report.files_skipped = p.scan.skipped
         if progress:
             progress.start(len(p.todo))
-        pending_faces: list[pa.Table] = []
-        pending_rejects: list[pa.Table] = [reject_rows(p.unsupported)] if p.unsupported else []
-        report.rejects_added += len(p.unsupported)
-        pending_files = 0
-        touched: list[Unchanged] = []
-
-        def commit() -> None:
-            nonlocal pending_files
-            if not pending_faces and not pending_rejects:
-                return
-            faces = pa.concat_tables(pending_faces) if pending_faces else faces_schema(head.dim).empty_table()
-            rejects = pa.concat_tables(pending_rejects) if pending_rejects else REJECTS_SCHEMA.empty_table()
-            ids = store.reserve_ids(faces.num_rows)
-            faces = faces.set_column(0, "vector_id", pa.array(ids, pa.int64()))
-            store.commit_part(faces, rejects)
-            pending_faces.clear()
-            pending_rejects.clear()
-            pending_files = 0
-
-        budget = PixelBudget(opts.pixels_in_flight)
-        batches = read_batches(p.todo, opts.batch_files, opts.max_pixels, opts.max_bytes, budget, p.known_sha256)
-        with contextlib.closing(batches):  # a failed run stops its reader thread too
-            for loaded in batches:
-                touched += [x for x in loaded if isinstance(x, Unchanged)]
-                faces_t, rejects_t = process_loaded(loaded, detector, head, identity_of)
-                release_batch(loaded, budget)
-                pending_faces.append(faces_t)
-                pending_rejects.append(rejects_t)
-                pending_files += len(loaded)
-                report.files_processed += len(loaded)
-                report.faces_added += faces_t.num_rows
-                report.rejects_added += rejects_t.num_rows
-                if pending_files >= opts.commit_every:
-                    commit()
-                if progress:
-                    progress.advance(len(loaded), faces_t.num_rows)
-        commit()
-        if touched:  # same bytes under a new mtime: the rows already indexed, with the new size and mtime
-            report.files_touched = len(touched)
-            store.commit_restamped({u.stat.path: (u.stat.size, u.stat.mtime_ns) for u in touched})
+        writer = IndexWriter(store, head.dim, opts.commit_every)
+        writer.add(None, reject_rows(p.unsupported) if p.unsupported else None)
+        analyzer = FaceAnalyzer(detector, head)
+        workers = opts.workers if opts.workers is not None else default_workers(len(p.todo))
+        report.workers = workers
+        for found in _found_batches(p, analyzer, identity_of, opts, workers):
+            writer.touched([x for x in found if isinstance(x, Unchanged)])
+            faces_t, rejects_t = tables_of(found, analyzer, identity_of)
+            writer.add(faces_t, rejects_t, files=len(found))
+            report.files_processed += len(found)
+            if progress:
+                progress.advance(len(found), faces_t.num_rows)
+        report.files_touched = writer.touched_files
         drop = set(p.vanished) if opts.prune else set()
         report.pruned_files = len(drop)
-        report.counts = store.finalize(drop)
+        report.counts = writer.finish(drop)
+        report.faces_added = writer.faces_added
+        report.rejects_added = writer.rejects_added
     report.seconds = round(time.perf_counter() - t0, 3)
     return report

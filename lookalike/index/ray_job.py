@@ -72,24 +72,26 @@ def run(
     """Index `source` into `out` with Ray workers; returns the counts (same report keys as the CLI)."""
     import ray
 
-    from lookalike.faces.detect import describe_detector, detector_spec
+    from lookalike.faces.detect import DEFAULT_DETECTOR, describe_detector, detector_spec
     from lookalike.faces.photos import DEFAULT_MAX_PIXELS
     from lookalike.heads import get_head_spec
     from lookalike.index.build import IndexOptions, plan, reject_rows
-    from lookalike.index.store import REJECTS_SCHEMA, FaceStore, faces_schema
+    from lookalike.index.store import FaceStore
+    from lookalike.index.writer import IndexWriter
     from lookalike.weights import resolve
 
     t0 = time.perf_counter()
     spec = get_head_spec(head)
     _, sha = resolve(spec.weights, head)
-    detector = detector_spec(detector or "mtcnn").name
+    detector = detector_spec(detector or DEFAULT_DETECTOR).name
     params = IndexOptions().params(describe_detector(detector, min_prob), spec.crop, spec.preprocess_version)
     with FaceStore.writer(out, head, spec.dim, sha, params) as store:
         pl = plan(source, store)
         todo, vanished = pl.todo, pl.vanished
         root = pl.scan.root if pl.scan.kind == "folder" else None
         labels = labels if labels is not None else pl.scan.labels
-        faces_done = 0
+        writer = IndexWriter(store, spec.dim, commit_every)  # the CLI's writer: ids, parts, restamps, finalize
+        writer.add(None, reject_rows(pl.unsupported) if pl.unsupported else None)
         if todo:
             ds = ray.data.from_items([{"path": p} for p in todo]).map_batches(
                 EmbedWorker,
@@ -104,37 +106,14 @@ def run(
                 batch_size=batch_size,
                 concurrency=workers,
             )
-            faces_buf: list[pa.Table] = []
-            rejects_buf: list[pa.Table] = [reject_rows(pl.unsupported)] if pl.unsupported else []
-            files_buf = 0
-
-            def commit() -> None:
-                nonlocal files_buf
-                f = pa.concat_tables(faces_buf) if faces_buf else faces_schema(spec.dim).empty_table()
-                r = pa.concat_tables(rejects_buf) if rejects_buf else REJECTS_SCHEMA.empty_table()
-                f = f.set_column(0, "vector_id", pa.array(store.reserve_ids(f.num_rows), pa.int64()))
-                store.commit_part(f, r)
-                faces_buf.clear()
-                rejects_buf.clear()
-                files_buf = 0
-
             for row in ds.iter_rows():
-                faces_buf.append(_from_ipc(row["faces"]))
-                rejects_buf.append(_from_ipc(row["rejects"]))
-                faces_done += faces_buf[-1].num_rows
-                files_buf += int(row["files"])
-                if files_buf >= commit_every:
-                    commit()
-            if faces_buf or rejects_buf:
-                commit()
-        elif pl.unsupported:
-            store.commit_part(faces_schema(spec.dim).empty_table(), reject_rows(pl.unsupported))
-        counts = store.finalize(set(vanished) if prune else set())
+                writer.add(_from_ipc(row["faces"]), _from_ipc(row["rejects"]), files=int(row["files"]))
+        counts = writer.finish(set(vanished) if prune else set())
     return {
         "index": str(out),
         "head": head,
         "files_processed": len(todo),
-        "faces_added": faces_done,
+        "faces_added": writer.faces_added,
         "counts": counts,
         "seconds": round(time.perf_counter() - t0, 2),
     }

@@ -458,9 +458,9 @@ class FaceStore:
 
     def check_detector(self, params: dict) -> None:
         """A one-line error when faces would be added by another detector than the index's own."""
-        from lookalike.faces.detect import detector_spec  # the registry knows earlier versions' names
+        from lookalike.faces.detect import LEGACY_DETECTOR, detector_spec  # knows earlier versions' names
 
-        was = detector_spec(str(self.manifest.get("params", {}).get("detector", "mtcnn"))).name
+        was = detector_spec(str(self.manifest.get("params", {}).get("detector", LEGACY_DETECTOR))).name
         now = detector_spec(str(params.get("detector", was))).name
         if now != was:
             raise HeadMismatchError(

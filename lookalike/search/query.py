@@ -222,7 +222,8 @@ class Searcher:
         chosen: list[QueryAnswer] = []
         for start in range(0, len(paths), QUERY_BATCH):
             part = answers[start : start + QUERY_BATCH]
-            loaded = [load_photo(p) for p in paths[start : start + QUERY_BATCH]]
+            side = self.analyzer.detector.max_side  # decoded as the index decodes: a large JPEG reduced
+            loaded = [load_photo(p, draft_side=side) for p in paths[start : start + QUERY_BATCH]]
             photos = [x for x in loaded if isinstance(x, Photo)]
             analyzed = iter(self.analyzer.analyze(photos, keep_best=True, face=face or 0) if photos else [])
             for ans, item in zip(part, loaded, strict=True):
