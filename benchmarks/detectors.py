@@ -41,6 +41,24 @@ def detect_only(name: str, n: int = 400) -> dict:
     return {"images": len(images), "images_s": round(len(images) / secs, 1), "with_face": sum(map(bool, found))}
 
 
+def paired_tests(correct: dict, detectors: list[str], heads: list[str]) -> list[dict]:
+    """McNemar's exact test between each two detectors per head, on the pairs one judges right and one wrong."""
+    from scipy.stats import binomtest
+
+    out = []
+    for head in heads:
+        for i, a in enumerate(detectors):
+            for b in detectors[i + 1 :]:
+                if (a, head) not in correct or (b, head) not in correct:
+                    continue
+                ca, cb = correct[(a, head)], correct[(b, head)]
+                only_a, only_b = int((ca & ~cb).sum()), int((~ca & cb).sum())
+                p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+                out.append({"head": head, "a": a, "b": b, "only_a": only_a, "only_b": only_b, "pairs": len(ca),
+                            "p_value": round(float(p), 4)})  # fmt: skip
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--heads", nargs="+", default=["sface", "facenet-casia"])
@@ -55,11 +73,13 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="lookalike-detectors-"))
     data = config.data_dir() / "lfw"
     rows, speed = [], {}
+    correct: dict[tuple[str, str], object] = {}
     for det in args.detectors:
         speed[det] = detect_only(det)
         print(det, speed[det], file=sys.stderr)
         for head in args.heads:
             res = evaluate_lfw(data, head, work / f"{det}-{head}", detector=det)[0]
+            correct[(det, head)] = res.pop("correct")
             rows.append({"detector": det, **res, "photos_s": round(res["photos"] / res["seconds"], 1)})
             print(json.dumps({k: rows[-1][k] for k in ("detector", "head", "accuracy", "photos_s")}), file=sys.stderr)
     if args.keep_other_heads and (HERE / "detectors.json").exists():
@@ -68,7 +88,9 @@ def main() -> None:
             {**r, "measured": r.get("measured", old["date"])} for r in old["results"] if r["head"] not in args.heads
         ]
         rows = sorted(rows + kept, key=lambda r: (args.detectors.index(r["detector"]), r["head"] != "sface"))
-    out = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "detect_only": speed, "results": rows}
+    paired = paired_tests(correct, args.detectors, args.heads)
+    out = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "detect_only": speed, "results": rows,
+           "paired": paired}  # fmt: skip
     lines = [
         "# Detectors",
         "",
@@ -94,6 +116,20 @@ def main() -> None:
             f"| `{r['detector']}` | `{r['head']}` | {100 * r['accuracy']:.2f}% | {100 * r['std']:.2f} | {r['auc']:.4f} "
             f"| {r['photos_without_face']} | {r['photos_s']} | {r.get('measured', out['date'])} |"
         )
+    if paired:
+        lines += [
+            "",
+            "Paired comparison on the same 6,000 pairs (each pair judged at its fold's threshold; McNemar's exact "
+            "test on the pairs the two detectors judge differently; p >= 0.05: no measurable difference):",
+            "",
+            "| head | detectors | only the first right | only the second right | difference | p |",
+            "| --- | --- | ---: | ---: | ---: | ---: |",
+        ]
+        for p in paired:
+            lines.append(
+                f"| `{p['head']}` | `{p['a']}` vs `{p['b']}` | {p['only_a']} | {p['only_b']} | "
+                f"{100 * (p['only_a'] - p['only_b']) / p['pairs']:+.2f} pt | {p['p_value']:.3f} |"
+            )
     lines += [
         "",
         "Both detectors give the same five landmarks in the same order, so every head's crop works with either; an "

@@ -156,11 +156,17 @@ def run_measured(cmd: list[str], env: dict, cwd: Path) -> dict:
             "stderr": err[-2000:]}  # fmt: skip
 
 
-def index_row(label: str, python: str, pythonpath: Path, src: Path, out: Path, extra: list[str], n: int) -> dict:
+def index_row(
+    label: str, python: str, pythonpath: Path, src: Path, out: Path, extra: list[str], n: int, one: Path
+) -> dict:
+    """One configuration: a run over `src` and, for its fixed cost, a run over the single photo folder `one`."""
     env = {**os.environ, "PYTHONPATH": str(pythonpath)}
     shutil.rmtree(out, ignore_errors=True)
+    start = run_measured([python, "-c", RUNNER, "index", str(one), "--out", str(out), "-q", *extra], env, HERE)
+    shutil.rmtree(out, ignore_errors=True)
     r = run_measured([python, "-c", RUNNER, "index", str(src), "--out", str(out), "-q", "--json", *extra], env, HERE)
-    row = {"config": label, "exit": r["exit"], "seconds": r["seconds"], "peak_rss_mb": r["peak_rss_mb"]}
+    row = {"config": label, "exit": r["exit"], "seconds": r["seconds"], "peak_rss_mb": r["peak_rss_mb"],
+           "one_photo_seconds": start["seconds"]}  # fmt: skip
     if r["exit"] != 0:
         row["error"] = (r["stderr"].strip().splitlines() or ["?"])[-1][:200]
         return row
@@ -173,11 +179,12 @@ def index_row(label: str, python: str, pythonpath: Path, src: Path, out: Path, e
     return row
 
 
-def face_recognition_row(script: Path, src: Path, known: Path, n: int, cpus: int) -> dict:
+def face_recognition_row(script: Path, src: Path, known: Path, n: int, cpus: int, one: Path) -> dict:
     """The face_recognition CLI: detect (HOG) and encode every face of every photo in `src` against one known face."""
+    start = run_measured([str(script), "--cpus", str(cpus), str(known), str(one)], dict(os.environ), HERE)
     r = run_measured([str(script), "--cpus", str(cpus), str(known), str(src)], dict(os.environ), HERE)
     row = {"config": f"face_recognition CLI (HOG + dlib ResNet, --cpus {cpus})", "exit": r["exit"],
-           "seconds": r["seconds"], "peak_rss_mb": r["peak_rss_mb"]}  # fmt: skip
+           "seconds": r["seconds"], "peak_rss_mb": r["peak_rss_mb"], "one_photo_seconds": start["seconds"]}  # fmt: skip
     if r["exit"] != 0:
         row["error"] = (r["stderr"].strip().splitlines() or ["?"])[-1][:200]
         return row
@@ -239,6 +246,7 @@ def draft_check(src: Path) -> dict:
     c = np.array(cos)
     return {"jpegs": len(list(src.glob("*.jpg"))), "decoded_reduced": int(reduced), "main_faces_compared": len(c),
             "cos_min": round(float(c.min()), 4) if len(c) else None,
+            "cos_p5": round(float(np.percentile(c, 5)), 4) if len(c) else None,
             "cos_median": round(float(np.median(c)), 4) if len(c) else None,
             "decode_seconds_full": round(t_full, 2), "decode_seconds_reduced": round(t_draft, 2)}  # fmt: skip
 
@@ -246,18 +254,19 @@ def draft_check(src: Path) -> dict:
 # ------------------------------------------------------------------------------------------------ report
 def table(rows: list[dict], base: float | None, fr: float | None) -> list[str]:
     lines = [
-        "| configuration | photos/s | faces/s | faces | rejects | workers | peak RSS (tree) | vs before | vs face_recognition |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| configuration | photos/s | faces/s | faces | rejects | workers | peak RSS (tree) | one photo (s) "
+        "| vs before | vs face_recognition |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         if r.get("exit") != 0:
-            lines.append(f"| {r['config']} | failed: {r.get('error', '')} | | | | | | | |")
+            lines.append(f"| {r['config']} | failed: {r.get('error', '')} | | | | | | | | |")
             continue
         vs_b = f"{r['photos_per_s'] / base:.2f}x" if base else ""
         vs_f = f"{r['photos_per_s'] / fr:.2f}x" if fr else ""
         lines.append(
             f"| {r['config']} | {r['photos_per_s']} | {r['faces_per_s']} | {r.get('faces', '')} | {r.get('rejects', '')} "
-            f"| {r.get('workers', '')} | {r['peak_rss_mb']:,} MB | {vs_b} | {vs_f} |"
+            f"| {r.get('workers', '')} | {r['peak_rss_mb']:,} MB | {r['one_photo_seconds']} | {vs_b} | {vs_f} |"
         )
     return lines
 
@@ -266,8 +275,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline", type=Path, help="a checkout of the code before (e.g. a git worktree)")
     ap.add_argument("--face-recognition", type=Path, help="the face_recognition CLI script")
-    ap.add_argument("--lfw", type=int, default=1000)
-    ap.add_argument("--mixed", type=int, default=100)
+    ap.add_argument("--lfw", type=int, default=3000)
+    ap.add_argument("--mixed", type=int, default=200)
     ap.add_argument("--work", type=Path)
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="lookalike-ingest-"))
@@ -278,6 +287,11 @@ def main() -> None:
         shutil.rmtree(d, ignore_errors=True)
     lfw_set(sets["lfw"], args.lfw)
     mixed_info = mixed_set(sets["mixed"], args.mixed)
+    one = work / "one"
+    shutil.rmtree(one, ignore_errors=True)
+    one.mkdir()
+    second = sorted((config.data_dir() / "lfw" / "images").glob("*/*.jpg"))[1]
+    (one / second.name).symlink_to(second)
     known = work / "known"
     shutil.rmtree(known, ignore_errors=True)
     known.mkdir()
@@ -293,15 +307,15 @@ def main() -> None:
             rows.append(index_row("before: mtcnn + facenet-casia (its default)", py, args.baseline, src,
                                   work / "ix", ["--head", "facenet-casia"], n))  # fmt: skip
             rows.append(index_row("before: yunet + facenet-casia", py, args.baseline, src, work / "ix",
-                                  ["--head", "facenet-casia", "--detector", "yunet"], n))  # fmt: skip
+                                  ["--head", "facenet-casia", "--detector", "yunet"], n, one))  # fmt: skip
         rows.append(index_row("now: default (yunet + facenet-casia, bf16 where native)", py, repo, src, work / "ix",
-                              [], n))  # fmt: skip
+                              [], n, one))  # fmt: skip
         rows.append(index_row(f"now: default, --workers {cpus}", py, repo, src, work / "ix",
-                              ["--workers", str(cpus)], n))  # fmt: skip
-        rows.append(index_row("now: --detector mtcnn", py, repo, src, work / "ix", ["--detector", "mtcnn"], n))
-        rows.append(index_row("now: --head sface", py, repo, src, work / "ix", ["--head", "sface"], n))
+                              ["--workers", str(cpus)], n, one))  # fmt: skip
+        rows.append(index_row("now: --detector mtcnn", py, repo, src, work / "ix", ["--detector", "mtcnn"], n, one))
+        rows.append(index_row("now: --head sface", py, repo, src, work / "ix", ["--head", "sface"], n, one))
         if args.face_recognition:
-            rows.append(face_recognition_row(args.face_recognition, src, known, n, cpus))
+            rows.append(face_recognition_row(args.face_recognition, src, known, n, cpus, one))
         results["rows"][name] = rows
         print(name, [(r["config"], r.get("photos_per_s"), r.get("error")) for r in rows], flush=True)
     results["precision"] = precision_check()
@@ -314,7 +328,9 @@ def main() -> None:
         "found, aligned, embedded and written, the index finalized); peak RSS is the process and its children, "
         'sampled every 50 ms. "before" is the code at commit f0cec8c (before worker processes, reduced JPEG '
         "decoding, bf16 and the YuNet default), run in the same session; face_recognition is its own CLI "
-        f"(dlib HOG detector + ResNet encoder, `--cpus {cpus}`) on the same files against one known face.",
+        f"(dlib HOG detector + ResNet encoder, `--cpus {cpus}`) on the same files against one known face. "
+        '"one photo" is the same command over a single LFW photo: the fixed cost of a run (Python, imports, '
+        "models), which photos/s includes.",
         "",
     ]
     for name, title in (("lfw", f"## (a) LFW: {args.lfw} photos of 150x150"),
@@ -338,8 +354,10 @@ def main() -> None:
         f"{p['cos_median']} (the issue's bar: 0.999); {p['fp32_faces_per_s']} -> {p['bf16_faces_per_s']} faces/s.",
         f"- JPEGs decoded reduced (DCT scaling to >= 1600 px on the long side, as indexing and queries do) against "
         f"decoded whole: {d['decoded_reduced']} of {d['jpegs']} mixed-dump JPEGs are reduced; main-face cosine "
-        f"min {d['cos_min']}, median {d['cos_median']} over {d['main_faces_compared']} faces; decoding "
-        f"{d['decode_seconds_full']} s -> {d['decode_seconds_reduced']} s.",
+        f"median {d['cos_median']}, 5th percentile {d['cos_p5']}, min {d['cos_min']} over {d['main_faces_compared']} "
+        f"faces; decoding {d['decode_seconds_full']} s -> {d['decode_seconds_reduced']} s. The detector sees a "
+        "1600 px copy either way (resized from the whole or from the reduced decode); the few low cosines are faces "
+        "it is unsure of (probability near 0.8) whose box it places differently on the two copies.",
         "",
     ]
     write_report(HERE, "ingest", results, "\n".join(md) + "\n")

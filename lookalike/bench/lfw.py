@@ -17,6 +17,7 @@ from lookalike.bench.embed import MISSING_RULE, embed_photos, pair_scores
 from lookalike.errors import LookalikeError, WeightsMissingError
 from lookalike.eval.metrics import kfold_accuracy
 from lookalike.eval.protocols import PairProtocol, load_lfw_pairs
+from lookalike.faces.detect import DEFAULT_DETECTOR, detector_spec
 
 #: Published LFW accuracy of each head's weights, with where it is published.
 PUBLISHED = {
@@ -35,15 +36,15 @@ NOTES = {
 }
 COMMON_NOTE = (
     "All heads here see the LFW photos downscaled to 150x150 (the published figures use the 250x250 originals), "
-    "cropped and aligned from MTCNN's box and landmarks, one face per photo (the main face: the largest box "
+    "cropped and aligned from the detector's box and landmarks, one face per photo (the main face: the largest box "
     "clipped to the photo, discounted by its distance from the centre; a photo's best face even below 0.9, as "
     "every LFW photo is labelled)."
 )
 
 
-def bench_index_dir(head: str) -> Path:
-    """The per-head cache index the benchmarks embed into (shared by LFW and DoppelVer runs)."""
-    return config.index_home() / f"bench-{head}"
+def bench_index_dir(head: str, detector: str | None = None) -> Path:
+    """The cache index the benchmarks embed into per head and detector (shared by LFW and DoppelVer runs)."""
+    return config.index_home() / f"bench-{head}-{detector_spec(detector or DEFAULT_DETECTOR).name}"
 
 
 def lfw_subset(data: Path, pairs: int | None = None) -> PairProtocol:
@@ -73,6 +74,7 @@ def _kfold_result(head: str, scores: np.ndarray, proto: PairProtocol, extra: dic
         "accuracies": res["accuracies"],
         "thresholds": res["thresholds"],
         "pairs": len(proto),
+        "correct": res["correct"],  # per pair (numpy; not written to JSON): for paired comparisons
         **extra,
     }
 
@@ -106,7 +108,7 @@ def evaluate_lfw(
     if missing_files:
         raise LookalikeError(f"{len(missing_files)} LFW photos named in pairs.txt are missing, e.g. {missing_files[0]}")
     labels = {os.path.abspath(p): Path(p).parent.name for p in proto.a + proto.b}
-    index_dir = index_dir or bench_index_dir(head)
+    index_dir = index_dir or bench_index_dir(head, detector)
     t0 = time.perf_counter()
     pv = embed_photos(proto.a + proto.b, head, index_dir, labels=labels, progress=progress, detector=detector)
     scores, missing = pair_scores(pv, proto.a, proto.b)
@@ -133,6 +135,7 @@ def run_lfw(
     pairs: int | None = None,
     progress_for=None,
     rerank: str = "none",
+    detector: str | None = None,
 ) -> dict:
     """Evaluate every head (skipping those without weights) and write `lfw.md` / `lfw.json` into `out_dir`."""
     results, skipped = [], []
@@ -145,11 +148,13 @@ def run_lfw(
                 progress=progress_for(head) if progress_for else None,
                 rerank=rerank,
                 progress_for=progress_for,
+                detector=detector,
             )
         except WeightsMissingError as e:
             skipped.append({"head": head, "reason": str(e)})
             continue
         for r in rs:
+            r.pop("correct", None)
             pub = PUBLISHED.get(r["head"])
             r["published_accuracy"], r["published_source"] = (pub[0], pub[1]) if pub else (None, None)
             results.append(r)
@@ -159,6 +164,7 @@ def run_lfw(
         "machine": report.machine(),
         "data": str(data),
         "missing_face_rule": MISSING_RULE,
+        "detector": detector_spec(detector or DEFAULT_DETECTOR).name,
         "results": results,
         "skipped": skipped,
     }
@@ -176,7 +182,7 @@ def lfw_markdown(out: dict) -> str:
         "",
         f"- Date: {out['date']}",
         f"- Machine: {report.machine_line(out['machine'])}",
-        f"- Data: `{out['data']}` (LFW photos downscaled to 150x150, detected with MTCNN, main face)",
+        f"- Data: `{out['data']}` (LFW photos downscaled to 150x150, detected with {out['detector']}, main face)",
         f"- Missing faces: {out['missing_face_rule']}.",
         "",
         "| head | accuracy % | std | ROC AUC % | published LFW % | gap (points) | pairs | photos w/o face "

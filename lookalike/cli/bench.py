@@ -34,11 +34,19 @@ def bench() -> None:
     help="Where lfw.md and lfw.json go.",
 )
 @click.option("--pairs", "pairs", type=int, default=None, help="Only the first N pairs of each fold (quick check).")
+@click.option("--detector", type=click.Choice(["mtcnn", "yunet"]), default=None, help="Face detector [default: yunet].")
 @RERANK
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def lfw_cmd(
-    data: Path | None, heads: tuple[str, ...], out: Path, pairs: int | None, rerank: str, quiet: bool, as_json: bool
+    data: Path | None,
+    heads: tuple[str, ...],
+    out: Path,
+    pairs: int | None,
+    detector: str | None,
+    rerank: str,
+    quiet: bool,
+    as_json: bool,
 ) -> None:
     """LFW View 2: 10 folds, threshold fitted on 9 and tested on the 10th; accuracy ± std and ROC AUC per head.
 
@@ -48,7 +56,13 @@ def lfw_cmd(
 
     data = data or config.data_dir() / "lfw"
     res = run_lfw(
-        data, list(heads) or default_heads(), out, pairs=pairs, progress_for=bar_for(quiet or as_json), rerank=rerank
+        data,
+        list(heads) or default_heads(),
+        out,
+        pairs=pairs,
+        progress_for=bar_for(quiet or as_json),
+        rerank=rerank,
+        detector=detector,
     )
     if as_json:
         click.echo(json.dumps(res, default=str))

@@ -177,8 +177,9 @@ def kfold_accuracy(scores: Any, labels: Any, folds: Any) -> dict[str, Any]:
 
     Returns:
         ``{"folds": [f, ...], "accuracies": [acc_f, ...], "thresholds": [t_f, ...], "mean": float,
-        "std": float, "auc": float}``. ``std`` is the population standard deviation (ddof=0, divide by
-        the number of folds), as most published LFW "mean +- std" numbers use (``np.std``). Note that
+        "std": float, "auc": float, "correct": bool array (n,)}`` (``correct``: each pair judged right at its
+        fold's threshold, for paired comparisons of two scorings). ``std`` is the population standard deviation
+        (ddof=0, divide by the number of folds), as most published LFW "mean +- std" numbers use (``np.std``). Note that
         LFW's own README defines its standard error with ``n - 1``; use ``std * sqrt(k / (k - 1))`` to
         get that sample estimate. ``auc`` is the ROC AUC over all pairs pooled (no threshold needed).
     """
@@ -189,11 +190,13 @@ def kfold_accuracy(scores: Any, labels: Any, folds: Any) -> dict[str, Any]:
         raise ValueError("k-fold accuracy needs at least two folds")
     accs: list[float] = []
     thresholds: list[float] = []
+    correct = np.zeros(s.size, dtype=bool)
     for fid in fold_ids:
         test = f == fid
         t = _best_threshold(s[~test], y[~test])
         thresholds.append(t)
-        accs.append(float(np.mean((s[test] >= t) == y[test])))
+        correct[test] = (s[test] >= t) == y[test]
+        accs.append(float(np.mean(correct[test])))
     return {
         "folds": [int(x) for x in fold_ids],
         "accuracies": accs,
@@ -201,6 +204,7 @@ def kfold_accuracy(scores: Any, labels: Any, folds: Any) -> dict[str, Any]:
         "mean": float(np.mean(accs)),
         "std": float(np.std(accs, ddof=0)),
         "auc": roc_auc(s, y),
+        "correct": correct,
     }
 
 

@@ -32,13 +32,13 @@ def _torch_device(device: str | None) -> str:
 
 
 def build_backbone(state_dict: dict | None = None):
-    """facenet-pytorch's InceptionResnetV1 (no classifier), eval mode, optionally with weights loaded.
+    """Inception-ResNet-v1 (facenet-pytorch's layout, no classifier), eval mode, optionally with weights loaded.
 
     Raises WeightsMissingError when the state dict does not fit the network (a wrong or truncated file).
     """
-    from facenet_pytorch import InceptionResnetV1
+    from lookalike.heads.inception_resnet_v1 import InceptionResnetV1
 
-    net = InceptionResnetV1(pretrained=None, classify=False)
+    net = InceptionResnetV1()
     if state_dict is not None:
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith("logits.")}
         missing, unexpected = net.load_state_dict(state_dict, strict=False)

