@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from lookalike import config
 from lookalike.bench.retrieval import leave_one_out
-from lookalike.faces.detect import FaceDetector
+from lookalike.faces.detect import create_detector
 from lookalike.heads import DEFAULT_HEAD, create_head, list_heads
 from lookalike.index.build import run_index
 from lookalike.index.store import REJECTS_SCHEMA, FaceStore, vectors_of
@@ -185,7 +185,7 @@ def latency(ix: Path, queries: list[Path], cold_runs: int = 7) -> dict:
     t0 = time.perf_counter()
     s = Searcher(ix)
     load = time.perf_counter() - t0
-    s.query_photos([queries[0]])  # first call builds MTCNN
+    s.query_photos([queries[0]])  # the first call builds the detector
     warm = []
     for q in queries:
         t0 = time.perf_counter()
@@ -217,6 +217,7 @@ def render(res: dict) -> str:
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, GPU: {m['gpu'] or 'none'}; Python {m['python']}, torch {m['torch']}."
         f" Date: {m['date']}. Produced by `python benchmarks/index_query.py` (raw numbers in index_query.json).",
+        f"Detector: `{res.get('detector', 'mtcnn')}` (the default), FaceNet heads in {res.get('precision', 'fp32')}.",
         "",
         "## Leave-one-out on the shared galleries (faces mode, top match = same person)",
         "",
@@ -261,7 +262,7 @@ def render(res: dict) -> str:
         "",
         f"## Query latency ({res['latency_head']})",
         "",
-        "Cold: a fresh `lookalike query IMG -k 10 --json` process (Python start, imports, model and index load, MTCNN,"
+        "Cold: a fresh `lookalike query IMG -k 10 --json` process (Python start, imports, model and index load, detection,"
         " embedding, search). Warm: `Searcher.query_photos` in one process (detect + align + embed + search)."
         " Search only: FAISS search plus metadata, one vector. The 100k index holds the real faces plus noisy copies"
         " of their vectors (no 100k-photo face set is available offline); search cost depends only on the count.",
@@ -287,8 +288,9 @@ def main() -> None:
         sys.exit(f"shared data not found at {config.data_dir()} (set {config.DATA_ENV})")
     args.work.mkdir(parents=True, exist_ok=True)
     heads = args.heads or [h for h in list_heads() if h in ("sface", "facenet-casia", "vggface2")]
-    detector = FaceDetector()
-    res: dict = {"machine": machine(), "galleries": {}, "doppel": {}, "throughput": {}, "latency": {}}
+    detector = create_detector()  # the default, as `lookalike index` uses it
+    res: dict = {"machine": machine(), "galleries": {}, "doppel": {}, "throughput": {}, "latency": {},
+                 "detector": detector.name}  # fmt: skip
     paths, labels, pairs = lfw_doppel_gallery()
     listing = args.work / "lfw-sample.txt"
     listing.write_text("\n".join(str(p) for p in paths) + "\n")
@@ -298,6 +300,8 @@ def main() -> None:
         except Exception as e:  # missing weights: listed, not fatal
             print(f"skip {name}: {e}", file=sys.stderr)
             continue
+        if hasattr(head, "net"):
+            res["precision"] = head.precision
         print(f"[{name}] galleries", file=sys.stderr)
         res["galleries"][name] = galleries(head, detector, args.work)
         print(f"[{name}] LFW sample", file=sys.stderr)

@@ -305,7 +305,7 @@ def main() -> None:
         rows = []
         if args.baseline:
             rows.append(index_row("before: mtcnn + facenet-casia (its default)", py, args.baseline, src,
-                                  work / "ix", ["--head", "facenet-casia"], n))  # fmt: skip
+                                  work / "ix", ["--head", "facenet-casia"], n, one))  # fmt: skip
             rows.append(index_row("before: yunet + facenet-casia", py, args.baseline, src, work / "ix",
                                   ["--head", "facenet-casia", "--detector", "yunet"], n, one))  # fmt: skip
         rows.append(index_row("now: default (yunet + facenet-casia, bf16 where native)", py, repo, src, work / "ix",

@@ -114,7 +114,7 @@ def index_cmd(
     Identity labels come from each photo's folder name, from --labels, or from a list file whose first line
     is `path,identity`; only a photo's main face takes it.
     """
-    from lookalike.faces.detect import LEGACY_DETECTOR, create_detector, detector_spec
+    from lookalike.faces.detect import DEFAULT_MIN_FACE, LEGACY_DETECTOR, create_detector, detector_spec
     from lookalike.faces.photos import read_labels
     from lookalike.heads import DEFAULT_HEAD, create_head, get_head_spec
     from lookalike.index.build import IndexOptions, run_index
@@ -144,7 +144,7 @@ def index_cmd(
     check_factory(index_type, get_head_spec(head_name).dim)
     label_map = read_labels(labels) if labels else None
     head = create_head(head_name, device=device)
-    detector = create_detector(detector_name, min_prob, int(min_face or 20), device=device)
+    detector = create_detector(detector_name, min_prob, int(min_face or DEFAULT_MIN_FACE), device=device)
     opts = IndexOptions(
         max_pixels=max_pixels,
         max_bytes=max_file_mb * 2**20,

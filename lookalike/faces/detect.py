@@ -108,6 +108,9 @@ class DetectorSpec:
 
 
 DEFAULT_DETECTOR = "yunet"
+#: Faces are looked for from this many pixels, on a copy of the photo no larger than `DEFAULT_MAX_SIDE`.
+DEFAULT_MIN_FACE = 20
+DEFAULT_MAX_SIDE = 1600
 #: The detector of an index whose manifest names none (made before the registry).
 LEGACY_DETECTOR = "mtcnn"
 DETECTORS: dict[str, DetectorSpec] = {
@@ -134,8 +137,8 @@ def detector_spec(name: str) -> DetectorSpec:
 def create_detector(
     name: str | None = None,
     min_prob: float | None = None,
-    min_face_size: int = 20,
-    max_side: int = 1600,
+    min_face_size: int = DEFAULT_MIN_FACE,
+    max_side: int = DEFAULT_MAX_SIDE,
     device: str | None = None,
 ) -> Detector:
     """The one way to get a detector: `name` (default `DEFAULT_DETECTOR`), its own default min probability."""
@@ -157,14 +160,14 @@ def detector_from_params(params: dict, device: str | None = None) -> Detector:
     return create_detector(
         str(params.get("detector", LEGACY_DETECTOR)),  # create_detector reads earlier versions' names too
         min_prob=params.get("min_prob"),
-        min_face_size=int(params.get("min_face_size", 20)),
-        max_side=int(params.get("max_side", 1600)),
+        min_face_size=int(params.get("min_face_size", DEFAULT_MIN_FACE)),
+        max_side=int(params.get("max_side", DEFAULT_MAX_SIDE)),
         device=device,
     )
 
 
-def describe_detector(name: str | None, min_prob: float | None = None, min_face_size: int = 20,
-                      max_side: int = 1600) -> dict:  # fmt: skip
+def describe_detector(name: str | None, min_prob: float | None = None, min_face_size: int = DEFAULT_MIN_FACE,
+                      max_side: int = DEFAULT_MAX_SIDE) -> dict:  # fmt: skip
     """What a manifest records so a later run detects the same way (no model is loaded)."""
     spec = detector_spec(name or DEFAULT_DETECTOR)
     min_prob = float(spec.min_prob if min_prob is None else min_prob)
@@ -182,8 +185,10 @@ class Detector:
 
     name = "?"
 
-    def __init__(self, min_prob: float, min_face_size: int = 20, max_side: int = 1600) -> None:
-        self.min_prob = float(min_prob)
+    def __init__(
+        self, min_prob: float | None, min_face_size: int = DEFAULT_MIN_FACE, max_side: int = DEFAULT_MAX_SIDE
+    ) -> None:
+        self.min_prob = float(detector_spec(self.name).min_prob if min_prob is None else min_prob)
         self.floor_prob = min(detector_spec(self.name).floor_prob, self.min_prob)
         self.min_face_size = int(min_face_size)
         self.max_side = int(max_side)
@@ -238,9 +243,9 @@ class FaceDetector(Detector):
 
     def __init__(
         self,
-        min_prob: float = 0.9,
-        min_face_size: int = 20,
-        max_side: int = 1600,
+        min_prob: float | None = None,
+        min_face_size: int = DEFAULT_MIN_FACE,
+        max_side: int = DEFAULT_MAX_SIDE,
         device: str | None = None,
         batch_pixels: int = 1_000_000,
     ) -> None:

