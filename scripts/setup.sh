@@ -14,8 +14,6 @@ pip install --upgrade pip
 # torch first, pinned, so nothing below pulls another build; this pair also runs on a CPU-only machine.
 pip install "torch==2.14.1" "torchvision==0.29.1"
 pip install -e ".[dev]"
-# facenet-pytorch pins torch<2.3, numpy<2, Pillow<10.3 but works with current versions: no deps.
-pip install --no-deps "facenet-pytorch==2.6.0"
 .venv/bin/python -c "import torch, torchvision, facenet_pytorch, faiss, cv2, lookalike" \
   || { echo "setup: import check failed" >&2; exit 1; }
 echo "$want" > "$stamp"

@@ -95,3 +95,18 @@ def test_bf16_vectors_agree_with_fp32():
     assert cos.min() >= 0.999, cos.min()
     with pytest.raises(Exception, match="unknown precision"):
         create_head("facenet-casia", precision="fp8")
+
+
+def test_progress_in_a_log_is_lines_not_redraws(tmp_path):
+    from click.testing import CliRunner
+
+    from lookalike.cli.app import cli
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for f in sorted(require_data("lfw", "images", "Tony_Blair").glob("*.jpg"))[:3]:
+        shutil.copy(f, photos / f.name)
+    res = CliRunner().invoke(cli, ["index", str(photos), "--out", str(tmp_path / "ix"), "--head", "sface"])
+    assert res.exit_code == 0, res.output
+    assert "\r" not in res.stderr  # stderr is not a terminal here, as in a log file or CI
+    assert "index ix: 3/3 photos in" in res.stderr and "faces=" in res.stderr

@@ -127,3 +127,25 @@ def test_many_query_photos_are_answered_in_order(lfw10_index):
     assert answers[7].error and all(a.error is None for i, a in enumerate(answers) if i != 7)
     right = [a.results[0].identity == Path(a.query).parent.name for i, a in enumerate(answers) if i != 7]
     assert sum(right) >= 0.9 * len(right)
+
+
+def test_a_folder_is_queried_photo_by_photo(lfw10_index, tmp_path):
+    import shutil
+
+    person = require_data("gallery", "lfw10", "Tony_Blair")
+    folder = tmp_path / "asks"
+    (folder / "more").mkdir(parents=True)
+    for i, f in enumerate(sorted(person.glob("*.jpg"))[:3]):
+        shutil.copy(f, (folder / "more" if i else folder) / f.name)
+    (folder / "notes.txt").write_text("not a photo")  # skipped, as `index` skips it
+    (folder / "raw.cr2").write_bytes(b"II*\x00")  # answered with its reason
+    res = CliRunner().invoke(cli, ["query", str(folder), "--index", str(lfw10_index), "--json", "-k", "1"])
+    lines = [json.loads(x) for x in res.stdout.splitlines()]
+    assert len(lines) == 4 and res.exit_code == 3
+    ok = [x for x in lines if not x.get("error")]
+    assert len(ok) == 3 and all(x["results"][0]["identity"] == "Tony_Blair" for x in ok)
+    assert "unsupported" in next(x["error"] for x in lines if x.get("error"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = CliRunner().invoke(cli, ["query", str(empty), "--index", str(lfw10_index)])
+    assert res.exit_code != 0 and "no photos under this folder" in str(res.exception)  # `main` prints it, exit 2

@@ -42,6 +42,12 @@ COMMON_NOTE = (
 )
 
 
+DETECTOR_NOTE = (
+    "The detector moves a head's figure by about a tenth of a point: benchmarks/detectors.md scores every head "
+    "with each detector on the same pairs, with a paired (McNemar) test of the difference."
+)
+
+
 def bench_index_dir(head: str, detector: str | None = None) -> Path:
     """The cache index the benchmarks embed into per head and detector (shared by LFW and DoppelVer runs)."""
     return config.index_home() / f"bench-{head}-{detector_spec(detector or DEFAULT_DETECTOR).name}"
@@ -200,7 +206,7 @@ def lfw_markdown(out: dict) -> str:
     lines += ["", "Published figures:", ""]
     for head, (acc, src) in PUBLISHED.items():
         lines.append(f"- `{head}`: {100 * acc:.2f}% ({src})")
-    lines += ["", "Why a figure may differ from the published one:", "", f"- {COMMON_NOTE}"]
+    lines += ["", "Why a figure may differ from the published one:", "", f"- {COMMON_NOTE}", f"- {DETECTOR_NOTE}"]
     lines += [f"- `{r['head']}`: {NOTES[r['head']]}" for r in out["results"] if r["head"] in NOTES]
     lines += report.closing_lines(out)
     return "\n".join(lines) + "\n"

@@ -213,20 +213,20 @@ def query_cmd(
 ) -> None:
     """Who looks like the face in each of IMAGES? Ranks the index's faces by cosine similarity.
 
+    A folder among IMAGES stands for every photo under it (found as `index` finds them).
     A photo that cannot be answered (unreadable, no face, no face N) prints `lookalike: error: ...` on stderr
     while the others are answered. Exit status: 0 all answered, 2 none, 3 some.
     """
     from lookalike.search.query import Searcher
     from lookalike.search.rerank import DEFAULT_CANDIDATES, rerank_answers
 
+    paths, refused = _query_paths(images)
     searcher = Searcher(_resolve_index(index_name), head=head_name, device=device)
     kk = max(k, DEFAULT_CANDIDATES) if rerank == "metric" else k
-    answers = searcher.query_photos(
-        list(images), k=kk, mode=mode, face=face, include_self=include_self, identity=identity
-    )
+    answers = searcher.query_photos(paths, k=kk, mode=mode, face=face, include_self=include_self, identity=identity)
     if rerank == "metric":
         rerank_answers(searcher, answers, k, identity, metric_from)
-    dicts = [a.as_json() for a in answers]
+    dicts = [a.as_json() for a in answers] + [{"query": p, "error": f"cannot use {p}: {why}"} for p, why in refused]
     for a in dicts:
         if as_json:
             _emit_json(a)
@@ -247,6 +247,25 @@ def query_cmd(
         click.echo(f"lookalike: error: {a['error']}", err=True)
     if failed:
         sys.exit(2 if len(failed) == len(dicts) else 3)
+
+
+def _query_paths(images: tuple[Path, ...]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The photos to ask about: a file as given, a folder's photos in the order `index` reads them; and a folder's
+    files that `index` would reject by name, with the reason. A folder without either is a one-line error."""
+    from lookalike.faces.photos import scan_source
+
+    out: list[str] = []
+    refused: list[tuple[str, str]] = []
+    for img in images:
+        if not img.is_dir():
+            out.append(str(img))
+            continue
+        scan = scan_source(img)
+        if not scan.photos and not scan.unsupported:
+            raise LookalikeError(f"{img}: no photos under this folder")
+        out += scan.photos
+        refused += list(scan.unsupported)
+    return out, refused
 
 
 # ------------------------------------------------------------------------------------------------ info

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import os
 import resource
-import sys
 from pathlib import Path
 
 import click
 
 from lookalike import config
-from lookalike.cli.support import CONTEXT, ProgressBar
+from lookalike.cli.support import CONTEXT, ProgressBar, make_bar
 from lookalike.errors import LookalikeError
 
 
@@ -62,9 +61,7 @@ def _dedup_head(requested: str | None) -> str:
 
 
 def _row_bar(total: int, desc: str, quiet: bool):
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, desc=desc, unit="vec", disable=quiet, file=sys.stderr)
+    bar = make_bar(total, desc, "vec", disabled=quiet)
     return bar, bar.update
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
-from lookalike.cli.support import CONTEXT
+from lookalike.cli.support import CONTEXT, make_bar
 from lookalike.errors import LookalikeError
 
 
@@ -81,7 +80,6 @@ def _train(
     as_json: bool,
     backbone: str = "facenet-casia",
 ) -> None:
-    from tqdm import tqdm
 
     from lookalike.bench.lfw import bench_index_dir
     from lookalike.heads import create_head
@@ -93,7 +91,7 @@ def _train(
     geo_ix = bench_index_dir("sface")  # boxes and landmarks of LFW photos, when `bench lfw` has run
     geometry = geometry_from_index(geo_ix) if geo_ix.exists() else None
     n_photos = len(set(trip.anchor) | set(trip.positive) | set(trip.negative))
-    bar = tqdm(total=n_photos, unit="photo", desc="backbone", disable=quiet or as_json, file=sys.stderr)
+    bar = make_bar(n_photos, "backbone", "photo", disabled=quiet or as_json)
     payload, report = train(
         trip, kind, head, hierarchical, epochs, geometry=geometry, progress=bar.update,
         log=None if quiet or as_json else (lambda m: click.echo(m, err=True)),
