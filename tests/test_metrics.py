@@ -203,3 +203,20 @@ def test_bad_inputs():
         accuracy_at([0.1, 0.2, 0.3], [1, 0], 0.5)
     with pytest.raises(ValueError):
         view1([0.1, 0.2], [1, 0], [0, 1], classifier="svm")
+
+
+def test_threshold_at_fmr_keeps_the_false_matches_under_the_rate():
+    from lookalike.eval.metrics import threshold_at_fmr
+
+    rng = np.random.default_rng(0)
+    diff = rng.normal(0.1, 0.1, 2000)
+    same = rng.normal(0.7, 0.1, 1000)
+    s = np.concatenate([same, diff])
+    y = np.r_[np.ones(1000, bool), np.zeros(2000, bool)]
+    for fmr in (0.0, 0.001, 0.01, 0.1):
+        r = threshold_at_fmr(s, y, fmr)
+        assert r["fmr"] <= fmr and np.mean(diff >= r["threshold"]) == r["fmr"]
+        # the lowest such threshold: one step lower lets one more different pair through
+        assert np.sum(diff >= np.nextafter(r["threshold"], -np.inf)) > fmr * 2000 or r["threshold"] <= diff.min()
+        assert r["tmr"] == np.mean(same >= r["threshold"])
+    assert threshold_at_fmr(s, y, 0.0)["threshold"] > diff.max()

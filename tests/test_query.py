@@ -149,3 +149,20 @@ def test_a_folder_is_queried_photo_by_photo(lfw10_index, tmp_path):
     empty.mkdir()
     res = CliRunner().invoke(cli, ["query", str(empty), "--index", str(lfw10_index)])
     assert res.exit_code != 0 and "no photos under this folder" in str(res.exception)  # `main` prints it, exit 2
+
+
+def test_matches_are_marked_likely_same_person_by_the_measured_threshold(lfw10_index):
+    from lookalike.heads.calibration import same_person
+
+    q = require_data("gallery", "lfw10", "Tony_Blair", "Tony_Blair_0003.jpg")
+    res = CliRunner().invoke(cli, ["query", str(q), "--index", str(lfw10_index), "--json", "-k", "20"])
+    a = json.loads(res.stdout)
+    same = a["same_person"]
+    assert 0 < same["fmr"] <= 0.001 and same["tmr"] > 0.9 and "LFW View 2" in same["source"]
+    for m in a["results"]:
+        assert m["same_person"] == (m["score"] >= same["threshold"])
+    assert a["results"][0]["identity"] == "Tony_Blair" and a["results"][0]["same_person"]
+    assert not all(m["same_person"] for m in a["results"])  # strangers among 20 are not marked
+    text = CliRunner().invoke(cli, ["query", str(q), "--index", str(lfw10_index), "-k", "3"]).stdout
+    assert "likely the same person" in text and "  1 = " in text
+    assert same_person("dinov2", "yunet") is None  # never measured: no mark rather than a guess

@@ -234,9 +234,13 @@ def query_cmd(
         if a.get("error"):
             continue
         how = f", reranked by the {a['rerank']} metric" if a.get("rerank") else ""
+        same = a.get("same_person")
+        if same:
+            how += f"; = likely the same person: cosine >= {same['threshold']:.3f}, false match rate {same['fmr']:.4f}"
         click.echo(f"{a['query']}  (face {a['face_index']}, head {a['head']}{how})")
         for m in a["results"]:
-            click.echo(f"  {m['rank']:>3}  {m['score']:.3f}  {m['identity'] or '-':<28} {m['path']}")
+            mark = "=" if m.get("same_person") else " "
+            click.echo(f"  {m['rank']:>3} {mark} {m['score']:.3f}  {m['identity'] or '-':<28} {m['path']}")
     if html_out:
         write_contact = __import__("lookalike.render", fromlist=["write_contact_sheet"]).write_contact_sheet
         write_contact(dicts, html_out)

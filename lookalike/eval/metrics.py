@@ -25,6 +25,7 @@ __all__ = [
     "kfold_accuracy",
     "roc_auc",
     "roc_curve",
+    "threshold_at_fmr",
     "view1",
     "view2",
 ]
@@ -335,4 +336,26 @@ def view1(
         "em_acc": mu,
         "sigma": sigma,
         "sem": sigma / math.sqrt(n),
+    }
+
+
+def threshold_at_fmr(scores: Any, labels: Any, fmr: float) -> dict[str, float]:
+    """The lowest score threshold at which at most `fmr` of the different pairs (label 0) score at or above it.
+
+    Returns ``{"threshold", "fmr", "tmr"}``: the threshold, and the false and true match rates measured there
+    (with n different pairs the rate moves in steps of 1/n, so the measured one may be below `fmr`).
+    """
+    s, y = _check(scores, labels)
+    neg = np.sort(s[~y])[::-1]
+    if neg.size == 0 or not y.any():
+        raise ValueError("threshold_at_fmr needs same and different pairs")
+    allowed = math.floor(fmr * neg.size + 1e-9)  # different pairs allowed at or above the threshold
+    if allowed >= neg.size:
+        t = float(neg[-1])
+    else:
+        t = float(np.nextafter(neg[allowed], np.inf))  # just above the first different pair not allowed
+    return {
+        "threshold": t,
+        "fmr": float(np.mean(s[~y] >= t)),
+        "tmr": float(np.mean(s[y] >= t)),
     }

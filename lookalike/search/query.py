@@ -16,6 +16,7 @@ from lookalike.faces.analyzer import Face, FaceAnalyzer
 from lookalike.faces.detect import Detector, detector_from_params
 from lookalike.faces.photos import Photo, load_photo
 from lookalike.heads import create_head
+from lookalike.heads.calibration import SamePerson, same_person
 from lookalike.index.store import FaceStore
 from lookalike.index.vector_index import search, to_gpu_if_available
 from lookalike.paths import to_text
@@ -49,6 +50,7 @@ class QueryAnswer:
     results: list[Match] = field(default_factory=list)
     error: str | None = None
     rerank: str | None = None  # how `--rerank metric` found its metric
+    same_person: SamePerson | None = None  # the head's measured threshold (None: not measured, or reranked)
     sha256: str | None = field(default=None, repr=False)  # the query photo's content (not in the JSON)
     face: Face | None = field(default=None, repr=False)  # its face: box, crop, vector (not in the JSON)
 
@@ -61,8 +63,12 @@ class QueryAnswer:
             out["face_box"] = self.face_box
         if self.rerank:
             out["rerank"] = self.rerank
+        same = self.same_person if not self.rerank else None  # a reranked score is not the cosine it was set on
+        if same is not None and not self.error:
+            out["same_person"] = same.as_json()
         out["results"] = [
             {k: v for k, v in asdict(m).items() if k in ("rank", "score", "path", "identity", "face_id", "box")}
+            | ({"same_person": bool(m.score >= same.threshold)} if same is not None else {})
             for m in self.results
         ]
         return out
@@ -218,7 +224,8 @@ class Searcher:
         are decoded `QUERY_BATCH` at a time and dropped once their face is cut: many query photos never sit in
         memory together.
         """
-        answers = [QueryAnswer(query=to_text(p), head=self.store.head) for p in paths]
+        same = same_person(self.store.head, self.analyzer.detector.name)
+        answers = [QueryAnswer(query=to_text(p), head=self.store.head, same_person=same) for p in paths]
         chosen: list[QueryAnswer] = []
         for start in range(0, len(paths), QUERY_BATCH):
             part = answers[start : start + QUERY_BATCH]
