@@ -114,8 +114,9 @@ def resolve(spec: WeightsSpec, head: str, weights_dir: Path | None = None) -> tu
 
 
 def fetch(spec: WeightsSpec, head: str, weights_dir: Path | None = None) -> Path:
-    """Download a head's weights (the one function here that uses the network) and verify sha256."""
-    import urllib.request
+    """Download a head's weights (the one function here that uses the network) and verify sha256; without a
+    network, or on an HTTP error, a one-line WeightsMissingError."""
+    import requests
 
     if not spec.url:
         raise WeightsMissingError(f"head {head!r} has no download address: {spec.how_to_get}")
@@ -125,7 +126,15 @@ def fetch(spec: WeightsSpec, head: str, weights_dir: Path | None = None) -> Path
     fd, tmp = tempfile.mkstemp(dir=wdir, prefix=f".{spec.filename}.", suffix=".part")
     os.close(fd)
     try:
-        urllib.request.urlretrieve(spec.url, tmp)
+        try:
+            with requests.get(spec.url, stream=True, timeout=60) as r:
+                r.raise_for_status()
+                with open(tmp, "wb") as fh:
+                    for chunk in r.iter_content(1 << 20):
+                        fh.write(chunk)
+        except requests.RequestException as e:
+            why = "no network connection" if isinstance(e, requests.ConnectionError) else type(e).__name__
+            raise WeightsMissingError(f"cannot download {spec.url} ({why}): {spec.how_to_get}") from None
         digest = sha256_file(Path(tmp))
         if spec.sha256 and digest != spec.sha256:
             raise WeightsMismatchError(

@@ -94,3 +94,21 @@ def test_wrong_file_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("LOOKALIKE_WEIGHTS", str(tmp_path))
     with pytest.raises(LookalikeError, match="not a torch state dict"):
         create_head("vggface2", device="cpu")
+
+
+def test_fetch_without_a_network_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    import requests
+
+    from lookalike.errors import WeightsMissingError
+    from lookalike.heads import get_head_spec
+    from lookalike.weights import fetch
+
+    def offline(*a, **k):
+        raise requests.ConnectionError("Name or service not known")
+
+    monkeypatch.setattr(requests, "get", offline)
+    spec = get_head_spec("vggface2").weights
+    with pytest.raises(WeightsMissingError) as e:
+        fetch(spec, "vggface2", tmp_path)
+    assert "no network connection" in str(e.value) and "\n" not in str(e.value)
+    assert list(tmp_path.iterdir()) == []  # no partial file left behind

@@ -18,14 +18,14 @@ def _say(quiet: bool, msg: str) -> None:
 
 @click.command("characterize", context_settings=CONTEXT)
 @click.argument("photos", type=click.Path(exists=True, path_type=Path))
-@click.option("--against", type=click.Path(exists=True, path_type=Path), help="Arbitrary faces: a folder or index.")
+@click.option("--against", help="Arbitrary faces: a folder of photos, or an index (name or folder).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder [./characterize-NAME].")
 @click.option("--arbitrary", default=100, show_default=True, help="How many arbitrary faces to learn against.")
 @click.option("--steps", default=150, show_default=True, help="Optimiser steps of the metric.")
 @click.option("--quiet", "-q", is_flag=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def characterize_cmd(
-    photos: Path, against: Path | None, out: Path | None, arbitrary: int, steps: int, quiet: bool, as_json: bool
+    photos: Path, against: str | None, out: Path | None, arbitrary: int, steps: int, quiet: bool, as_json: bool
 ) -> None:
     """Characterise one person from PHOTOS (a folder of their photos): seed 000's metric, PCAM heat maps,
     most/least representative portraits and characteristic face parts, as summary.json + index.html."""
@@ -34,7 +34,12 @@ def characterize_cmd(
 
     ind = [str(p) for p in iter_photo_files(photos)]
     if against is not None:
-        arb, geo = arbitrary_from(against, arbitrary)
+        from lookalike.index.store import resolve_index_path
+
+        where = Path(against) if Path(against).exists() else resolve_index_path(against)
+        if not where.exists():
+            raise LookalikeError(f"--against {against}: no such folder, and no index of that name")
+        arb, geo = arbitrary_from(where, arbitrary)
     else:
         arb, geo = [str(p) for p in default_arbitrary({photos.name}, arbitrary)], {}
     arb = [p for p in arb if Path(p).resolve().parent != photos.resolve()]

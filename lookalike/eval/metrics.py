@@ -107,42 +107,24 @@ def accuracy_at(scores: Any, labels: Any, threshold: float) -> float:
     return float(np.mean((s >= threshold) == y))
 
 
-def _average_ranks(s: np.ndarray) -> np.ndarray:
-    """1-based ranks of ``s`` (shape ``(n,)``), tied values sharing the mean of their ranks."""
-    order = np.argsort(s, kind="mergesort")
-    sorted_s = s[order]
-    starts = np.concatenate([[True], sorted_s[1:] != sorted_s[:-1]])
-    group = np.cumsum(starts) - 1  # group id per sorted position
-    first = np.flatnonzero(starts)  # 0-based first position of each group
-    last = np.concatenate([first[1:], [s.size]]) - 1
-    mean_rank = (first + last) / 2.0 + 1.0
-    ranks = np.empty(s.size, dtype=np.float64)
-    ranks[order] = mean_rank[group]
-    return ranks
-
-
 def roc_auc(scores: Any, labels: Any) -> float:
-    """Area under the ROC curve, via the Mann-Whitney U statistic.
-
-    AUC = P(score of a random positive > score of a random negative), a tied positive/negative pair
-    counting 1/2. Equals ``sklearn.metrics.roc_auc_score``.
+    """Area under the ROC curve (scikit-learn's `roc_auc_score`): P(a random positive outscores a random
+    negative), a tie counting 1/2.
 
     Args:
         scores: similarities, shape ``(n,)``.
         labels: same-person flags, shape ``(n,)``; both classes must be present.
     """
+    from sklearn.metrics import roc_auc_score
+
     s, y = _check(scores, labels)
-    n_pos = int(y.sum())
-    n_neg = y.size - n_pos
-    if n_pos == 0 or n_neg == 0:
+    if y.all() or not y.any():
         raise ValueError("ROC AUC needs at least one positive and one negative pair")
-    ranks = _average_ranks(s)
-    u = ranks[y].sum() - n_pos * (n_pos + 1) / 2.0
-    return float(u / (n_pos * n_neg))
+    return float(roc_auc_score(y, s))
 
 
 def roc_curve(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The full ROC curve (no points dropped).
+    """The full ROC curve (scikit-learn's `roc_curve`, no points dropped).
 
     Args:
         scores: similarities, shape ``(n,)``.
@@ -151,20 +133,14 @@ def roc_curve(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray, np.ndar
     Returns:
         ``(fpr, tpr, thresholds)``, each of shape ``(m + 1,)`` for m unique scores. ``thresholds`` is
         ``[inf, u_max, ..., u_min]`` (decreasing) and point k is the operating point of predicting "same"
-        for ``score >= thresholds[k]``; so it starts at (0, 0) and ends at (1, 1). Matches
-        ``sklearn.metrics.roc_curve(..., drop_intermediate=False)``.
+        for ``score >= thresholds[k]``; so it starts at (0, 0) and ends at (1, 1).
     """
+    from sklearn.metrics import roc_curve as sk_roc_curve
+
     s, y = _check(scores, labels)
-    n_pos = int(y.sum())
-    n_neg = y.size - n_pos
-    if n_pos == 0 or n_neg == 0:
+    if y.all() or not y.any():
         raise ValueError("ROC curve needs at least one positive and one negative pair")
-    u, inverse = np.unique(s, return_inverse=True)
-    pos_per = np.bincount(inverse, weights=y.astype(np.float64), minlength=u.size)[::-1]
-    neg_per = np.bincount(inverse, weights=(~y).astype(np.float64), minlength=u.size)[::-1]
-    tpr = np.concatenate([[0.0], np.cumsum(pos_per) / n_pos])
-    fpr = np.concatenate([[0.0], np.cumsum(neg_per) / n_neg])
-    thresholds = np.concatenate([[np.inf], u[::-1]])
+    fpr, tpr, thresholds = sk_roc_curve(y, s, drop_intermediate=False)
     return fpr, tpr, thresholds
 
 
