@@ -166,3 +166,20 @@ def test_matches_are_marked_likely_same_person_by_the_measured_threshold(lfw10_i
     text = CliRunner().invoke(cli, ["query", str(q), "--index", str(lfw10_index), "-k", "3"]).stdout
     assert "likely the same person" in text and "  1 = " in text
     assert same_person("dinov2", "yunet") is None  # never measured: no mark rather than a guess
+
+
+def test_query_takes_decoded_images(lfw10_index):
+    import numpy as np
+    from PIL import Image
+
+    q = require_data("gallery", "lfw10", "Tony_Blair", "Tony_Blair_0003.jpg")
+    rgb = np.asarray(Image.open(q).convert("RGB"))
+    s = Searcher(lfw10_index)
+    by_file, by_array, grey, bad = s.query_photos([q, rgb, rgb.mean(axis=2).astype(np.uint8), rgb[:, :, :2]], k=3)
+    assert by_array.query == "<array 1>" and by_array.error is None
+    # the file is left out of its own answer (same sha256); the array is not that file, so it finds the photo
+    assert by_array.results[0].face_id == f"{q}#0" and by_array.results[0].score > 0.999
+    assert [m.face_id for m in by_array.results[1:]] == [m.face_id for m in by_file.results[:2]]
+    assert float(by_array.face.embedding @ by_file.face.embedding) > 0.9999  # same pixels, same vector
+    assert grey.error is None and grey.results[0].identity == "Tony_Blair"
+    assert bad.error and "expected (H, W, 3)" in bad.error

@@ -479,6 +479,28 @@ def load_photo(
     return Photo(fstat, sha, rgb, reserved, scale, full)
 
 
+def photo_from_array(image: np.ndarray, name: str) -> Photo | Rejected:
+    """A decoded image handed over in memory (a library caller's numpy array) as a `Photo` named `name`.
+
+    image: `(H, W, 3)` RGB or `(H, W)` grey, uint8 (or float in [0, 1]); anything else is a `Rejected` with the
+    reason. Its sha256 is that of the pixels.
+    """
+    stat = FileStat(name, -1, -1)
+    a = np.asarray(image)
+    if a.dtype.kind == "f":
+        if not np.isfinite(a).all():
+            return Rejected(stat, None, "array has NaN or infinite values")
+        a = np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)
+    if a.dtype != np.uint8:
+        return Rejected(stat, None, f"array of {a.dtype}: expected uint8 RGB (or float in [0, 1])")
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] != 3 or a.shape[0] == 0 or a.shape[1] == 0:
+        return Rejected(stat, None, f"array of shape {a.shape}: expected (H, W, 3) RGB or (H, W) grey")
+    a = np.ascontiguousarray(a)
+    return Photo(stat, hashlib.sha256(a.tobytes()).hexdigest(), a, 0, 1.0, (a.shape[1], a.shape[0]))
+
+
 # ------------------------------------------------------------------------------------------------ labels
 def read_labels(path: str | Path) -> dict[str, str]:
     """A labels file: CSV or TSV with columns `path,identity` (header optional, quoting as CSV does)

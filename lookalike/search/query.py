@@ -14,7 +14,7 @@ import numpy as np
 from lookalike.errors import LookalikeError
 from lookalike.faces.analyzer import Face, FaceAnalyzer
 from lookalike.faces.detect import Detector, detector_from_params
-from lookalike.faces.photos import Photo, load_photo
+from lookalike.faces.photos import Photo, load_photo, photo_from_array
 from lookalike.heads import create_head
 from lookalike.heads.calibration import SamePerson, same_person
 from lookalike.index.store import FaceStore
@@ -210,7 +210,7 @@ class Searcher:
 
     def query_photos(
         self,
-        paths: list[str | Path],
+        paths: list[str | Path | np.ndarray],
         k: int = 10,
         mode: str = "faces",
         face: int | None = None,
@@ -219,18 +219,24 @@ class Searcher:
     ) -> list[QueryAnswer]:
         """Detect and align each photo like the gallery, embed its main face (or face `face`), search.
 
+        paths: photo files, or decoded images (`(H, W, 3)` RGB uint8 numpy arrays, named `<array N>` in answers).
+
         A query photo shows someone: its best face counts even below the index's min probability. Each answer
         keeps its photo's sha256 and its face (`face`: box, crop, vector), so nothing detects it again. Photos
         are decoded `QUERY_BATCH` at a time and dropped once their face is cut: many query photos never sit in
         memory together.
         """
         same = same_person(self.store.head, self.analyzer.detector.name)
-        answers = [QueryAnswer(query=to_text(p), head=self.store.head, same_person=same) for p in paths]
+        names = [f"<array {i}>" if isinstance(p, np.ndarray) else to_text(p) for i, p in enumerate(paths)]
+        answers = [QueryAnswer(query=n, head=self.store.head, same_person=same) for n in names]
         chosen: list[QueryAnswer] = []
         for start in range(0, len(paths), QUERY_BATCH):
             part = answers[start : start + QUERY_BATCH]
             side = self.analyzer.detector.max_side  # decoded as the index decodes: a large JPEG reduced
-            loaded = [load_photo(p, draft_side=side) for p in paths[start : start + QUERY_BATCH]]
+            loaded = [
+                photo_from_array(p, n) if isinstance(p, np.ndarray) else load_photo(p, draft_side=side)
+                for p, n in zip(paths[start : start + QUERY_BATCH], names[start : start + QUERY_BATCH], strict=True)
+            ]
             photos = [x for x in loaded if isinstance(x, Photo)]
             analyzed = iter(self.analyzer.analyze(photos, keep_best=True, face=face or 0) if photos else [])
             for ans, item in zip(part, loaded, strict=True):
