@@ -80,6 +80,15 @@ def test_face_option_picks_another_face(lfw10_index):
     bad = runner.invoke(cli, ["query", str(couple), "--index", str(lfw10_index), "--json", "--face", "7"])
     assert "has 2 face(s)" in json.loads(bad.stdout)["error"]
     assert bad.exit_code == 2 and "lookalike: error: --face 7" in bad.stderr
+    # --list-faces says which number is which face: the boxes --face N then uses
+    listed = json.loads(
+        runner.invoke(cli, ["query", str(couple), "--index", str(lfw10_index), "--json", "--list-faces"]).output
+    )
+    assert [f["face_index"] for f in listed["faces"]] == [0, 1]
+    assert listed["faces"][0]["box"] == [round(v, 1) for v in a["face_box"]]
+    assert listed["faces"][1]["box"] == [round(v, 1) for v in b["face_box"]]
+    text = runner.invoke(cli, ["query", str(couple), "--index", str(lfw10_index), "--list-faces"]).output
+    assert "2 face(s), main face first" in text and "--face 1  box (" in text
 
 
 def test_one_line_errors(lfw10_index, tmp_path, monkeypatch):

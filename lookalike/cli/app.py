@@ -181,15 +181,17 @@ def index_cmd(
 @click.option("-k", default=10, show_default=True, type=click.IntRange(min=1), help="Matches per query.")
 @click.option("--index", "index_name", default=None, help="Index name or folder (default: the only one).")
 @click.option("--mode", type=click.Choice(["faces", "identities"]), default="faces", show_default=True)
-@click.option("--face", type=int, default=None, help="Use face N of the photo (0 = main face).")
+@click.option("--face", type=int, default=None, help="Use face N of the photo (0 = main face; see --list-faces).")
+@click.option("--list-faces", is_flag=True, help="List each photo's faces (number, box, probability); no search.")
 @click.option("--identity", default=None, help="The query's own identity (left out in identities mode).")
 @click.option("--include-self", is_flag=True, help="Allow the query photo itself among the matches.")
 @click.option("--head", "head_name", default=None, help="Refuse unless the index was built by this head.")
-@click.option("--device", default=None)
+@click.option("--device", default=None, help="torch device for the head (default: cuda when present, else cpu).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per query photo.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="Write a contact sheet.")
 @click.option("--rerank", type=click.Choice(["none", "metric"]), default="none", show_default=True,
-              help="metric: reorder FAISS's top 50 by the learned seed-000 metric (eq. 11). Experimental: on "
+              help="metric: reorder the top 50 by a similarity learnt from labelled photos (feature-map distances "
+              "weighted per identity; seed 000, eq. 11). Experimental: on "
               "this project's benchmarks it ranks below plain cosine (README, 'Learned similarity').")  # fmt: skip
 @click.option("--metric-from", "metric_from", type=click.Choice(["auto", "identity", "global", "photo"]),
               default="auto", show_default=True,
@@ -202,6 +204,7 @@ def query_cmd(
     index_name: str | None,
     mode: str,
     face: int | None,
+    list_faces: bool,
     identity: str | None,
     include_self: bool,
     head_name: str | None,
@@ -222,6 +225,22 @@ def query_cmd(
 
     paths, refused = _query_paths(images)
     searcher = Searcher(_resolve_index(index_name), head=head_name, device=device)
+    if list_faces:
+        listed = searcher.list_faces(paths) + [{"query": p, "error": f"cannot use {p}: {why}"} for p, why in refused]
+        for x in listed:
+            if as_json:
+                _emit_json(x)
+            elif "faces" in x:
+                click.echo(f"{x['query']}: {len(x['faces'])} face(s), main face first")
+                for f in x["faces"]:
+                    box = ", ".join(f"{v:.0f}" for v in f["box"])
+                    click.echo(f"  --face {f['face_index']}  box ({box})  probability {f['prob']:.3f}")
+        bad = [x for x in listed if "error" in x]
+        for x in bad:
+            click.echo(f"lookalike: error: {x['error']}", err=True)
+        if bad:
+            sys.exit(2 if len(bad) == len(listed) else 3)
+        return
     kk = max(k, DEFAULT_CANDIDATES) if rerank == "metric" else k
     answers = searcher.query_photos(paths, k=kk, mode=mode, face=face, include_self=include_self, identity=identity)
     if rerank == "metric":
@@ -275,7 +294,7 @@ def _query_paths(images: tuple[Path, ...]) -> tuple[list[str], list[tuple[str, s
 # ------------------------------------------------------------------------------------------------ info
 @cli.command("info", context_settings=CONTEXT)
 @click.argument("index", required=False)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print what the index holds as one JSON object.")
 def info_cmd(index: str | None, as_json: bool) -> None:
     """What an index holds: head, faces, files, rejects, where it is; damage is an error (exit 2)."""
     from lookalike.errors import IndexCorruptError

@@ -206,7 +206,7 @@ def mine_vise_cmd(
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """ViSE hard-pair mining (seed 003, 7.3.3): every pair of photos of different identities with cosine above
+    """Mine hard look-alike pairs (ViSE, seed 003 7.3.3): every pair of photos of different identities with cosine above
     --threshold (FAISS range search, image by image, never an N x N matrix), balanced with as many same-identity
     pairs, in identity-disjoint splits, written in the published DoppelVer format."""
     import pyarrow as pa

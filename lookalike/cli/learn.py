@@ -27,7 +27,8 @@ def _say(quiet: bool, msg: str) -> None:
 def characterize_cmd(
     photos: Path, against: str | None, out: Path | None, arbitrary: int, steps: int, quiet: bool, as_json: bool
 ) -> None:
-    """Characterise one person from PHOTOS (a folder of their photos): seed 000's metric, PCAM heat maps,
+    """Characterise one person from PHOTOS (a folder of their photos): what sets their face apart from others
+    (a learnt metric, seed 000), heat maps of the face parts that matter (PCAM),
     most/least representative portraits and characteristic face parts, as summary.json + index.html."""
     from lookalike.faces.photos import iter_photo_files
     from lookalike.similarity.characterize import arbitrary_from, characterize, default_arbitrary, write_outputs
@@ -139,11 +140,14 @@ def _with_opts(f):
 
 @train_group.command("lookalike", context_settings=CONTEXT)
 @_with_opts
-@click.option("--hierarchical", is_flag=True, help="Seed 002: integrate 10 intermediate layers, backbone frozen.")
+@click.option(
+    "--hierarchical", is_flag=True, help="Also learn from 10 intermediate layers of the frozen backbone (seed 002)."
+)
 def train_lookalike(
     triplets: Path, name: str, epochs: int, backbone: str, quiet: bool, as_json: bool, hierarchical: bool
 ) -> None:
-    """Seed 001: Euclidean triplet loss (alpha 0.05), Adam 1e-4, batch 32, half the batches easy triplets."""
+    """Train a look-alike head from rated triplets: which of two faces looks more like a third (seed 001:
+    Euclidean triplet loss, alpha 0.05, Adam 1e-4, batch 32, half the batches easy triplets)."""
     if hierarchical and backbone == "auto":
         backbone = "facenet-casia"  # seed 002's layers are FaceNet's
     _train("lookalike", triplets, name, hierarchical, epochs, quiet, as_json, backbone)
@@ -152,7 +156,8 @@ def train_lookalike(
 @train_group.command("perface", context_settings=CONTEXT)
 @_with_opts
 def train_perface(triplets: Path, name: str, epochs: int, backbone: str, quiet: bool, as_json: bool) -> None:
-    """Seed 004: cosine triplet loss (margin 0.1), SGD 0.01 momentum 0.9 wd 5e-4, batch 32, unanimous triplets."""
+    """Fine-tune a head for how people perceive similarity, from unanimously rated triplets (seed 004: cosine
+    triplet loss, margin 0.1, SGD 0.01, momentum 0.9, weight decay 5e-4, batch 32)."""
     _train("perface", triplets, name, False, epochs, quiet, as_json, backbone)
 
 
@@ -190,7 +195,8 @@ def make_triplets_cmd(out: Path, n_identity: int, per_pair: int, hard_from: Path
 @click.option("-k", default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def anonymize_cmd(image: Path, pool: str, attributes: Path, k: int, as_json: bool) -> None:
-    """Seed 004: pick IMAGE's attribute group by the 95% CI upper bound, then its least similar faces."""
+    """Faces of people who share IMAGE's attributes but look least like it: candidates to stand in for it
+    (seed 004: the attribute group by the 95% CI upper bound, then its least similar faces)."""
     from lookalike.index.store import resolve_index_path
     from lookalike.search.query import Searcher
     from lookalike.similarity.anonymize import choose, read_attributes

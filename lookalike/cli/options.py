@@ -29,6 +29,7 @@ RERANK = click.option(
     type=click.Choice(["none", "metric"]),
     default="none",
     show_default=True,
-    help="metric: also score pairs by feature-map distances (plain eq. 12, global and identity metric eq. 11) "
+    help="metric: also score pairs by feature-map distances, plain and weighted by a learnt metric (seed 000, "
+    "eq. 12 and 11), "
     "as `query --rerank metric` orders candidates (FaceNet heads).",
 )

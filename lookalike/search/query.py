@@ -208,6 +208,26 @@ class Searcher:
             self._analyzer = FaceAnalyzer(self.detector, self.head)
         return self._analyzer
 
+    def list_faces(self, paths: list[str | Path]) -> list[dict]:
+        """The faces `--face N` numbers in each photo, main face first, as the index's detector finds them:
+        `{"query", "faces": [{"face_index", "box", "prob"}]}` or `{"query", "error"}`; nothing is searched."""
+        side = self.analyzer.detector.max_side
+        out = []
+        for p in paths:
+            item = load_photo(p, draft_side=side)
+            name = to_text(p)
+            if not isinstance(item, Photo):
+                out.append({"query": name, "error": f"cannot use {name}: {item.reason}"})
+                continue
+            a = self.analyzer.analyze([item], keep_best=True, embed=False)[0]
+            if a.error:
+                out.append({"query": name, "error": f"{a.error} in {name}"})
+                continue
+            faces = [{"face_index": f.index, "box": [round(float(v), 1) for v in f.box], "prob": round(f.prob, 4)}
+                     for f in a.faces]  # fmt: skip
+            out.append({"query": name, "faces": faces})
+        return out
+
     def query_photos(
         self,
         paths: list[str | Path | np.ndarray],
