@@ -42,7 +42,7 @@ class Head(ABC):
     """An embedder with its crop: `embed((N, S, S, 3) uint8 RGB crops) -> (N, dim) float32, L2-normalised`."""
 
     #: "fp32", or "bf16": a torch head runs its network under bf16 autocast (`inference`); `create_head` picks it
-    #: where the device does bf16 natively (measured on FaceNet: vectors within cosine 0.9999 of fp32, 2.2x faster
+    #: where the device does bf16 natively (measured on FaceNet: vectors at cosine >= 0.9998 to fp32, 2.2x faster
     #: on a CPU with AVX512-BF16; benchmarks/ingest.md).
     precision = "fp32"
 
