@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from lookalike import config
-from lookalike.bench.report import machine, machine_line, write_report
+from lookalike.bench.report import machine, machine_line, today, write_report
 
 HERE = Path(__file__).resolve().parent
 #: Runs the CLI of whatever `lookalike` is first on sys.path (this checkout or the baseline's).
@@ -302,7 +302,12 @@ def main() -> None:
     first = sorted((config.data_dir() / "lfw" / "images").glob("*/*.jpg"))[0]
     (known / first.name).symlink_to(first)
     counts = {"lfw": args.lfw, "mixed": args.mixed}
-    results: dict = {"machine": machine(), "sets": {"lfw": {"photos": args.lfw}, "mixed": mixed_info}, "rows": {}}
+    results: dict = {
+        "machine": machine(),
+        "date": today(),
+        "sets": {"lfw": {"photos": args.lfw}, "mixed": mixed_info},
+        "rows": {},
+    }
     py = sys.executable
     for name, src in sets.items():
         n = counts[name]
@@ -335,7 +340,13 @@ def render(results: dict) -> str:
     mixed_info = results["sets"]["mixed"]
     cpus = results.get("cpus", 2)
     counts = results.get("counts") or {"lfw": results["sets"]["lfw"]["photos"], "mixed": mixed_info["photos"]}
-    md = ["# Ingestion speed", "", f"{machine_line(results['machine'])} Made by `benchmarks/ingest.py`.", ""]
+    when = results.get("date", "?")
+    md = [
+        "# Ingestion speed",
+        "",
+        f"{machine_line(results['machine'])}. Date: {when}. Made by `benchmarks/ingest.py`.",
+        "",
+    ]
     md += [
         "Each row is one fresh `lookalike index` process over the same files (start, model load, every face "
         "found, aligned, embedded and written, the index finalized); peak RSS is the process and its children, "
