@@ -9,6 +9,15 @@ import pytest
 from lookalike import config
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_state(tmp_path_factory):
+    """The record of named indexes goes to a folder of the test run, never the user's own."""
+    import os
+
+    os.environ["LOOKALIKE_STATE"] = str(tmp_path_factory.mktemp("state"))
+    yield
+
+
 def require_data(*parts: str) -> Path:
     """A path under the shared data folder, or skip the test with a one-line reason."""
     p = config.data_dir().joinpath(*parts)

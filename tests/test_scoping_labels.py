@@ -145,3 +145,31 @@ def test_metric_cache_keys_never_collide_and_follow_the_faces(tmp_path):
     assert learnt == ["wang", "li"]
     r._load_or_learn("identity:王伟", learn("wang relearnt"), "faces-v2")  # a photo changed
     assert learnt == ["wang", "li", "wang relearnt"]
+
+
+def test_a_named_index_is_found_from_another_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("LOOKALIKE_INDEX_HOME", raising=False)  # the default home: ./indexes of the folder
+    photos = tmp_path / "photos" / "Tony_Blair"
+    photos.mkdir(parents=True)
+    shutil.copy(_person("Tony_Blair", 1), photos)
+    shutil.copy(_person("Tony_Blair", 2), photos)
+    a, b, c = (tmp_path / x for x in "abc")
+    for d in (a, b, c):
+        d.mkdir()
+    run = CliRunner().invoke
+    monkeypatch.chdir(a)
+    assert run(cli, ["index", str(photos.parent), "--name", "holiday", "--head", "sface", "-q"]).exit_code == 0
+    assert (a / "indexes" / "holiday" / "manifest.json").exists()
+    monkeypatch.chdir(b)  # another folder: the name still finds the index built in a
+    info = run(cli, ["info", "holiday", "--json"])
+    assert info.exit_code == 0 and str(a / "indexes" / "holiday") in info.output
+    q = run(cli, ["query", str(photos / "Tony_Blair_0001.jpg"), "--index", "holiday", "--json", "-k", "1"])
+    assert q.exit_code == 0 and json.loads(q.stdout)["results"][0]["identity"] == "Tony_Blair"
+    # a folder's own ./indexes/NAME wins over the record
+    assert run(cli, ["index", str(photos.parent), "--name", "holiday", "--head", "sface", "-q"]).exit_code == 0
+    assert str(b / "indexes" / "holiday") in run(cli, ["info", "holiday", "--json"]).output
+    # the record follows the latest build; an index that is gone is not found through it
+    monkeypatch.chdir(c)
+    assert str(b / "indexes" / "holiday") in run(cli, ["info", "holiday", "--json"]).output
+    shutil.rmtree(b / "indexes" / "holiday")
+    assert run(cli, ["info", "holiday"]).exit_code != 0

@@ -121,8 +121,9 @@ def index_cmd(
     from lookalike.index.store import FaceStore
     from lookalike.index.vector_index import check_factory
 
+    named = name or (None if out is not None else source.resolve().name)
     if out is None:
-        out = config.index_home() / (name or source.resolve().name)
+        out = config.index_home() / str(named)
     if min(max_pixels, max_file_mb, max_pixels_in_flight, batch_size) <= 0:
         raise LookalikeError("--max-pixels, --max-file-mb, --max-pixels-in-flight and --batch-size must be > 0")
     # everything that can refuse the run does so before any model loads
@@ -160,6 +161,10 @@ def index_cmd(
         report = run_index(source, out, head, detector, opts, bar)
     finally:
         bar.close()
+    if named:  # `--index NAME` finds it from any folder
+        from lookalike.index.registry import remember
+
+        remember(named, out)
     for w in report.warnings:
         click.echo(f"lookalike: warning: {w}", err=True)
     if as_json:

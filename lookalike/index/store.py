@@ -112,7 +112,8 @@ def vectors_of(table: pa.Table, dim: int) -> np.ndarray:
 
 
 def resolve_index_path(name_or_path: str | Path, home: Path | None = None) -> Path:
-    """An index folder from a path or a name under the index home (an existing index wins either way)."""
+    """An index folder from a path, a name under the index home, or a name recorded where it was built
+    (`index/registry.py`); an existing index wins either way."""
     from lookalike import config
 
     p = Path(name_or_path)
@@ -123,7 +124,14 @@ def resolve_index_path(name_or_path: str | Path, home: Path | None = None) -> Pa
     for candidate in (p, named):
         if candidate.is_dir() and FaceStore.looks_like_index(candidate):
             return candidate
-    return p if (os.sep in str(name_or_path) or str(name_or_path).startswith(".")) else named
+    is_path = os.sep in str(name_or_path) or str(name_or_path).startswith(".")
+    if not is_path:
+        from lookalike.index.registry import lookup  # a name built in another folder
+
+        recorded = lookup(str(name_or_path))
+        if recorded is not None:
+            return recorded
+    return p if is_path else named
 
 
 @contextlib.contextmanager

@@ -1,0 +1,65 @@
+"""Named indexes, wherever they were built: `lookalike index --name NAME` run in one folder writes
+`./indexes/NAME` there, and `--index NAME` from any other folder still finds it through this small record
+(name -> absolute folder) in the user's state folder (`$LOOKALIKE_STATE`, else platformdirs' user data folder).
+
+The record is a JSON file, rewritten atomically under an exclusive lock; an entry whose folder is gone or no
+longer holds an index is ignored (and dropped at the next write). A name found in the index home of the
+current folder wins over the record, so a project's own `./indexes/NAME` is always the one it means.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+
+from lookalike.atomic import atomic_write_text
+
+#: Environment variable naming the folder for the engine's own state (the record of named indexes).
+STATE_ENV = "LOOKALIKE_STATE"
+RECORD = "indexes.json"
+
+
+def state_dir() -> Path:
+    """$LOOKALIKE_STATE, else the user data folder (`~/.local/share/lookalike` on Linux)."""
+    env = os.environ.get(STATE_ENV)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return platformdirs.user_data_path("lookalike")
+
+
+def _read(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _alive(folder: str) -> bool:
+    from lookalike.index.store import FaceStore
+
+    return FaceStore.exists(Path(folder))
+
+
+def remember(name: str, folder: Path) -> None:
+    """Record that index `name` lives in `folder` (absolute); never fails a run (a read-only home is skipped)."""
+    try:
+        d = state_dir()
+        d.mkdir(parents=True, exist_ok=True)
+        with open(d / (RECORD + ".lock"), "a") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            known = {k: v for k, v in _read(d / RECORD).items() if _alive(v)}
+            known[name] = str(Path(folder).resolve())
+            atomic_write_text(d / RECORD, json.dumps(known, indent=2, sort_keys=True) + "\n")
+    except OSError:
+        pass
+
+
+def lookup(name: str) -> Path | None:
+    """The folder of the index recorded as `name`, if it still holds an index."""
+    folder = _read(state_dir() / RECORD).get(name)
+    return Path(folder) if folder and _alive(folder) else None
