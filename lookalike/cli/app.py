@@ -164,7 +164,7 @@ def index_cmd(
     if named:  # `--index NAME` finds it from any folder
         from lookalike.index.registry import remember
 
-        remember(named, out)
+        remember(named, out, FaceStore.exists)
     for w in report.warnings:
         click.echo(f"lookalike: warning: {w}", err=True)
     if as_json:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from lookalike.atomic import atomic_write_text
@@ -39,20 +40,15 @@ def _read(path: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
-def _alive(folder: str) -> bool:
-    from lookalike.index.store import FaceStore
-
-    return FaceStore.exists(Path(folder))
-
-
-def remember(name: str, folder: Path) -> None:
-    """Record that index `name` lives in `folder` (absolute); never fails a run (a read-only home is skipped)."""
+def remember(name: str, folder: Path, is_index: Callable[[Path], bool]) -> None:
+    """Record that index `name` lives in `folder` (absolute), dropping entries whose folder `is_index` no longer
+    accepts; never fails a run (a read-only state folder is skipped)."""
     try:
         d = state_dir()
         d.mkdir(parents=True, exist_ok=True)
         with open(d / (RECORD + ".lock"), "a") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            known = {k: v for k, v in _read(d / RECORD).items() if _alive(v)}
+            known = {k: v for k, v in _read(d / RECORD).items() if is_index(Path(v))}
             known[name] = str(Path(folder).resolve())
             atomic_write_text(d / RECORD, json.dumps(known, indent=2, sort_keys=True) + "\n")
     except OSError:
@@ -60,6 +56,6 @@ def remember(name: str, folder: Path) -> None:
 
 
 def lookup(name: str) -> Path | None:
-    """The folder of the index recorded as `name`, if it still holds an index."""
+    """The folder recorded for index `name` (the caller checks it still holds one), or None."""
     folder = _read(state_dir() / RECORD).get(name)
-    return Path(folder) if folder and _alive(folder) else None
+    return Path(folder) if folder else None

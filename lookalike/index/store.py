@@ -129,7 +129,7 @@ def resolve_index_path(name_or_path: str | Path, home: Path | None = None) -> Pa
         from lookalike.index.registry import lookup  # a name built in another folder
 
         recorded = lookup(str(name_or_path))
-        if recorded is not None:
+        if recorded is not None and FaceStore.exists(recorded):
             return recorded
     return p if is_path else named
 
