@@ -57,14 +57,30 @@ def _card(uri: str, title: str, lines: list[str], cls: str = "card") -> str:
     return f'<div class="{cls}">{img}<div class="score">{html.escape(title)}</div>{body}</div>'
 
 
-def write_contact_sheet(answers: list[dict], out: Path, title: str = "lookalike query") -> Path:
-    """Write the page for `QueryAnswer.as_json()` dicts; returns the path."""
+def _link(path: str, inner: str) -> str:
+    """`inner` linking to the photo file (its absolute file:// address), when the path is a file."""
+    try:
+        uri = Path(path).resolve().as_uri()
+    except (OSError, ValueError):
+        return inner
+    return f'<a href="{html.escape(uri)}">{inner}</a>'
+
+
+def write_contact_sheet(
+    answers: list[dict], out: Path, title: str = "lookalike query", context: dict | None = None
+) -> Path:
+    """Write the page for `QueryAnswer.as_json()` dicts; returns the path.
+
+    context: what was asked (e.g. `{"index": ..., "mode": ..., "k": ...}`), shown under the title. Each face links
+    to its photo; a match marked likely the same person says so.
+    """
     rows = []
+    same = next((a["same_person"] for a in answers if a.get("same_person")), None)
     for a in answers:
         q = _card(
             face_thumbnail(a["query"], a.get("face_box")),
             "query",
-            [f'<span class="path">{html.escape(Path(a["query"]).name)}</span>'],
+            [_link(a["query"], f'<span class="path">{html.escape(Path(a["query"]).name)}</span>')],
             "card query",
         )
         cards = [q]
@@ -72,19 +88,28 @@ def write_contact_sheet(answers: list[dict], out: Path, title: str = "lookalike 
             cards.append(f"<div>{html.escape(a['error'])}</div>")
         for m in a["results"]:
             ident = html.escape(m.get("identity") or "unlabelled")
+            mark = " = same person?" if m.get("same_person") else ""
             cards.append(
                 _card(
                     face_thumbnail(m["path"], m.get("box")),
-                    f"#{m['rank']}  {m['score']:.3f}",
-                    [ident, f'<span class="path">{html.escape(Path(m["path"]).name)}</span>'],
+                    f"#{m['rank']}  {m['score']:.3f}{mark}",
+                    [ident, _link(m["path"], f'<span class="path">{html.escape(Path(m["path"]).name)}</span>')],
                 )
             )
         rows.append(f'<div class="row">{"".join(cards)}</div>')
     head = html.escape(answers[0]["head"]) if answers else ""
+    asked = "; ".join(f"{html.escape(str(k))}: <b>{html.escape(str(v))}</b>" for k, v in (context or {}).items())
+    threshold = (
+        f" A match marked <b>= same person?</b> scores at least {same['threshold']:.3f}, the cosine at which "
+        f"{100 * same['fmr']:.2f}% of different-person pairs match ({html.escape(same['source'])})."
+        if same
+        else ""
+    )
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
-        f"<p>head: <b>{head}</b>; score = cosine similarity of the face embeddings.</p>{''.join(rows)}</body></html>"
+        f"<p>{asked + '; ' if asked else ''}head: <b>{head}</b>; score = cosine similarity of the face "
+        f"embeddings.{threshold}</p>{''.join(rows)}</body></html>"
     )
     atomic_write_text(Path(out), page)
     return Path(out)

@@ -54,6 +54,9 @@ def test_query_cli_json_and_html(lfw10_index, tmp_path):
     assert scores == sorted(scores, reverse=True)
     page = html.read_text()
     assert page.count("<img") == 2 + 10 and "Tony_Blair" in page
+    assert f"index: <b>{lfw10_index}</b>" in page and "mode: <b>faces</b>" in page and "k: <b>5</b>" in page
+    assert page.count('href="file://') == 2 + 10 and f'href="{Path(blair["results"][0]["path"]).as_uri()}"' in page
+    assert "= same person?" in page and "of different-person pairs match" in page
 
 
 def test_identities_mode_one_face_per_person_and_not_the_query(lfw10_index):

@@ -267,7 +267,7 @@ def query_cmd(
             click.echo(f"  {m['rank']:>3} {mark} {m['score']:.3f}  {m['identity'] or '-':<28} {m['path']}")
     if html_out:
         write_contact = __import__("lookalike.render", fromlist=["write_contact_sheet"]).write_contact_sheet
-        write_contact(dicts, html_out)
+        write_contact(dicts, html_out, context={"index": str(searcher.store.root), "mode": mode, "k": k})
         if not as_json:
             click.echo(f"contact sheet: {html_out}", err=True)
     failed = [a for a in dicts if a.get("error")]
