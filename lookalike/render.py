@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +61,8 @@ def _card(uri: str, title: str, lines: list[str], cls: str = "card") -> str:
 def _link(path: str, inner: str) -> str:
     """`inner` linking to the photo file (its absolute file:// address), when the path is a file."""
     try:
-        uri = Path(path).resolve().as_uri()
-    except (OSError, ValueError):
+        uri = Path(os.path.abspath(path)).as_uri()  # the path as the index stores it (links kept, not resolved)
+    except ValueError:
         return inner
     return f'<a href="{html.escape(uri)}">{inner}</a>'
 
