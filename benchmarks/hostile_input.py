@@ -52,7 +52,10 @@ def make_bombs(d: Path) -> int:
 def peak_rss_of_index(python: str, src: Path, out: Path, cwd: Path, env: dict) -> dict:
     """Run `lookalike index` in a fresh process; its peak RSS from the kernel's accounting of the child."""
     code = (
-        "import resource, sys, time; from lookalike.cli.app import main; sys.argv = ['lookalike'] + sys.argv[1:]; "
+        "import resource, sys, time\n"
+        "try:\n    from lookalike.cli.app import main\nexcept ImportError:  # a checkout before the package had rooms\n"
+        "    from lookalike.cli import main\n"
+        "sys.argv = ['lookalike'] + sys.argv[1:]; "
         "t = time.perf_counter()\n"
         "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\nelse:\n    code = 0\n"
         "print('RESULT', code, round(time.perf_counter() - t, 1), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "

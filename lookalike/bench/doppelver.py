@@ -20,6 +20,7 @@ from lookalike.errors import LookalikeError, WeightsMissingError
 from lookalike.eval.generate import load_protocol
 from lookalike.eval.metrics import roc_curve, view1, view2
 from lookalike.eval.protocols import PairProtocol
+from lookalike.faces.detect import DEFAULT_DETECTOR, detector_spec
 
 #: Seed 003, Tables 7.1 / 7.2: the best SFNet-20 (VGGFace2) on DoppelVer View 2.
 REFERENCE = {
@@ -144,6 +145,7 @@ def run_doppelver(
         "benchmark": "DoppelVer View 2 (threshold on split 0; ACC and ROC AUC on splits 1-9) and View 1 "
         "(each of splits 1-9 tested with a threshold fitted on the other 9 splits; EM ACC, SEM)",
         "date": report.today(),
+        "detector": detector_spec(DEFAULT_DETECTOR).name,
         "machine": report.machine(),
         "images_root": str(images_root),
         "protocols": {p.name: {"file": str(f), **p.summary()} for p, f in zip(protos, protocol_files)},
@@ -178,6 +180,7 @@ def doppelver_markdown(out: dict) -> str:
         f"- Date: {out['date']}",
         f"- Machine: {report.machine_line(out['machine'])}",
         f"- Images root: `{out['images_root']}`",
+        f"- Detector: `{out.get('detector', 'mtcnn')}` (the default), main face",
         f"- Missing faces: {out['missing_face_rule']}.",
     ]
     for name, p in out["protocols"].items():
@@ -212,6 +215,10 @@ def doppelver_markdown(out: dict) -> str:
         None,
     )
     if out["roc_pngs"]:
-        lines += ["", "ROC curves (View 2, splits 1-9): " + ", ".join(f"`{Path(p).name}`" for p in out["roc_pngs"])]
+        lines += [
+            "",
+            "ROC curves (View 2, splits 1-9), written beside this page by the run (figures are not kept in the "
+            "repository): " + ", ".join(f"`{Path(p).name}`" for p in out["roc_pngs"]),
+        ]
     lines += report.closing_lines(out)
     return "\n".join(lines) + "\n"

@@ -7,7 +7,8 @@ pixels (`pixels_in_flight / workers`); at most `2 * workers + 1` chunks of files
 embedder never lets found faces pile up. Results come back in the order of the files, so ids are the same as
 those of the in-process path.
 
-`find_in_files` is the body both run: the in-process path of small runs and every worker call it.
+`find_in_files` is what each worker runs on its chunk of files (the in-process path of small runs reads with
+`index.build.read_batches` instead: one reader thread decoding ahead of detection).
 """
 
 from __future__ import annotations
@@ -21,11 +22,9 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
-import numpy as np
-
 from lookalike.errors import LookalikeError
 from lookalike.faces.analyzer import AnalyzedPhoto, FaceAnalyzer
-from lookalike.faces.photos import Photo, PixelBudget, Rejected, Unchanged, load_photo
+from lookalike.faces.photos import Photo, PixelBudget, Rejected, Unchanged, drop_pixels, load_photo
 
 #: What one file gives: a reject, an unchanged file, or a photo with its faces (cropped, not embedded) or the
 #: reason it has none (`AnalyzedPhoto.error`). An analysed photo's pixels are dropped (`rgb` is empty).
@@ -68,13 +67,6 @@ def default_workers(files: int) -> int:
     return min(16, cpus - 1)
 
 
-def _drop_pixels(photo: Photo, budget: PixelBudget) -> None:
-    if photo.pixels_reserved:
-        budget.release(photo.pixels_reserved)
-        photo.pixels_reserved = 0
-    photo.rgb = np.empty((0, 0, 3), np.uint8)
-
-
 def find_in_files(
     analyzer: FaceAnalyzer, tasks: list[Task], settings: FinderSettings, budget: PixelBudget
 ) -> list[Found]:
@@ -93,7 +85,7 @@ def find_in_files(
         held.clear()
         analyzed = analyzer.analyze([p for _, p in batch], keep_best=[tasks[i][1] for i, _ in batch], embed=False)
         for (i, photo), a in zip(batch, analyzed, strict=True):
-            _drop_pixels(photo, budget)
+            drop_pixels(photo, budget)
             out[i] = a
 
     budget.on_wait = analyze_held
@@ -115,7 +107,7 @@ def find_in_files(
     finally:
         budget.on_wait = None
         for _, photo in held:
-            _drop_pixels(photo, budget)
+            drop_pixels(photo, budget)
     return [x for x in out if x is not None]
 
 

@@ -175,6 +175,14 @@ class PixelBudget:
             self._cond.notify_all()
 
 
+def drop_pixels(photo: Photo, budget: PixelBudget | None) -> None:
+    """Give a photo's decoded pixels back to `budget` and drop them (`Photo.size` still says its size)."""
+    if photo.pixels_reserved and budget is not None:
+        budget.release(photo.pixels_reserved)
+    photo.pixels_reserved = 0
+    photo.rgb = np.empty((0, 0, 3), np.uint8)
+
+
 def stat_file(path: str | Path) -> FileStat:
     """Absolute path (stored text), size and mtime of a file (no read)."""
     p = os.path.abspath(fs_path(os.fspath(path)))

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
 import pyarrow as pa
 
 from lookalike.faces.analyzer import AnalyzedPhoto, FaceAnalyzer
@@ -33,6 +32,7 @@ from lookalike.faces.photos import (
     Rejected,
     SourceScan,
     Unchanged,
+    drop_pixels,
     identity_from_folder,
     load_photo,
     scan_source,
@@ -176,10 +176,8 @@ def read_batches(
 def release_batch(batch: list[Loaded], budget: PixelBudget) -> None:
     """Give a batch's decoded pixels back to the budget (and drop them)."""
     for item in batch:
-        if isinstance(item, Photo) and item.pixels_reserved:
-            budget.release(item.pixels_reserved)
-            item.pixels_reserved = 0
-            item.rgb = np.empty((0, 0, 3), np.uint8)  # dropped; `Photo.size` still says the photo's size
+        if isinstance(item, Photo):
+            drop_pixels(item, budget)
 
 
 def face_rows(analyzed: list[AnalyzedPhoto], head: str, dim: int, identity_of: Callable[[str], str | None]) -> pa.Table:
