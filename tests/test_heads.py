@@ -112,3 +112,17 @@ def test_fetch_without_a_network_is_one_line_and_leaves_nothing(tmp_path, monkey
         fetch(spec, "vggface2", tmp_path)
     assert "no network connection" in str(e.value) and "\n" not in str(e.value)
     assert list(tmp_path.iterdir()) == []  # no partial file left behind
+
+
+def test_padded_batches_give_the_same_vectors(real_faces, monkeypatch):
+    """On CUDA `embed` pads batches to a few sizes; the padding must not change any face's vector (forced here
+    on the CPU): the same real crops, padded and not, at fp32."""
+    photos, detector = real_faces
+    head = create_head("facenet-casia", device="cpu", precision="fp32")
+    crops = np.stack([a.faces[0].crop for a in FaceAnalyzer(detector, head).analyze(photos, face=0, embed=False)])
+    assert not head.pads_batches()  # a CPU head does not pad
+    plain = head.embed(crops[:5], batch_size=64)
+    monkeypatch.setattr(head, "pads_batches", lambda: True)
+    padded = head.embed(crops[:5], batch_size=64)  # 5 faces run as a batch of 8
+    assert padded.shape == (5, 512)
+    assert np.allclose(plain, padded, atol=1e-5)

@@ -110,3 +110,21 @@ def test_progress_in_a_log_is_lines_not_redraws(tmp_path):
     assert res.exit_code == 0, res.output
     assert "\r" not in res.stderr  # stderr is not a terminal here, as in a log file or CI
     assert "index ix: 3/3 photos in" in res.stderr and "faces=" in res.stderr
+
+
+def test_a_yunet_worker_does_not_load_torch():
+    """A YuNet worker holds OpenCV only: torch would add ~490 MB to each of up to 16 workers."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from lookalike.faces.detect import create_detector\n"
+        "from lookalike.faces.ingest import FinderSettings, _start_worker\n"
+        "d = create_detector('yunet', device='cpu')\n"
+        "_start_worker(FinderSettings(d.params, 'facenet160', 10**8, 10**8, 10**8, d.max_side))\n"
+        "print('torch' in sys.modules)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-500:]
+    assert r.stdout.strip() == "False"

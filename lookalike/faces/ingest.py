@@ -118,18 +118,18 @@ _worker: tuple[FaceAnalyzer, FinderSettings, PixelBudget] | None = None
 def _start_worker(settings: FinderSettings) -> None:
     """Runs once in each worker: one thread for the math (the processes are the parallelism), one detector."""
     global _worker
+    import sys
+
     import cv2
 
     cv2.setNumThreads(1)
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover - torch is a dependency; a detector that needs none works without
-        pass
     from lookalike.faces.detect import detector_from_params
 
     detector = detector_from_params(settings.detector, device="cpu")
+    # torch only where the detector brought it (MTCNN): importing it costs a worker ~490 MB resident, which
+    # YuNet's workers do not need (benchmarks/ingest-gpu.md: 15 workers held 9 GB with it)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
     _worker = (FaceAnalyzer(detector, crop=settings.crop), settings, PixelBudget(settings.pixels_in_flight))
 
 
