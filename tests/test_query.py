@@ -195,3 +195,17 @@ def test_query_takes_decoded_images(lfw10_index):
     assert float(by_array.face.embedding @ by_file.face.embedding) > 0.9999  # same pixels, same vector
     assert grey.error is None and grey.results[0].identity == "Tony_Blair"
     assert bad.error and "expected (H, W, 3)" in bad.error
+
+
+def test_query_marks_at_the_chosen_false_match_rate(lfw10_index):
+    from lookalike.heads.calibration import same_person
+
+    q = require_data("gallery", "lfw10", "Tony_Blair", "Tony_Blair_0003.jpg")
+    loose, strict = (
+        json.loads(CliRunner().invoke(cli, ["query", str(q), "--index", str(lfw10_index), "--json", "--fmr", f]).stdout)
+        for f in ("0.01", "0.0001")
+    )
+    head, det = loose["head"], Searcher(lfw10_index, load_head=False).detector.name  # the index's own detector
+    assert loose["same_person"]["threshold"] == same_person(head, det, 0.01).threshold
+    assert strict["same_person"]["threshold"] == same_person(head, det, 0.0001).threshold
+    assert sum(m["same_person"] for m in strict["results"]) <= sum(m["same_person"] for m in loose["results"])

@@ -181,6 +181,10 @@ def index_cmd(
 
 
 # ------------------------------------------------------------------------------------------------ query
+#: The false match rates thresholds are measured at (`lookalike.heads.calibration.FMRS`), as typed.
+FMR_CHOICES = ("0.01", "0.001", "0.0001")
+
+
 @cli.command("query", context_settings=CONTEXT)
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-k", default=10, show_default=True, type=click.IntRange(min=1), help="Matches per query.")
@@ -194,6 +198,8 @@ def index_cmd(
 @click.option("--device", default=None, help="torch device for the head (default: cuda when present, else cpu).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per query photo.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="Write a contact sheet.")
+@click.option("--fmr", type=click.Choice(FMR_CHOICES), default="0.001", show_default=True,
+              help="Mark matches as likely the same person at the threshold of this false match rate.")  # fmt: skip
 @click.option("--rerank", type=click.Choice(["none", "metric"]), default="none", show_default=True,
               help="metric: reorder the top 50 by a similarity learnt from labelled photos (feature-map distances "
               "weighted per identity; seed 000, eq. 11). Experimental: on "
@@ -216,6 +222,7 @@ def query_cmd(
     device: str | None,
     as_json: bool,
     html_out: Path | None,
+    fmr: str,
     rerank: str,
     metric_from: str,
 ) -> None:
@@ -247,7 +254,9 @@ def query_cmd(
             sys.exit(2 if len(bad) == len(listed) else 3)
         return
     kk = max(k, DEFAULT_CANDIDATES) if rerank == "metric" else k
-    answers = searcher.query_photos(paths, k=kk, mode=mode, face=face, include_self=include_self, identity=identity)
+    answers = searcher.query_photos(
+        paths, k=kk, mode=mode, face=face, include_self=include_self, identity=identity, fmr=float(fmr)
+    )
     if rerank == "metric":
         rerank_answers(searcher, answers, k, identity, metric_from)
     dicts = [a.as_json() for a in answers] + [{"query": p, "error": f"cannot use {p}: {why}"} for p, why in refused]
@@ -294,6 +303,74 @@ def _query_paths(images: tuple[Path, ...]) -> tuple[list[str], list[tuple[str, s
         out += scan.photos
         refused += list(scan.unsupported)
     return out, refused
+
+
+# ------------------------------------------------------------------------------------------------ verify
+
+
+@cli.command("verify", context_settings=CONTEXT)
+@click.argument("a", type=click.Path(path_type=Path))
+@click.argument("b", type=click.Path(path_type=Path))
+@click.option("--index", "index_name", default=None,
+              help="Compare as this index does (its head and detector): agrees with its query marks.")  # fmt: skip
+@click.option("--head", "head_name", default=None, help="Head to compare with (default: facenet-casia).")
+@click.option("--detector", "detector_name", default=None, help="Face detector (default: yunet).")
+@click.option("--fmr", type=click.Choice(FMR_CHOICES), default="0.001", show_default=True,
+              help="False match rate of the measured threshold: the share of different-person pairs it lets through "
+              "(on LFW; benchmarks/verify.md). Lower is stricter.")  # fmt: skip
+@click.option("--threshold", type=float, default=None, help="Decide at this cosine instead of a measured threshold.")
+@click.option(
+    "--face-a", type=int, default=0, show_default=True, help="Face N of A (0 = main face; query --list-faces)."
+)
+@click.option("--face-b", type=int, default=0, show_default=True, help="Face N of B.")
+@click.option("--device", default=None, help="torch device for the head (default: cuda when present, else cpu).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON line: score, threshold, decision, rates.")
+def verify_cmd(
+    a: Path,
+    b: Path,
+    index_name: str | None,
+    head_name: str | None,
+    detector_name: str | None,
+    fmr: str,
+    threshold: float | None,
+    face_a: int,
+    face_b: int,
+    device: str | None,
+    as_json: bool,
+) -> None:
+    """Are the faces in photos A and B the same person?
+
+    Compares the main face of each (or --face-a/--face-b) by cosine against a threshold measured on LFW at the
+    chosen false match rate. Exit status: 0 same person, 1 different people, 2 error (unreadable photo, no face).
+    """
+    from lookalike.faces.analyzer import FaceAnalyzer
+    from lookalike.faces.detect import create_detector, detector_from_params
+    from lookalike.heads import DEFAULT_HEAD, create_head
+    from lookalike.search.verify import verify
+
+    if index_name:
+        if head_name or detector_name:
+            raise LookalikeError("--index sets the head and detector: give --index, or --head/--detector")
+        from lookalike.index.store import FaceStore
+
+        store = FaceStore.open(_resolve_index(index_name))
+        head = create_head(store.head, device=device)
+        det = detector_from_params(store.manifest.get("params", {}), device=device)
+    else:
+        head = create_head(head_name or DEFAULT_HEAD, device=device)
+        det = create_detector(detector_name, device=device)
+    v = verify(FaceAnalyzer(det, head), a, b, threshold=threshold, fmr=float(fmr), face_a=face_a, face_b=face_b)
+    if as_json:
+        _emit_json(v.as_json())
+    else:
+        what = "same person" if v.same_person else "different people"
+        cmp = ">=" if v.same_person else "<"
+        rates = ""
+        if v.point is not None:
+            rates = (f"; at this threshold {100 * v.point.fmr:.2g}% of different-person pairs of LFW match, "
+                     f"{100 * v.point.tmr:.1f}% of same-person pairs")  # fmt: skip
+        click.echo(f"{what}: cosine {v.score:.3f} {cmp} {v.threshold:.3f} ({v.head}, {v.detector}{rates})")
+    sys.exit(0 if v.same_person else 1)
 
 
 # ------------------------------------------------------------------------------------------------ info

@@ -16,7 +16,7 @@ from lookalike.faces.analyzer import Face, FaceAnalyzer
 from lookalike.faces.detect import Detector, detector_from_params
 from lookalike.faces.photos import Photo, load_photo, photo_from_array
 from lookalike.heads import create_head
-from lookalike.heads.calibration import SamePerson, same_person
+from lookalike.heads.calibration import DEFAULT_FMR, SamePerson, same_person
 from lookalike.index.store import FaceStore
 from lookalike.index.vector_index import search, to_gpu_if_available
 from lookalike.paths import to_text
@@ -236,6 +236,7 @@ class Searcher:
         face: int | None = None,
         include_self: bool = False,
         identity: str | None = None,
+        fmr: float = DEFAULT_FMR,
     ) -> list[QueryAnswer]:
         """Detect and align each photo like the gallery, embed its main face (or face `face`), search.
 
@@ -244,9 +245,10 @@ class Searcher:
         A query photo shows someone: its best face counts even below the index's min probability. Each answer
         keeps its photo's sha256 and its face (`face`: box, crop, vector), so nothing detects it again. Photos
         are decoded `QUERY_BATCH` at a time and dropped once their face is cut: many query photos never sit in
-        memory together.
+        memory together. Matches are marked likely the same person at the threshold measured at false match rate
+        `fmr` (`lookalike.heads.calibration`).
         """
-        same = same_person(self.store.head, self.analyzer.detector.name)
+        same = same_person(self.store.head, self.analyzer.detector.name, fmr)
         names = [f"<array {i}>" if isinstance(p, np.ndarray) else to_text(p) for i, p in enumerate(paths)]
         answers = [QueryAnswer(query=n, head=self.store.head, same_person=same) for n in names]
         chosen: list[QueryAnswer] = []
