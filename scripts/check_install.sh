@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install as a user does: build the wheel, install it with plain pip into a fresh virtualenv that has torch and
+# nothing else (torch linked from .venv, see scripts/torch_site.py), check `pip check`, then index and query real
+# photos from ../shared/data with the installed `lookalike` (an empty weights folder: the first use converts
+# FaceNet CASIA, as it would for a new user). Run by scripts/test.sh after the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="$PWD/.venv/bin/python"
+DATA="${LOOKALIKE_DATA:-$PWD/../shared/data}"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+"$PY" -m pip wheel --no-deps -q -w "$work/dist" .
+"$PY" -m venv "$work/venv"
+site="$("$work/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+"$PY" scripts/torch_site.py "$work/torch" > "$site/torch-from-setup.pth"
+"$work/venv/bin/python" -m pip install -q --disable-pip-version-check "$work"/dist/lookalike-*.whl
+"$work/venv/bin/python" -m pip check
+echo "check_install: wheel installed with plain pip into a fresh virtualenv; pip check clean"
+
+if [ ! -d "$DATA/gallery/lfw10" ]; then
+  echo "check_install: SKIPPED the index/query step: $DATA/gallery/lfw10 is absent (set LOOKALIKE_DATA)"
+  exit 0
+fi
+cd "$work"  # not the checkout: the installed package must stand on its own
+export LOOKALIKE_WEIGHTS="$work/weights" LOOKALIKE_STATE="$work/state" LOOKALIKE_INDEX_HOME="$work/indexes"
+lk="$work/venv/bin/lookalike"
+"$lk" index "$DATA/gallery/lfw10" --name lfw10 -q
+"$lk" query "$DATA/gallery/lfw10/Tony_Blair/Tony_Blair_0003.jpg" --index lfw10 -k 3 --json > answer.json
+"$work/venv/bin/python" - <<'PY'
+import json
+a = json.load(open("answer.json"))
+top = a["results"][0]
+assert top["identity"] == "Tony_Blair" and top["same_person"], a
+print(f"check_install: installed lookalike indexed lfw10 and found Tony_Blair first (cosine {top['score']:.3f})")
+PY
