@@ -11,7 +11,7 @@ from lookalike.faces.align import (
     arcface_crop,
     cca_crop,
     margin_crop,
-    umeyama_similarity,
+    similarity_matrix,
 )
 from lookalike.faces.photos import Photo, load_photo
 
@@ -57,19 +57,44 @@ def test_arcface_crop_maps_landmarks_onto_template(detector):
     photo, face = _real_faces(detector, 4)[0]
     crop = arcface_crop(photo.rgb, face.geometry)
     assert crop.shape == (112, 112, 3)
-    mat = umeyama_similarity(face.landmarks, ARCFACE_TEMPLATE)
+    mat = similarity_matrix(face.landmarks, ARCFACE_TEMPLATE)
     mapped = np.hstack([face.landmarks, np.ones((5, 1))]) @ mat.T
     assert np.abs(mapped - ARCFACE_TEMPLATE).max() < 8  # 5-point fit residual, pixels of 112
 
 
-def test_umeyama_recovers_a_known_similarity():
+def test_similarity_recovers_a_known_transform_and_survives_degenerate_points():
     rng = np.random.default_rng(0)
     src = rng.uniform(0, 100, (5, 2))
     theta, s, t = 0.3, 1.7, np.array([5.0, -3.0])
     rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
     dst = s * src @ rot.T + t
-    mat = umeyama_similarity(src, dst)
+    mat = similarity_matrix(src, dst)
     assert np.allclose(mat[:, :2], s * rot) and np.allclose(mat[:, 2], t)
+    same = similarity_matrix(np.full((5, 2), 7.0), ARCFACE_TEMPLATE)  # all landmarks on one pixel
+    assert np.all(np.isfinite(same)) and np.allclose(same[:, 2], ARCFACE_TEMPLATE.mean(0) - 7.0)
+
+
+def _umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The closed form the engine used before scikit-image (Umeyama 1991), kept here as the reference."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    sc, dc = src - mu_s, dst - mu_d
+    u, sv, vt = np.linalg.svd(dc.T @ sc / len(src))
+    d = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[-1] = -1
+    rot = u @ np.diag(d) @ vt
+    scale = (sv * d).sum() / ((sc**2).sum() / len(src))
+    return np.hstack([scale * rot, (mu_d - scale * rot @ mu_s)[:, None]])
+
+
+def test_arcface_crops_unchanged_by_the_library_swap(detector):
+    """scikit-image's transform gives the crops the hand-written one gave, on real faces."""
+    import cv2
+
+    for photo, face in _real_faces(detector, 6):
+        old = cv2.warpAffine(photo.rgb, _umeyama(face.landmarks.astype(np.float64), ARCFACE_TEMPLATE), (112, 112),
+                             flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        assert np.array_equal(arcface_crop(photo.rgb, face.geometry), old)
 
 
 @pytest.mark.parametrize("box", [(10, 10, 60, 70), (-5, -5, 40, 40), (80, 80, 140, 150)])

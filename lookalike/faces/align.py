@@ -34,33 +34,34 @@ class FaceGeometry:
     landmarks: np.ndarray
 
 
-def umeyama_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity transform (rotation, uniform scale, translation) mapping src to dst.
+def similarity_matrix(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity transform (rotation, uniform scale, translation) mapping src to dst, as a `(2, 3)`
+    affine matrix: scikit-image's `SimilarityTransform` (Umeyama 1991, what InsightFace aligns with).
 
-    src, dst: `(N, 2)` float. Returns the `(2, 3)` affine matrix (Umeyama 1991, no reflection).
+    src, dst: `(N, 2)` float. Degenerate points (all in one place) give the shift of src's centre onto dst's.
     """
+    from skimage.transform import SimilarityTransform  # imported on first use: 0.4 s a cold query need not pay
+
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    sc, dc = src - mu_s, dst - mu_d
-    cov = dc.T @ sc / len(src)
-    u, s, vt = np.linalg.svd(cov)
-    d = np.ones(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[-1] = -1
-    rot = u @ np.diag(d) @ vt
-    var_s = (sc**2).sum() / len(src)
-    scale = (s * d).sum() / var_s if var_s > 0 else 1.0
-    mat = np.zeros((2, 3))
-    mat[:, :2] = scale * rot
-    mat[:, 2] = mu_d - scale * rot @ mu_s
-    return mat
+    if hasattr(SimilarityTransform, "from_estimate"):  # scikit-image >= 0.26
+        tf = SimilarityTransform.from_estimate(src, dst)
+        ok = bool(tf)
+    else:  # pragma: no cover - older scikit-image
+        tf = SimilarityTransform()
+        ok = tf.estimate(src, dst)
+    if not ok or not np.all(np.isfinite(tf.params)):
+        mat = np.zeros((2, 3))
+        mat[:, :2] = np.eye(2)
+        mat[:, 2] = dst.mean(0) - src.mean(0)
+        return mat
+    return np.asarray(tf.params[:2], dtype=np.float64)
 
 
 def arcface_crop(image: np.ndarray, face: FaceGeometry, size: int = 112) -> np.ndarray:
     """5-point similarity transform onto the ArcFace template: `(size, size, 3) uint8`."""
     template = ARCFACE_TEMPLATE * (size / 112.0)
-    mat = umeyama_similarity(face.landmarks, template)
+    mat = similarity_matrix(face.landmarks, template)
     return cv2.warpAffine(image, mat, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
