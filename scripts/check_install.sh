@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 PY="$PWD/.venv/bin/python"
 DATA="${LOOKALIKE_DATA:-$PWD/../shared/data}"
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+had_build=0; [ -e build ] && had_build=1
+trap 'rm -rf "$work"; [ "$had_build" = 1 ] || rm -rf "$OLDPWD_ROOT/build"' EXIT
+OLDPWD_ROOT="$PWD"
 
 "$PY" -m pip wheel --no-deps -q -w "$work/dist" .
 "$PY" -m venv "$work/venv"

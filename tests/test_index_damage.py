@@ -182,10 +182,8 @@ def test_ann_factory_before_it_can_train(photos, tmp_path, capsys):
 
 
 def test_refusals_come_before_models_load(photos, healthy, tmp_path, capsys, monkeypatch):
-    import fcntl
-    import os
-
     import lookalike.heads as heads
+    from lookalike.locks import file_lock
 
     def no_models(*a, **k):
         raise AssertionError("a model was loaded before the refusal")
@@ -195,13 +193,10 @@ def test_refusals_come_before_models_load(photos, healthy, tmp_path, capsys, mon
     assert code == 2 and "not a FAISS index factory string" in err and len(err.strip().splitlines()) == 1
     ix = tmp_path / "busy"
     shutil.copytree(healthy, ix)
-    fd = os.open(ix / ".writer.lock", os.O_RDWR | os.O_CREAT)
-    fcntl.flock(fd, fcntl.LOCK_EX)  # another `lookalike index` run holds the index
-    try:
+    with file_lock(ix / ".writer.lock") as held:  # another `lookalike index` run holds the index
+        assert held
         code, _, err = _cli(capsys, "index", str(photos), "--out", str(ix))
         assert code == 2 and "another `lookalike index` run is writing" in err
-    finally:
-        os.close(fd)
 
 
 def test_single_photo_source(photos, tmp_path, capsys):

@@ -9,13 +9,13 @@ current folder wins over the record, so a project's own `./indexes/NAME` is alwa
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 from lookalike.atomic import atomic_write_text
+from lookalike.locks import file_lock
 
 #: Environment variable naming the folder for the engine's own state (the record of named indexes).
 STATE_ENV = "LOOKALIKE_STATE"
@@ -46,8 +46,7 @@ def remember(name: str, folder: Path, is_index: Callable[[Path], bool]) -> None:
     try:
         d = state_dir()
         d.mkdir(parents=True, exist_ok=True)
-        with open(d / (RECORD + ".lock"), "a") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        with file_lock(d / (RECORD + ".lock")):
             known = {k: v for k, v in _read(d / RECORD).items() if is_index(Path(v))}
             known[name] = str(Path(folder).resolve())
             atomic_write_text(d / RECORD, json.dumps(known, indent=2, sort_keys=True) + "\n")

@@ -8,7 +8,6 @@ themselves, or the head the user names). Photos whose rows were lost are embedde
 
 from __future__ import annotations
 
-import fcntl
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,12 +28,12 @@ from lookalike.index.store import (
     FaceStore,
     dedupe_ids,
     faces_schema,
-    flock,
     now_utc,
     supersede,
     vectors_of,
 )
 from lookalike.index.vector_index import active_description, build_index
+from lookalike.locks import file_lock
 
 
 @dataclass
@@ -65,7 +64,7 @@ def repair_index(root: str | Path, head_info: dict | None = None) -> RepairRepor
     if not FaceStore.looks_like_index(root):
         raise IndexNotFoundError(f"no index at {root} to repair")
     report = RepairReport(str(root))
-    with flock(root / ".writer.lock", fcntl.LOCK_EX, blocking=False) as got:
+    with file_lock(root / ".writer.lock", blocking=False) as got:
         if not got:
             raise LookalikeError(f"another `lookalike index` run is writing {root}; wait for it to finish")
         try:

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
-import fcntl
 import json
 import os
 import re
@@ -37,6 +35,7 @@ import pyarrow.parquet as pq
 
 from lookalike.atomic import atomic_write_text, atomic_write_with
 from lookalike.errors import HeadMismatchError, IndexCorruptError, IndexNotFoundError, LookalikeError
+from lookalike.locks import file_lock
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -132,26 +131,6 @@ def resolve_index_path(name_or_path: str | Path, home: Path | None = None) -> Pa
         if recorded is not None and FaceStore.exists(recorded):
             return recorded
     return p if is_path else named
-
-
-@contextlib.contextmanager
-def flock(path: Path, mode: int, blocking: bool = True) -> Iterator[bool]:
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        if mode == fcntl.LOCK_SH and e.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
-            yield True  # a read-only index: no writer can change it under us
-            return
-        raise
-    try:
-        try:
-            fcntl.flock(fd, mode | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
 
 
 def _parquet_generation(path: Path, strict: bool = False) -> int | None:
@@ -253,7 +232,7 @@ class FaceStore:
         if not cls.exists(root):
             if cls.looks_like_index(root):
                 if (root / JOURNAL).exists():
-                    with flock(root / ".writer.lock", fcntl.LOCK_EX, blocking=False) as got:
+                    with file_lock(root / ".writer.lock", blocking=False) as got:
                         if got:
                             cls._recover(root)
                 if not cls.exists(root):
@@ -266,10 +245,10 @@ class FaceStore:
                     f"no index at {root}: build one with `lookalike index PHOTOS --name NAME` (or --out {root})"
                 )
         if (root / JOURNAL).exists():
-            with flock(root / ".writer.lock", fcntl.LOCK_EX, blocking=False) as got:
+            with file_lock(root / ".writer.lock", blocking=False) as got:
                 if got:
                     cls._recover(root)
-        with flock(root / ".state.lock", fcntl.LOCK_SH):  # the manifest and the files it names, as one
+        with file_lock(root / ".state.lock", shared=True):  # the manifest and the files it names, as one
             store = cls(root, cls._read_manifest(root))
             store._check_files()
         return store
@@ -380,7 +359,7 @@ class FaceStore:
         if root.is_dir() and not FaceStore.exists(root):
             FaceStore._refuse_foreign(root)
         if (root / ".writer.lock").exists():
-            with flock(root / ".writer.lock", fcntl.LOCK_EX, blocking=False) as got:
+            with file_lock(root / ".writer.lock", blocking=False) as got:
                 if not got:
                     raise LookalikeError(f"another `lookalike index` run is writing {root}; wait for it to finish")
 
@@ -410,7 +389,7 @@ class FaceStore:
         if root.is_dir() and not cls.exists(root) and not (root / JOURNAL).exists():
             cls._refuse_foreign(root)
         root.mkdir(parents=True, exist_ok=True)
-        with flock(root / ".writer.lock", fcntl.LOCK_EX, blocking=False) as got:
+        with file_lock(root / ".writer.lock", blocking=False) as got:
             if not got:
                 raise LookalikeError(f"another `lookalike index` run is writing {root}; wait for it to finish")
             if cls.exists(root) or (root / JOURNAL).exists():
@@ -482,7 +461,7 @@ class FaceStore:
         Deletes only names the engine makes: parts the manifest does not name, its own temp files, and the
         finalize files a journal names. Anything else in the folder is the user's and stays.
         """
-        with flock(root / ".state.lock", fcntl.LOCK_EX):
+        with file_lock(root / ".state.lock"):
             journal_path = root / JOURNAL
             manifest = None
             if journal_path.exists():
@@ -526,7 +505,7 @@ class FaceStore:
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[FaceStore]:
         """Hold one generation still while several reads are made (the writer waits to swap files)."""
-        with flock(self.root / ".state.lock", fcntl.LOCK_SH):
+        with file_lock(self.root / ".state.lock", shared=True):
             self._refresh()
             yield self
 
@@ -576,20 +555,20 @@ class FaceStore:
 
     def faces(self, columns: list[str] | None = None) -> pa.Table:
         """Every indexed face (rows of `faces.parquet` plus a killed run's committed parts)."""
-        with flock(self.root / ".state.lock", fcntl.LOCK_SH):
+        with file_lock(self.root / ".state.lock", shared=True):
             self._refresh()
             return self._merged("faces", columns)
 
     def rejects(self) -> pa.Table:
         """Every rejected file with its reason."""
-        with flock(self.root / ".state.lock", fcntl.LOCK_SH):
+        with file_lock(self.root / ".state.lock", shared=True):
             self._refresh()
             return self._merged("rejects")
 
     def known_files(self) -> dict[str, tuple[int, int, str | None]]:
         """path -> (size, mtime_ns, sha256) of every file already processed (indexed or rejected)."""
         known: dict[str, tuple[int, int, str | None]] = {}
-        with flock(self.root / ".state.lock", fcntl.LOCK_SH):
+        with file_lock(self.root / ".state.lock", shared=True):
             self._refresh()
             for kind in ("rejects", "faces"):
                 t = self._merged(kind, ["path", "file_size", "mtime_ns", "sha256"])
@@ -617,7 +596,7 @@ class FaceStore:
         """The FAISS index (`IndexIDMap2` over inner product), checked against the faces it must hold."""
         from lookalike.index.vector_index import build_index
 
-        with flock(self.root / ".state.lock", fcntl.LOCK_SH):
+        with file_lock(self.root / ".state.lock", shared=True):
             self._refresh()
             path = self.root / INDEX
             if path.exists() and not self.manifest["pending"]:
@@ -650,7 +629,7 @@ class FaceStore:
         _write_parquet(faces, self.root / PARTS / f"{part}.faces.parquet")
         _write_parquet(self._with_core(rejects.cast(REJECTS_SCHEMA)), self.root / PARTS / f"{part}.rejects.parquet")
         manifest = dict(self.manifest, pending=[*self.manifest["pending"], part], updated=now_utc().isoformat())
-        with flock(self.root / ".state.lock", fcntl.LOCK_EX):
+        with file_lock(self.root / ".state.lock"):
             atomic_write_text(self.root / MANIFEST, json.dumps(manifest, indent=2))
         self.manifest = manifest
 
@@ -685,7 +664,7 @@ class FaceStore:
         manifest["files"] = {n: (self.root / tmp[n]).stat().st_size for n in _DATA_FILES}
         journal = {"generation": gen, "renames": [[tmp[n], n] for n in (INDEX, REJECTS, FACES)], "manifest": manifest}
         atomic_write_text(self.root / JOURNAL, json.dumps(journal))
-        with flock(self.root / ".state.lock", fcntl.LOCK_EX):
+        with file_lock(self.root / ".state.lock"):
             for t, final in journal["renames"]:
                 os.replace(self.root / t, self.root / final)
             atomic_write_text(self.root / MANIFEST, json.dumps(manifest, indent=2))
