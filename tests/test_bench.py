@@ -84,3 +84,28 @@ def test_mine_vise_writes_balanced_identity_disjoint_file(homes):
     assert all(a != b for a, b, m in zip(proto.identity_a, proto.identity_b, neg) if m)
     assert all(a == b for a, b, m in zip(proto.identity_a, proto.identity_b, neg) if not m)
     assert all((images / p).exists() for p in proto.source_a + proto.source_b)
+
+
+def test_roc_figure_has_a_log_false_match_axis_operating_points_and_words(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from lookalike.bench.doppelver import _plot_rocs
+    from lookalike.eval.metrics import roc_curve
+
+    rng = np.random.default_rng(0)
+    same = np.repeat([True, False], 500)
+    scores = np.where(same, rng.normal(0.6, 0.15, 1000), rng.normal(0.1, 0.15, 1000))
+    fpr, tpr, _ = roc_curve(scores, same)
+    op = (float(np.mean(scores[~same] >= 0.4)), float(np.mean(scores[same] >= 0.4)))
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    curves = [("sface", (fpr, tpr, op, 500), 0.99), ("facenet-casia + metric (eq. 11)", (fpr, tpr, op, 500), 0.98)]
+    path = _plot_rocs(tmp_path, "vise", curves)
+    assert path.exists() and path.stat().st_size > 10_000
+    ax = figures[0].axes[0]
+    assert ax.get_xscale() == "log" and ax.get_xlim()[0] == pytest.approx(1 / 500)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0].startswith("sface: cosine") and "weighting learnt per person" in labels[1]
+    assert not any("eq." in t for t in labels)
+    dots = [ln for ln in ax.get_lines() if ln.get_marker() == "o" and len(ln.get_xdata()) == 1]
+    assert len(dots) == 2 and dots[0].get_xdata()[0] == op[0]

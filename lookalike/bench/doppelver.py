@@ -41,6 +41,8 @@ def _view_result(head: str, scores: np.ndarray, proto: PairProtocol, extra: dict
     v1 = view1(scores, proto.same, proto.split)
     test = proto.split != 0
     fpr, tpr, _ = roc_curve(scores[test], proto.same[test])
+    at = scores[test] >= v2["threshold"]  # the View 2 decision (threshold from split 0) on the test splits
+    op = (float(np.mean(at[~proto.same[test]])), float(np.mean(at[proto.same[test]])))
     return {
         "head": head,
         "protocol": proto.name,
@@ -49,7 +51,7 @@ def _view_result(head: str, scores: np.ndarray, proto: PairProtocol, extra: dict
         "view1": {k: v1[k] for k in ("em_acc", "sem", "sigma", "accuracies", "test_splits")},
         "pairs": len(proto),
         **extra,
-        "_roc": (fpr, tpr),
+        "_roc": (fpr, tpr, op, int((~proto.same[test]).sum())),
     }
 
 
@@ -89,18 +91,44 @@ def evaluate_protocol(
     return out
 
 
-def _plot_rocs(out_dir: Path, protocol: str, curves: list[tuple[str, np.ndarray, np.ndarray, float]]) -> Path:
+#: Legend words for the scorings (the tables keep the equation numbers of seed 000).
+_LEGEND_WORDS = {
+    "maps plain (eq. 12)": "feature-map distance",
+    "global metric (eq. 11)": "feature maps, one learnt weighting",
+    "metric (eq. 11)": "feature maps, weighting learnt per person",
+}
+
+
+def _legend(name: str) -> str:
+    head, _, variant = name.partition(" + ")
+    words = _LEGEND_WORDS.get(variant, variant)
+    return f"{head}: {words}" if variant else f"{head}: cosine"
+
+
+def _plot_rocs(out_dir: Path, protocol: str, curves: list[tuple[str, tuple, float]]) -> Path:
+    """ROC curves of one protocol with a log false-positive axis (the low-FPR end is where verification runs),
+    each head's View 2 operating point marked, legends in words."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
-    for head, fpr, tpr, auc in curves:
-        ax.plot(fpr, tpr, label=f"{head} (AUC {100 * auc:.2f})")
-    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"DoppelVer {protocol}: View 2 ROC")
-    ax.legend(loc="lower right", fontsize=8)
+    fig, ax = plt.subplots(figsize=(6, 5), dpi=110)
+    lowest = 1.0
+    for name, (fpr, tpr, op, negatives), auc in curves:
+        lowest = min(lowest, 1.0 / max(1, negatives))
+        keep = fpr > 0  # log axis: the curve from its first false positive
+        (line,) = ax.plot(fpr[keep], tpr[keep], label=f"{_legend(name)} (AUC {100 * auc:.2f}%)")
+        ax.plot(*op, marker="o", ms=6, c=line.get_color(), mec="black", mew=0.6)
+    ax.set_xscale("log")
+    ax.set_xlim(lowest, 1.0)
+    ax.set_ylim(0, 1.01)
+    ax.grid(True, which="major", lw=0.4, alpha=0.6)
+    ax.set(xlabel="false match rate (different-person pairs accepted, log scale)",
+           ylabel="true match rate (same-person pairs accepted)",
+           title=f"DoppelVer {protocol}: View 2 ROC (test splits 1-9)")  # fmt: skip
+    ax.plot([], [], marker="o", ls="", c="grey", mec="black", label="dot: the threshold chosen on split 0")
+    ax.legend(loc="lower right", fontsize=7)
     fig.tight_layout()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"doppelver_roc_{protocol}.png"
@@ -136,7 +164,7 @@ def run_doppelver(
     pngs = []
     if out_dir is not None:
         for proto in protos:
-            curves = [(r["head"], *r["_roc"], r["view2"]["auc"]) for r in results if r["protocol"] == proto.name]
+            curves = [(r["head"], r["_roc"], r["view2"]["auc"]) for r in results if r["protocol"] == proto.name]
             if curves:
                 pngs.append(str(_plot_rocs(Path(out_dir), proto.name, curves)))
     for r in results:
