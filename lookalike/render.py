@@ -1,11 +1,13 @@
-"""HTML contact sheets: each query face beside its matches, with scores, as one self-contained file."""
+"""The HTML pages (query contact sheet, duplicates, characterisation): Jinja2 templates in `lookalike/templates/`
+(one stylesheet, escaping on), every image embedded as a data: URI so a page stands alone when moved or mailed,
+every face linked to its original photo."""
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import os
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -41,30 +43,37 @@ def image_data_uri(rgb: np.ndarray, size: int = 128) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:24px;background:#fafafa;color:#222}
-.row{display:flex;gap:12px;align-items:flex-start;margin:18px 0;padding:12px;background:#fff;border-radius:8px;
-box-shadow:0 1px 3px #0002;overflow-x:auto}
-.card{width:136px;flex:none;text-align:center;font-size:12px}
-.card img{width:128px;height:128px;object-fit:cover;border-radius:6px;background:#eee}
-.query{border-right:2px solid #ddd;padding-right:12px}
-.score{font-weight:600;font-size:14px}.path{color:#777;word-break:break-all}
-"""
+@cache
+def _env():
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(
+        loader=PackageLoader("lookalike", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["basename"] = lambda p: Path(str(p)).name
+    return env
 
 
-def _card(uri: str, title: str, lines: list[str], cls: str = "card") -> str:
-    img = f'<img src="{uri}" alt="">' if uri else '<div style="width:128px;height:128px;background:#eee"></div>'
-    body = "".join(f"<div>{line}</div>" for line in lines)
-    return f'<div class="{cls}">{img}<div class="score">{html.escape(title)}</div>{body}</div>'
+def render_page(template: str, out: Path, **values) -> Path:
+    """Render `lookalike/templates/<template>` with `values` and write it atomically to `out`."""
+    atomic_write_text(Path(out), _env().get_template(template).render(**values))
+    return Path(out)
 
 
-def _link(path: str, inner: str) -> str:
-    """`inner` linking to the photo file (its absolute file:// address), when the path is a file."""
+def file_link(path: str) -> str | None:
+    """The file:// address of a photo (its absolute path as the index stores it: links kept, not resolved)."""
     try:
-        uri = Path(os.path.abspath(path)).as_uri()  # the path as the index stores it (links kept, not resolved)
+        return Path(os.path.abspath(path)).as_uri()
     except ValueError:
-        return inner
-    return f'<a href="{html.escape(uri)}">{inner}</a>'
+        return None
+
+
+def file_data_uri(path: Path, mime: str = "image/png") -> str:
+    """A file's bytes as a data: URI (an image written beside a page, embedded in it instead of linked)."""
+    return f"data:{mime};base64," + base64.b64encode(Path(path).read_bytes()).decode()
 
 
 def write_contact_sheet(
@@ -75,42 +84,12 @@ def write_contact_sheet(
     context: what was asked (e.g. `{"index": ..., "mode": ..., "k": ...}`), shown under the title. Each face links
     to its photo; a match marked likely the same person says so.
     """
-    rows = []
     same = next((a["same_person"] for a in answers if a.get("same_person")), None)
+    shown = []
     for a in answers:
-        q = _card(
-            face_thumbnail(a["query"], a.get("face_box")),
-            "query",
-            [_link(a["query"], f'<span class="path">{html.escape(Path(a["query"]).name)}</span>')],
-            "card query",
-        )
-        cards = [q]
-        if a.get("error"):
-            cards.append(f"<div>{html.escape(a['error'])}</div>")
-        for m in a["results"]:
-            ident = html.escape(m.get("identity") or "unlabelled")
-            mark = " = same person?" if m.get("same_person") else ""
-            cards.append(
-                _card(
-                    face_thumbnail(m["path"], m.get("box")),
-                    f"#{m['rank']}  {m['score']:.3f}{mark}",
-                    [ident, _link(m["path"], f'<span class="path">{html.escape(Path(m["path"]).name)}</span>')],
-                )
-            )
-        rows.append(f'<div class="row">{"".join(cards)}</div>')
-    head = html.escape(answers[0]["head"]) if answers else ""
-    asked = "; ".join(f"{html.escape(str(k))}: <b>{html.escape(str(v))}</b>" for k, v in (context or {}).items())
-    threshold = (
-        f" A match marked <b>= same person?</b> scores at least {same['threshold']:.3f}, the cosine at which "
-        f"{100 * same['fmr']:.2f}% of different-person pairs match ({html.escape(same['source'])})."
-        if same
-        else ""
-    )
-    page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
-        f"<p>{asked + '; ' if asked else ''}head: <b>{head}</b>; score = cosine similarity of the face "
-        f"embeddings.{threshold}</p>{''.join(rows)}</body></html>"
-    )
-    atomic_write_text(Path(out), page)
-    return Path(out)
+        results = [{**m, "thumb": face_thumbnail(m["path"], m.get("box")), "link": file_link(m["path"])}
+                   for m in a["results"]]  # fmt: skip
+        shown.append({**a, "results": results, "thumb": face_thumbnail(a["query"], a.get("face_box")),
+                      "link": file_link(a["query"])})  # fmt: skip
+    head = answers[0]["head"] if answers else ""
+    return render_page("query.html", out, title=title, answers=shown, head=head, same=same, context=context or {})

@@ -58,3 +58,16 @@ def build_index(tmp: Path, source: Path, head, detector, **opts):
 @pytest.fixture(scope="session")
 def lfw10_index(tmp_path_factory, default_head, detector) -> Path:
     return build_index(tmp_path_factory.mktemp("ix"), require_data("gallery", "lfw10"), default_head, detector)
+
+
+def embedded_page(html: str) -> tuple[list[str], list[str]]:
+    """The `<img src>` and `<a href>` values of a page; asserts every image is embedded (a data: URI), so the page
+    stands alone when moved, and every link is a file:// address of an original."""
+    import re
+
+    imgs = re.findall(r'<img src="([^"]*)"', html)
+    links = re.findall(r'<a href="([^"]*)"', html)
+    linked = [src[:60] for src in imgs if not src.startswith("data:image/")]
+    assert imgs and not linked, linked
+    assert all(href.startswith("file://") for href in links), links
+    return imgs, links

@@ -12,7 +12,7 @@ from PIL import Image
 
 from lookalike.cli.app import cli
 
-from .conftest import require_data
+from .conftest import embedded_page, require_data
 
 KINDS = ("copy", "resized", "q50", "crop5")
 
@@ -72,7 +72,18 @@ def test_planted_copies_found_shown_removed_restored(planted, tmp_path):
     false = [p for p in out["near"] if _original(p[0]) != _original(p[1])]  # copies of one photo pair up too
     assert not false, false
     html = page.read_text()
-    assert html.count("<img") >= 2 * len(hits) and all(p[1] in html for p in hits)
+    imgs, links = embedded_page(html)
+    assert len(imgs) >= 2 * len(hits) and all(Path(p[1]).as_uri() in links for p in hits)
+    # whole photos, not face crops: the first picture has the photo's own aspect ratio
+    import base64
+    import io
+
+    from PIL import Image
+
+    first = Image.open(io.BytesIO(base64.b64decode(imgs[0].split(",", 1)[1])))
+    a = Path(out["exact"][0][0] if out["exact"] else out["near"][0][0])
+    w, h = Image.open(a).size
+    assert max(first.size) == min(256, max(w, h)) and abs(first.size[0] / first.size[1] - w / h) < 0.05
 
     # --remove takes the later file of each pair out, on record; a re-index does not bring them back
     ix = Path(out["index"])

@@ -9,7 +9,6 @@ Both go through the index's normal crash-safe commit (`commit_part` + `finalize`
 
 from __future__ import annotations
 
-import html
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +17,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lookalike.atomic import atomic_write_text, atomic_write_with
+from lookalike.atomic import atomic_write_with
 from lookalike.curate.pairs import similar_pairs
 from lookalike.errors import LookalikeError
 from lookalike.index.store import REJECTS_SCHEMA, FaceStore, faces_schema, now_utc, vectors_of
-from lookalike.render import face_thumbnail
+from lookalike.render import face_thumbnail, file_link, render_page
 
 REMOVED = "removed.parquet"
 EXACT_COSINE = 0.9999
@@ -237,33 +236,23 @@ def restore_removed(index_dir: Path) -> int:
     return len(set(faces["path"].to_pylist()))
 
 
-_CSS = """body{font-family:system-ui,sans-serif;margin:24px;background:#fafafa;color:#222}
-.pair{display:flex;gap:16px;align-items:center;margin:12px 0;padding:10px;background:#fff;border-radius:8px;
-box-shadow:0 1px 3px #0002}.pair img{width:128px;height:128px;object-fit:cover;border-radius:6px;background:#eee}
-.side{width:220px;font-size:12px;color:#555;word-break:break-all}.score{font-weight:600;font-size:15px;width:150px}"""
-
-
 def write_html(dups: Duplicates, out: Path, limit: int = 500) -> Path:
-    """A page of the pairs side by side (exact first, then near by score), at most `limit` pairs."""
+    """A page of the pairs side by side (exact first, then near by score), at most `limit` pairs: the whole
+    photos (embedded), each linked to its file."""
     rows = [(a, b, dups.scores.get((a, b), 1.0), "exact") for a, b in dups.exact]
     rows += [(a, b, s, "near") for a, b, s in dups.near]
-    body = []
+
+    def side(path: str) -> dict:
+        return {"path": path, "thumb": face_thumbnail(path, None, size=256), "link": file_link(path)}
+
+    pairs = []
     for a, b, s, kind in rows[:limit]:
         if (a, b) in dups.by_pixels:
             kind = f"near (pixels {dups.by_pixels[(a, b)]:.3f})"
-        cells = []
-        for p in (a, b):
-            uri = face_thumbnail(p, dups.boxes.get(p))
-            cells.append(f'<img src="{uri}" alt=""><div class="side">{html.escape(p)}</div>')
-        body.append(f'<div class="pair">{cells[0]}<div class="score">{kind}<br>cosine {s:.4f}</div>{cells[1]}</div>')
-    more = f"<p>{len(rows) - limit} more pairs not shown.</p>" if len(rows) > limit else ""
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>lookalike dedup</title>"
-        f"<style>{_CSS}</style></head><body><h1>Duplicates in {html.escape(dups.index)}</h1>"
-        f"<p>head <b>{html.escape(dups.head)}</b>, {dups.photos} photos; {len(dups.exact)} exact pairs (same sha256 "
-        f"or cosine &ge; {EXACT_COSINE}), {len(dups.near)} near pairs (cosine &gt; {dups.threshold}, or cosine &gt; "
-        f"{PIXEL_FLOOR} with thumbnails correlating &gt; {PIXEL_THRESHOLD}: {len(dups.by_pixels)} pairs). "
-        f"Left: kept (indexed first); right: the copy.</p>{''.join(body)}{more}</body></html>"
-    )
-    atomic_write_text(Path(out), page)
-    return Path(out)
+        pairs.append({"a": side(a), "b": side(b), "score": s, "kind": kind})
+    return render_page(
+        "dedup.html", out, title=f"Duplicates in {dups.index}", index=dups.index, head=dups.head, photos=dups.photos,
+        exact=len(dups.exact), near=len(dups.near), exact_cosine=EXACT_COSINE, threshold=dups.threshold,
+        pixel_floor=PIXEL_FLOOR, pixel_threshold=PIXEL_THRESHOLD, by_pixels=len(dups.by_pixels), pairs=pairs,
+        more=max(0, len(rows) - limit),
+    )  # fmt: skip

@@ -8,7 +8,6 @@ Portraits are ranked by their mean learned-metric distance (eq. 11) to the rest 
 
 from __future__ import annotations
 
-import html
 import json
 import random
 from dataclasses import dataclass
@@ -164,7 +163,7 @@ def write_outputs(ch: Characterization, out: Path, title: str) -> dict:
     """Heat maps (`heatmaps/NNN.png`), `summary.json` and `index.html` under `out`; returns the summary."""
     from PIL import Image
 
-    from lookalike.render import image_data_uri
+    from lookalike.render import file_data_uri, file_link, image_data_uri, render_page
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "heatmaps").mkdir(exist_ok=True)
@@ -197,30 +196,13 @@ def write_outputs(ch: Characterization, out: Path, title: str) -> dict:
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
 
-    def card(k: int, label: str) -> str:
-        name = html.escape(Path(ch.ind.paths[k]).name)
-        return (
-            f'<div class="card"><img src="{image_data_uri(ch.ind.crops[k], 160)}"><img src="heatmaps/{k:03d}.png">'
-            f"<div><b>{html.escape(label)}</b></div><div>{name}</div><div>score {ch.score[k]:.4f}</div></div>"
-        )
+    def portrait(k: int) -> dict:
+        heat = file_data_uri(out / "heatmaps" / f"{k:03d}.png")  # embedded: the page stands alone when moved
+        return {"crop": image_data_uri(ch.ind.crops[k], 160), "heatmap": heat, "path": ch.ind.paths[k],
+                "link": file_link(ch.ind.paths[k]), "score": float(ch.score[k])}  # fmt: skip
 
-    parts_rows = "".join(
-        f"<tr><td>{p}</td><td>{v['beats_share']:.0%}</td><td>{'yes' if v['characteristic'] else 'no'}</td></tr>"
-        for p, v in ch.parts.items()
-    )
-    cards = "".join(card(int(k), f"#{i + 1}") for i, k in enumerate(order))
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>
-body{{font-family:system-ui,sans-serif;margin:24px;background:#fafafa}}.row{{display:flex;flex-wrap:wrap;gap:12px}}
-.card{{background:#fff;padding:8px;border-radius:8px;box-shadow:0 1px 3px #0002;font-size:12px;text-align:center}}
-.card img{{width:128px;height:128px;margin:2px}}td,th{{padding:4px 12px;text-align:left}}</style></head><body>
-<h1>{html.escape(title)}</h1>
-<p>{len(ch.ind.paths)} portraits against {len(ch.arb.paths)} arbitrary faces. Heat maps: the PCAM of the person's
-row of the learned metric (seed 000, eq. 4-5); red marks this person's characteristic activation.</p>
-<h2>Most and least representative</h2><div class="row">{card(ch.most, "most representative")}
-{card(ch.least, "least representative (possible outlier or mislabelled photo)")}</div>
-<h2>Characteristic parts</h2><p>A part is characteristic when the representative portrait's PCAM inside it beats
-most of the arbitrary faces'.</p><table><tr><th>part</th><th>beats arbitrary faces</th><th>characteristic</th></tr>
-{parts_rows}</table>
-<h2>All portraits, most to least representative</h2><div class="row">{cards}</div></body></html>"""
-    atomic_write_text(out / "index.html", page)
+    render_page(
+        "characterize.html", out / "index.html", title=title, portraits=ch.ind.paths, arbitrary=len(ch.arb.paths),
+        most=portrait(ch.most), least=portrait(ch.least), parts=ch.parts, ordered=[portrait(int(k)) for k in order],
+    )  # fmt: skip
     return summary
