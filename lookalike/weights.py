@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,9 +115,11 @@ def resolve(spec: WeightsSpec, head: str, weights_dir: Path | None = None) -> tu
 
 
 def fetch(spec: WeightsSpec, head: str, weights_dir: Path | None = None) -> Path:
-    """Download a head's weights (the one function here that uses the network) and verify sha256; without a
-    network, or on an HTTP error, a one-line WeightsMissingError."""
+    """Download a head's weights (the one function here that uses the network) into a temporary file, with a
+    progress bar on a terminal, verify sha256 and only then move it into place; without a network, or on an HTTP
+    error, a one-line WeightsMissingError and nothing left behind."""
     import requests
+    from tqdm import tqdm
 
     if not spec.url:
         raise WeightsMissingError(f"head {head!r} has no download address: {spec.how_to_get}")
@@ -129,9 +132,12 @@ def fetch(spec: WeightsSpec, head: str, weights_dir: Path | None = None) -> Path
         try:
             with requests.get(spec.url, stream=True, timeout=60) as r:
                 r.raise_for_status()
-                with open(tmp, "wb") as fh:
+                total = int(r.headers.get("Content-Length") or 0) or None
+                bar = tqdm(total=total, unit="B", unit_scale=True, desc=spec.filename, disable=not sys.stderr.isatty())
+                with open(tmp, "wb") as fh, bar:
                     for chunk in r.iter_content(1 << 20):
                         fh.write(chunk)
+                        bar.update(len(chunk))
         except requests.RequestException as e:
             why = "no network connection" if isinstance(e, requests.ConnectionError) else type(e).__name__
             raise WeightsMissingError(f"cannot download {spec.url} ({why}): {spec.how_to_get}") from None
