@@ -35,11 +35,32 @@ def data_dir() -> Path:
     return _REPO_ROOT.parent / "shared" / "data"
 
 
+#: Environment variable for the engine's own state folder (named indexes, the record of where they live).
+STATE_ENV = "LOOKALIKE_STATE"
+
+
+def state_dir() -> Path:
+    """$LOOKALIKE_STATE, else the per-user data folder (platformdirs: `~/.local/share/lookalike` on Linux,
+    `~/Library/Application Support/lookalike` on macOS, `%LOCALAPPDATA%\\lookalike` on Windows)."""
+    env = os.environ.get(STATE_ENV)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return platformdirs.user_data_path("lookalike")
+
+
 def index_home() -> Path:
-    """Where `--name NAME` indexes live: $LOOKALIKE_INDEX_HOME, else ./indexes."""
+    """Where `--name NAME` indexes live: $LOOKALIKE_INDEX_HOME, else `indexes/` in the per-user data folder, so a
+    name means the same index from any folder."""
     env = os.environ.get(INDEX_HOME_ENV)
     if env:
         return Path(env).expanduser()
+    return state_dir() / "indexes"
+
+
+def legacy_index_home() -> Path:
+    """Where named indexes lived before (`./indexes` of the current folder): still read, with a notice."""
     return Path.cwd() / "indexes"
 
 

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 L=.venv/bin/lookalike
+export LOOKALIKE_INDEX_HOME="${LOOKALIKE_INDEX_HOME:-$PWD/indexes}"  # the demo keeps its index in the checkout
 $L sample-photos out/demo-photos
 $L index out/demo-photos --name demo
 shared=${LOOKALIKE_DATA:-../shared/data}/gallery

@@ -148,7 +148,8 @@ def test_metric_cache_keys_never_collide_and_follow_the_faces(tmp_path):
 
 
 def test_a_named_index_is_found_from_another_folder(tmp_path, monkeypatch):
-    monkeypatch.delenv("LOOKALIKE_INDEX_HOME", raising=False)  # the default home: ./indexes of the folder
+    monkeypatch.delenv("LOOKALIKE_INDEX_HOME", raising=False)  # the default home: the user data folder
+    monkeypatch.setenv("LOOKALIKE_STATE", str(tmp_path / "user-data"))
     photos = tmp_path / "photos" / "Tony_Blair"
     photos.mkdir(parents=True)
     shutil.copy(_person("Tony_Blair", 1), photos)
@@ -159,17 +160,50 @@ def test_a_named_index_is_found_from_another_folder(tmp_path, monkeypatch):
     run = CliRunner().invoke
     monkeypatch.chdir(a)
     assert run(cli, ["index", str(photos.parent), "--name", "holiday", "--head", "sface", "-q"]).exit_code == 0
-    assert (a / "indexes" / "holiday" / "manifest.json").exists()
-    monkeypatch.chdir(b)  # another folder: the name still finds the index built in a
+    home = tmp_path / "user-data" / "indexes"
+    assert (home / "holiday" / "manifest.json").exists() and not (a / "indexes").exists()
+    monkeypatch.chdir(b)  # another folder: the name finds the same index
     info = run(cli, ["info", "holiday", "--json"])
-    assert info.exit_code == 0 and str(a / "indexes" / "holiday") in info.output
+    assert info.exit_code == 0 and str(home / "holiday") in info.output
     q = run(cli, ["query", str(photos / "Tony_Blair_0001.jpg"), "--index", "holiday", "--json", "-k", "1"])
     assert q.exit_code == 0 and json.loads(q.stdout)["results"][0]["identity"] == "Tony_Blair"
-    # a folder's own ./indexes/NAME wins over the record
-    assert run(cli, ["index", str(photos.parent), "--name", "holiday", "--head", "sface", "-q"]).exit_code == 0
-    assert str(b / "indexes" / "holiday") in run(cli, ["info", "holiday", "--json"]).output
-    # the record follows the latest build; an index that is gone is not found through it
+    # $LOOKALIKE_INDEX_HOME still puts named indexes where it says, and the record finds them from elsewhere
+    monkeypatch.setenv("LOOKALIKE_INDEX_HOME", str(b / "mine"))
+    assert run(cli, ["index", str(photos.parent), "--name", "work", "--head", "sface", "-q"]).exit_code == 0
+    assert (b / "mine" / "work" / "manifest.json").exists()
+    monkeypatch.delenv("LOOKALIKE_INDEX_HOME")
     monkeypatch.chdir(c)
-    assert str(b / "indexes" / "holiday") in run(cli, ["info", "holiday", "--json"]).output
-    shutil.rmtree(b / "indexes" / "holiday")
-    assert run(cli, ["info", "holiday"]).exit_code != 0
+    assert str(b / "mine" / "work") in run(cli, ["info", "work", "--json"]).output
+    shutil.rmtree(b / "mine" / "work")
+    assert run(cli, ["info", "work"]).exit_code != 0  # gone: not found through the record
+
+
+def test_an_index_in_the_old_place_is_used_with_a_notice(tmp_path, monkeypatch):
+    """Before, `--name NAME` meant ./indexes/NAME of the current folder: such an index is still found and added
+    to (not split in two), with a one-line note saying where new ones go."""
+    monkeypatch.delenv("LOOKALIKE_INDEX_HOME", raising=False)
+    monkeypatch.setenv("LOOKALIKE_STATE", str(tmp_path / "user-data"))
+    photos = tmp_path / "photos" / "Tony_Blair"
+    photos.mkdir(parents=True)
+    shutil.copy(_person("Tony_Blair", 1), photos)
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    old = project / "indexes" / "holiday"
+    monkeypatch.setenv("LOOKALIKE_INDEX_HOME", str(project / "indexes"))  # built where the old version put it
+    assert (
+        CliRunner().invoke(cli, ["index", str(photos.parent), "--name", "holiday", "--head", "sface", "-q"]).exit_code
+        == 0
+    )
+    monkeypatch.delenv("LOOKALIKE_INDEX_HOME")
+    from lookalike.index import store
+
+    store._NOTICED.clear()
+    info = CliRunner().invoke(cli, ["info", "holiday", "--json"])
+    assert info.exit_code == 0 and str(old) in info.output
+    shutil.copy(_person("Tony_Blair", 2), photos)
+    res = CliRunner().invoke(cli, ["index", str(photos.parent), "--name", "holiday", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout.splitlines()[-1])["faces_added"] == 1  # added to the old one
+    assert not (tmp_path / "user-data" / "indexes" / "holiday").exists()
+    note = info.stderr  # once per process: the later run in this process does not repeat it
+    assert note.count("lookalike: note: using ") == 1 and "LOOKALIKE_INDEX_HOME=" in note and str(old) in note

@@ -28,6 +28,13 @@ def _resolve_index(name_or_path: str | None) -> Path:
         return resolve_index_path(name_or_path)
     home = config.index_home()
     found = sorted(p for p in home.iterdir() if FaceStore.exists(p)) if home.is_dir() else []
+    legacy = config.legacy_index_home()
+    if not found and legacy.is_dir() and legacy != home:  # named indexes built before they moved
+        found = sorted(p for p in legacy.iterdir() if FaceStore.exists(p))
+        if len(found) == 1:
+            from lookalike.index.store import legacy_notice
+
+            legacy_notice(found[0], home / found[0].name)
     if len(found) == 1:
         return found[0]
     if not found:
@@ -53,7 +60,11 @@ def cli(weights_dir: Path | None) -> None:
 # ------------------------------------------------------------------------------------------------ index
 @cli.command("index", context_settings=CONTEXT)
 @click.argument("source", type=click.Path(exists=True, path_type=Path, allow_dash=False))
-@click.option("--name", help="Index name: lives in ./indexes/NAME (or $LOOKALIKE_INDEX_HOME/NAME).")
+@click.option(
+    "--name",
+    help="Index name: found by `--index NAME` from any folder (kept in the user data folder, "
+    "or $LOOKALIKE_INDEX_HOME).",
+)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Index folder (instead of --name).")
 @click.option("--head", "head_name", default=None, help="Embedding head (see `lookalike heads`).")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CSV path,identity.")
@@ -124,6 +135,12 @@ def index_cmd(
     named = name or (None if out is not None else source.resolve().name)
     if out is None:
         out = config.index_home() / str(named)
+        old = config.legacy_index_home() / str(named)
+        if not FaceStore.looks_like_index(out) and old != out and FaceStore.looks_like_index(old):
+            from lookalike.index.store import legacy_notice
+
+            legacy_notice(old, out)  # keep adding to the index where it is, rather than start a second one
+            out = old
     if min(max_pixels, max_file_mb, max_pixels_in_flight, batch_size) <= 0:
         raise LookalikeError("--max-pixels, --max-file-mb, --max-pixels-in-flight and --batch-size must be > 0")
     # everything that can refuse the run does so before any model loads

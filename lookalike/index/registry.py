@@ -1,35 +1,24 @@
-"""Named indexes, wherever they were built: `lookalike index --name NAME` run in one folder writes
-`./indexes/NAME` there, and `--index NAME` from any other folder still finds it through this small record
-(name -> absolute folder) in the user's state folder (`$LOOKALIKE_STATE`, else platformdirs' user data folder).
+"""Named indexes, wherever they were built: `lookalike index --name NAME` writes the index home's NAME (the
+per-user data folder, or $LOOKALIKE_INDEX_HOME, which may be a project's own folder), and `--index NAME` from any
+other folder still finds it through this small record (name -> absolute folder) in the user's state folder
+(`$LOOKALIKE_STATE`, else platformdirs' user data folder).
 
 The record is a JSON file, rewritten atomically under an exclusive lock; an entry whose folder is gone or no
-longer holds an index is ignored (and dropped at the next write). A name found in the index home of the
-current folder wins over the record, so a project's own `./indexes/NAME` is always the one it means.
+longer holds an index is ignored (and dropped at the next write). A name found in the current index home wins
+over the record.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 from lookalike.atomic import atomic_write_text
+from lookalike.config import state_dir
 from lookalike.locks import file_lock
 
-#: Environment variable naming the folder for the engine's own state (the record of named indexes).
-STATE_ENV = "LOOKALIKE_STATE"
 RECORD = "indexes.json"
-
-
-def state_dir() -> Path:
-    """$LOOKALIKE_STATE, else the user data folder (`~/.local/share/lookalike` on Linux)."""
-    env = os.environ.get(STATE_ENV)
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return platformdirs.user_data_path("lookalike")
 
 
 def _read(path: Path) -> dict[str, str]:

@@ -25,6 +25,7 @@ import datetime as dt
 import json
 import os
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,19 +112,22 @@ def vectors_of(table: pa.Table, dim: int) -> np.ndarray:
 
 
 def resolve_index_path(name_or_path: str | Path, home: Path | None = None) -> Path:
-    """An index folder from a path, a name under the index home, or a name recorded where it was built
-    (`index/registry.py`); an existing index wins either way."""
+    """An index folder from a path, a name under the index home, a name under `./indexes` (where named indexes
+    lived before; a one-line notice on stderr), or a name recorded where it was built (`index/registry.py`); an
+    existing index wins either way."""
     from lookalike import config
 
     p = Path(name_or_path)
     named = (home or config.index_home()) / str(name_or_path)
-    for candidate in (p, named):  # an index with its manifest first, then a damaged one (for `repair`)
-        if (candidate / MANIFEST).exists():
-            return candidate
-    for candidate in (p, named):
-        if candidate.is_dir() and FaceStore.looks_like_index(candidate):
-            return candidate
     is_path = os.sep in str(name_or_path) or str(name_or_path).startswith(".")
+    legacy = None if is_path or home is not None else config.legacy_index_home() / str(name_or_path)
+    candidates = [c for c in (p, named, legacy) if c is not None]
+    for check in (lambda c: (c / MANIFEST).exists(), lambda c: c.is_dir() and FaceStore.looks_like_index(c)):
+        for candidate in candidates:  # an index with its manifest first, then a damaged one (for `repair`)
+            if check(candidate):
+                if candidate == legacy and legacy != named:
+                    legacy_notice(legacy, named)
+                return candidate
     if not is_path:
         from lookalike.index.registry import lookup  # a name built in another folder
 
@@ -131,6 +135,21 @@ def resolve_index_path(name_or_path: str | Path, home: Path | None = None) -> Pa
         if recorded is not None and FaceStore.exists(recorded):
             return recorded
     return p if is_path else named
+
+
+def legacy_notice(old: Path, new: Path) -> None:
+    """Say once per process that a named index was found in the old place."""
+    if str(old) in _NOTICED:
+        return
+    _NOTICED.add(str(old))
+    print(
+        f"lookalike: note: using {old} (where named indexes lived before); new ones go to {new.parent}: move it "
+        f"there, or set LOOKALIKE_INDEX_HOME={old.parent} to keep using that folder",
+        file=sys.stderr,
+    )
+
+
+_NOTICED: set[str] = set()
 
 
 def _parquet_generation(path: Path, strict: bool = False) -> int | None:
