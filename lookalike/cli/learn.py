@@ -28,7 +28,7 @@ def characterize_cmd(
     photos: Path, against: str | None, out: Path | None, arbitrary: int, steps: int, quiet: bool, as_json: bool
 ) -> None:
     """Characterise one person from PHOTOS (a folder of their photos): what sets their face apart from others
-    (a learnt metric, seed 000), heat maps of the face parts that matter (PCAM),
+    (a similarity learnt from their photos), heat maps of the face parts that matter,
     most/least representative portraits and characteristic face parts, as summary.json + index.html."""
     from lookalike.faces.photos import iter_photo_files
     from lookalike.similarity.characterize import arbitrary_from, characterize, default_arbitrary, write_outputs
@@ -63,7 +63,8 @@ def train_group() -> None:
 
 
 def pick_backbone(backbone: str) -> str:
-    """`auto`: arcface-r50 when its weights are in the weights directory (seed 004's backbone), else facenet-casia."""
+    """`auto`: arcface-r50 when its weights are in the weights directory (the published recipe's backbone), else
+    facenet-casia."""
     if backbone != "auto":
         return backbone
     from lookalike.heads import get_head_spec
@@ -140,14 +141,12 @@ def _with_opts(f):
 
 @train_group.command("lookalike", context_settings=CONTEXT)
 @_with_opts
-@click.option(
-    "--hierarchical", is_flag=True, help="Also learn from 10 intermediate layers of the frozen backbone (seed 002)."
-)
+@click.option("--hierarchical", is_flag=True, help="Also learn from 10 intermediate layers of the frozen backbone.")
 def train_lookalike(
     triplets: Path, name: str, epochs: int, backbone: str, quiet: bool, as_json: bool, hierarchical: bool
 ) -> None:
-    """Train a look-alike head from rated triplets: which of two faces looks more like a third (seed 001:
-    Euclidean triplet loss, alpha 0.05, Adam 1e-4, batch 32, half the batches easy triplets)."""
+    """Train a look-alike head from rated triplets: which of two faces looks more like a third (a triplet loss on
+    distances, margin 0.05, Adam 1e-4, batches of 32, half of them easy triplets)."""
     if hierarchical and backbone == "auto":
         backbone = "facenet-casia"  # seed 002's layers are FaceNet's
     _train("lookalike", triplets, name, hierarchical, epochs, quiet, as_json, backbone)
@@ -156,8 +155,8 @@ def train_lookalike(
 @train_group.command("perface", context_settings=CONTEXT)
 @_with_opts
 def train_perface(triplets: Path, name: str, epochs: int, backbone: str, quiet: bool, as_json: bool) -> None:
-    """Fine-tune a head for how people perceive similarity, from unanimously rated triplets (seed 004: cosine
-    triplet loss, margin 0.1, SGD 0.01, momentum 0.9, weight decay 5e-4, batch 32)."""
+    """Fine-tune a head for how people perceive similarity, from unanimously rated triplets (a triplet loss on
+    cosine, margin 0.1, SGD 0.01, momentum 0.9, weight decay 5e-4, batches of 32)."""
     _train("perface", triplets, name, False, epochs, quiet, as_json, backbone)
 
 
@@ -196,7 +195,7 @@ def make_triplets_cmd(out: Path, n_identity: int, per_pair: int, hard_from: Path
 @click.option("--json", "as_json", is_flag=True)
 def anonymize_cmd(image: Path, pool: str, attributes: Path, k: int, as_json: bool) -> None:
     """Faces of people who share IMAGE's attributes but look least like it: candidates to stand in for it
-    (seed 004: the attribute group by the 95% CI upper bound, then its least similar faces)."""
+    (the attribute group chosen by the upper end of its 95% confidence interval, then its least similar faces)."""
     from lookalike.index.store import resolve_index_path
     from lookalike.search.query import Searcher
     from lookalike.similarity.anonymize import choose, read_attributes

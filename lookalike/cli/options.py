@@ -29,7 +29,6 @@ RERANK = click.option(
     type=click.Choice(["none", "metric"]),
     default="none",
     show_default=True,
-    help="metric: also score pairs by feature-map distances, plain and weighted by a learnt metric (seed 000, "
-    "eq. 12 and 11), "
-    "as `query --rerank metric` orders candidates (FaceNet heads).",
+    help="metric: also score pairs by distances between the network's feature maps, plain and weighted by a "
+    "similarity learnt from labelled photos, as `query --rerank metric` orders candidates (FaceNet heads).",
 )
