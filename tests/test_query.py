@@ -210,3 +210,18 @@ def test_query_marks_at_the_chosen_false_match_rate(lfw10_index):
     assert loose["same_person"]["threshold"] == same_person(head, det, 0.01).threshold
     assert strict["same_person"]["threshold"] == same_person(head, det, 0.0001).threshold
     assert sum(m["same_person"] for m in strict["results"]) <= sum(m["same_person"] for m in loose["results"])
+
+
+def test_all_faces_answers_for_every_face_of_the_photo(lfw10_index):
+    group = require_data("group-photos", "selfie-many-people.jpg")
+    run = CliRunner().invoke
+    listed = json.loads(run(cli, ["query", str(group), "--index", str(lfw10_index), "--list-faces", "--json"]).stdout)
+    res = run(cli, ["query", str(group), "--index", str(lfw10_index), "--all-faces", "--json", "-k", "2"])
+    assert res.exit_code == 0, res.output
+    answers = [json.loads(x) for x in res.stdout.splitlines()]
+    assert len(listed["faces"]) >= 3 and len(answers) == len(listed["faces"])
+    assert [a["face_index"] for a in answers] == [f["face_index"] for f in listed["faces"]]
+    assert [a["face_box"] for a in answers] == [f["box"] for f in listed["faces"]]
+    assert all(len(a["results"]) == 2 for a in answers)
+    both = run(cli, ["query", str(group), "--index", str(lfw10_index), "--all-faces", "--face", "1"])
+    assert both.exit_code != 0 and "not both" in str(both.exception)

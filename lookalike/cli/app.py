@@ -209,6 +209,7 @@ FMR_CHOICES = ("0.01", "0.001", "0.0001")
 @click.option("--mode", type=click.Choice(["faces", "identities"]), default="faces", show_default=True)
 @click.option("--face", type=int, default=None, help="Use face N of the photo (0 = main face; see --list-faces).")
 @click.option("--list-faces", is_flag=True, help="List each photo's faces (number, box, probability); no search.")
+@click.option("--all-faces", is_flag=True, help="Answer for every face of each photo, main face first.")
 @click.option("--identity", default=None, help="The query's own identity (left out in identities mode).")
 @click.option("--include-self", is_flag=True, help="Allow the query photo itself among the matches.")
 @click.option("--head", "head_name", default=None, help="Refuse unless the index was built by this head.")
@@ -233,6 +234,7 @@ def query_cmd(
     mode: str,
     face: int | None,
     list_faces: bool,
+    all_faces: bool,
     identity: str | None,
     include_self: bool,
     head_name: str | None,
@@ -253,6 +255,8 @@ def query_cmd(
     from lookalike.search.rerank import DEFAULT_CANDIDATES, rerank_answers
 
     paths, refused = _query_paths(images)
+    if all_faces and face is not None:
+        raise LookalikeError("--all-faces answers for every face: give --all-faces or --face N, not both")
     searcher = Searcher(_resolve_index(index_name), head=head_name, device=device)
     if list_faces:
         listed = searcher.list_faces(paths) + [{"query": p, "error": f"cannot use {p}: {why}"} for p, why in refused]
@@ -272,7 +276,14 @@ def query_cmd(
         return
     kk = max(k, DEFAULT_CANDIDATES) if rerank == "metric" else k
     answers = searcher.query_photos(
-        paths, k=kk, mode=mode, face=face, include_self=include_self, identity=identity, fmr=float(fmr)
+        paths,
+        k=kk,
+        mode=mode,
+        face=face,
+        include_self=include_self,
+        identity=identity,
+        fmr=float(fmr),
+        all_faces=all_faces,
     )
     if rerank == "metric":
         rerank_answers(searcher, answers, k, identity, metric_from)

@@ -237,6 +237,7 @@ class Searcher:
         include_self: bool = False,
         identity: str | None = None,
         fmr: float = DEFAULT_FMR,
+        all_faces: bool = False,
     ) -> list[QueryAnswer]:
         """Detect and align each photo like the gallery, embed its main face (or face `face`), search.
 
@@ -246,22 +247,26 @@ class Searcher:
         keeps its photo's sha256 and its face (`face`: box, crop, vector), so nothing detects it again. Photos
         are decoded `QUERY_BATCH` at a time and dropped once their face is cut: many query photos never sit in
         memory together. Matches are marked likely the same person at the threshold measured at false match rate
-        `fmr` (`lookalike.heads.calibration`).
+        `fmr` (`lookalike.heads.calibration`). all_faces: one answer for every face of each photo (main face first,
+        `face_index` telling them apart) instead of one for its main face (or face `face`).
         """
         same = same_person(self.store.head, self.analyzer.detector.name, fmr)
         names = [f"<array {i}>" if isinstance(p, np.ndarray) else to_text(p) for i, p in enumerate(paths)]
-        answers = [QueryAnswer(query=n, head=self.store.head, same_person=same) for n in names]
+        per_photo = [QueryAnswer(query=n, head=self.store.head, same_person=same) for n in names]
+        answers: list[QueryAnswer] = []
         chosen: list[QueryAnswer] = []
         for start in range(0, len(paths), QUERY_BATCH):
-            part = answers[start : start + QUERY_BATCH]
+            part = per_photo[start : start + QUERY_BATCH]
             side = self.analyzer.detector.max_side  # decoded as the index decodes: a large JPEG reduced
             loaded = [
                 photo_from_array(p, n) if isinstance(p, np.ndarray) else load_photo(p, draft_side=side)
                 for p, n in zip(paths[start : start + QUERY_BATCH], names[start : start + QUERY_BATCH], strict=True)
             ]
             photos = [x for x in loaded if isinstance(x, Photo)]
-            analyzed = iter(self.analyzer.analyze(photos, keep_best=True, face=face or 0) if photos else [])
+            which = None if all_faces else face or 0
+            analyzed = iter(self.analyzer.analyze(photos, keep_best=True, face=which) if photos else [])
             for ans, item in zip(part, loaded, strict=True):
+                answers.append(ans)
                 if not isinstance(item, Photo):
                     ans.error = f"cannot use {ans.query}: {item.reason}"
                     continue
@@ -275,6 +280,10 @@ class Searcher:
                 else:
                     ans.sha256, ans.face = item.sha256, a.faces[0]
                     chosen.append(ans)
+                    for f in a.faces[1:]:  # all_faces: the photo's other faces, each its own answer
+                        more = QueryAnswer(query=ans.query, head=ans.head, same_person=same, sha256=item.sha256, face=f)
+                        answers.append(more)
+                        chosen.append(more)
         if not chosen:
             return answers
         vectors = np.stack([a.face.embedding for a in chosen])  # type: ignore[union-attr]
