@@ -206,7 +206,13 @@ FMR_CHOICES = ("0.01", "0.001", "0.0001")
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-k", default=10, show_default=True, type=click.IntRange(min=1), help="Matches per query.")
 @click.option("--index", "index_name", default=None, help="Index name or folder (default: the only one).")
-@click.option("--mode", type=click.Choice(["faces", "identities"]), default="faces", show_default=True)
+@click.option(
+    "--mode",
+    type=click.Choice(["faces", "identities"]),
+    default="faces",
+    show_default=True,
+    help="faces: the k most similar faces; identities: the best face of each of the k most similar people.",
+)
 @click.option("--face", type=int, default=None, help="Use face N of the photo (0 = main face; see --list-faces).")
 @click.option("--list-faces", is_flag=True, help="List each photo's faces (number, box, probability); no search.")
 @click.option("--all-faces", is_flag=True, help="Answer for every face of each photo, main face first.")
