@@ -95,7 +95,9 @@ def cli(weights_dir: Path | None) -> None:
     default=None,
     help="Processes that find faces [default: one per CPU but one from 4 CPUs and 200 photos; 0 = this process].",
 )
-@click.option("--index-type", default="Flat", show_default=True, help="FAISS factory string, e.g. HNSW32.")
+@click.option("--index-type", default="auto", show_default=True,
+              help="auto: exact search up to 200,000 faces, then an IVF index tuned to recall@10 >= 0.95; or a FAISS "
+              "factory string (Flat, HNSW32, IVF4096,SQ8).")  # fmt: skip
 @click.option("--device", default=None, help="torch device (default: cuda when present, else cpu).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's report as JSON.")
@@ -436,6 +438,7 @@ def info_cmd(index: str | None, as_json: bool) -> None:
         "weights_sha256": m["weights_sha256"],
         "index_factory": m.get("index_factory", "Flat"),
         "index_active": m.get("index_active", m.get("index_factory", "Flat")),
+        "index_state": m.get("index_state"),
         "pending_parts": len(m["pending"]),
         "created": m["created"],
         "updated": m["updated"],

@@ -53,7 +53,7 @@ class IndexOptions:
     pixels_in_flight: int = DEFAULT_PIXELS_IN_FLIGHT
     batch_files: int = 32
     commit_every: int = 256
-    index_factory: str = "Flat"
+    index_factory: str = "auto"
     labels: dict[str, str] | None = None
     prune: bool = False
     workers: int | None = None  # processes that find faces; None: `default_workers`

@@ -32,7 +32,7 @@ from lookalike.index.store import (
     supersede,
     vectors_of,
 )
-from lookalike.index.vector_index import active_description, build_index
+from lookalike.index.vector_index import active_description, update_index
 from lookalike.locks import file_lock
 
 
@@ -139,7 +139,7 @@ def repair_index(root: str | Path, head_info: dict | None = None) -> RepairRepor
         rejects = rejects.replace_schema_metadata(None)
         faces, report.ids_reassigned, next_id = dedupe_ids(faces, int((manifest or {}).get("next_id", 0)))
         factory = info.get("index_factory") or "Flat"
-        index = build_index(vectors_of(faces, dim), faces["vector_id"].to_numpy(), factory)
+        index, state = update_index(None, vectors_of(faces, dim), faces["vector_id"].to_numpy(), factory)
         now = now_utc().isoformat()
         counts = {
             "faces": faces.num_rows,
@@ -158,7 +158,8 @@ def repair_index(root: str | Path, head_info: dict | None = None) -> RepairRepor
             "next_id": next_id,
             "pending": [],
             "counts": counts,
-            "index_active": active_description(index, factory, faces.num_rows),
+            "index_active": active_description(index, factory, faces.num_rows, state),
+            "index_state": state,
             "created": info.get("created") or now,
             "updated": now,
             "repaired": now,

@@ -613,7 +613,7 @@ class FaceStore:
 
     def load_index(self):
         """The FAISS index (`IndexIDMap2` over inner product), checked against the faces it must hold."""
-        from lookalike.index.vector_index import build_index
+        from lookalike.index.vector_index import build_index, set_search_param
 
         with file_lock(self.root / ".state.lock", shared=True):
             self._refresh()
@@ -623,11 +623,16 @@ class FaceStore:
                 if index.ntotal == self.manifest["counts"]["faces"]:
                     return index
             faces = self._merged("faces", ["vector_id", "embedding"])
-        return build_index(
+        state = self.manifest.get("index_state") or {}
+        index = build_index(
             vectors_of(faces, self.dim),
             faces["vector_id"].to_numpy(),
-            self.manifest.get("index_factory", "Flat"),
+            state.get("factory") or self.manifest.get("index_factory", "Flat"),
         )
+        tuning = state.get("tuning")
+        if tuning and tuning.get("param") in ("nprobe", "efSearch"):
+            set_search_param(index, tuning["param"], tuning["value"])
+        return index
 
     # ------------------------------------------------------------------ writing
     def reserve_ids(self, n: int) -> np.ndarray:
@@ -705,7 +710,10 @@ class FaceStore:
         gen = int(self.manifest["generation"]) + 1
         old_index = self._read_faiss() if (self.root / INDEX).exists() else None
         factory = self.manifest.get("index_factory", "Flat")
-        index = update_index(old_index, vectors_of(faces, self.dim), faces["vector_id"].to_numpy(), factory)
+        vectors = vectors_of(faces, self.dim)
+        index, state = update_index(
+            old_index, vectors, faces["vector_id"].to_numpy(), factory, self.manifest.get("index_state")
+        )
         counts = {
             "faces": faces.num_rows,
             "files": len(pc.unique(faces["path"])) if faces.num_rows else 0,
@@ -716,7 +724,8 @@ class FaceStore:
             generation=gen,
             pending=[],
             counts=counts,
-            index_active=active_description(index, factory, faces.num_rows),
+            index_active=active_description(index, factory, faces.num_rows, state),
+            index_state=state,
             updated=now_utc().isoformat(),
         )
         self.write_generation(faces, rejects, index, manifest)
