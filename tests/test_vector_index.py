@@ -10,11 +10,11 @@ import pytest
 from lookalike.index import vector_index as vi
 
 
-def _clustered(n: int, d: int = 32, centres: int = 400, seed: int = 0) -> np.ndarray:
+def _clustered(n: int, d: int = 32, centres: int = 2000, seed: int = 0, noise: float = 0.35) -> np.ndarray:
     """People (centres) with several photos each (noisy copies), L2-normalised: the shape of face vectors."""
     rng = np.random.default_rng(seed)
     c = rng.normal(size=(centres, d)).astype(np.float32)
-    v = c[rng.integers(0, centres, n)] + rng.normal(0, 0.35, (n, d)).astype(np.float32)
+    v = c[rng.integers(0, centres, n)] + rng.normal(0, noise, (n, d)).astype(np.float32)
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
@@ -60,6 +60,16 @@ def test_auto_above_the_switch_trains_tunes_and_meets_its_recall(monkeypatch):
     big = _clustered(52_000, seed=3)
     again, state4 = vi.update_index(kept, big, np.arange(len(big)), vi.AUTO, state3)
     assert again is not kept and state4["trained_on"] == len(big) and state4["factory"] == vi.auto_factory(len(big))
+
+
+def test_auto_keeps_whole_vectors_when_8_bit_codes_cannot_reach_the_recall(monkeypatch):
+    """Many near-identical faces (a few people, many photos each): SQ8 reorders near-ties at any nprobe, so auto
+    falls back to an IVF over whole vectors and meets the target there."""
+    monkeypatch.setattr(vi, "EXACT_UP_TO", 5_000)
+    v = _clustered(25_000, centres=400, noise=0.1)
+    _, state = vi.update_index(None, v, np.arange(len(v)), vi.AUTO)
+    assert state["factory"] == "IVF512,Flat" and state["sq8_recall"] < vi.TARGET_RECALL
+    assert state["tuning"]["recall"] >= vi.TARGET_RECALL
 
 
 def test_a_store_records_the_choice(tmp_path):

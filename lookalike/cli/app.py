@@ -226,6 +226,7 @@ FMR_CHOICES = ("0.01", "0.001", "0.0001")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="Write a contact sheet.")
 @click.option("--fmr", type=click.Choice(FMR_CHOICES), default="0.001", show_default=True,
               help="Mark matches as likely the same person at the threshold of this false match rate.")  # fmt: skip
+@click.option("--no-server", is_flag=True, help="Answer in this process even when `lookalike serve` holds the index.")
 @click.option("--rerank", type=click.Choice(["none", "metric"]), default="none", show_default=True,
               help="metric: reorder the top 50 by a similarity learnt from labelled photos (distances between the "
               "network's feature maps, weighted per person). Experimental: on this project's benchmarks it ranks "
@@ -250,6 +251,7 @@ def query_cmd(
     as_json: bool,
     html_out: Path | None,
     fmr: str,
+    no_server: bool,
     rerank: str,
     metric_from: str,
 ) -> None:
@@ -265,7 +267,16 @@ def query_cmd(
     paths, refused = _query_paths(images)
     if all_faces and face is not None:
         raise LookalikeError("--all-faces answers for every face: give --all-faces or --face N, not both")
-    searcher = Searcher(_resolve_index(index_name), head=head_name, device=device)
+    ix = _resolve_index(index_name)
+    ask = {"k": k, "mode": mode, "face": face, "include_self": include_self, "identity": identity, "fmr": float(fmr),
+           "all_faces": all_faces}  # fmt: skip
+    served = None
+    if not (list_faces or rerank == "metric" or no_server or device):
+        served = _ask_server(ix, paths, ask, head_name)
+    if served is not None:
+        _print_answers(served, refused, as_json, html_out, {"index": str(ix), "mode": mode, "k": k})
+        return
+    searcher = Searcher(ix, head=head_name, device=device)
     if list_faces:
         listed = searcher.list_faces(paths) + [{"query": p, "error": f"cannot use {p}: {why}"} for p, why in refused]
         for x in listed:
@@ -283,19 +294,45 @@ def query_cmd(
             sys.exit(2 if len(bad) == len(listed) else 3)
         return
     kk = max(k, DEFAULT_CANDIDATES) if rerank == "metric" else k
-    answers = searcher.query_photos(
-        paths,
-        k=kk,
-        mode=mode,
-        face=face,
-        include_self=include_self,
-        identity=identity,
-        fmr=float(fmr),
-        all_faces=all_faces,
-    )
+    answers = searcher.query_photos(paths, **{**ask, "k": kk})
     if rerank == "metric":
         rerank_answers(searcher, answers, k, identity, metric_from)
-    dicts = [a.as_json() for a in answers] + [{"query": p, "error": f"cannot use {p}: {why}"} for p, why in refused]
+    _print_answers([a.as_json() for a in answers], refused, as_json, html_out,
+                   {"index": str(searcher.store.root), "mode": mode, "k": k})  # fmt: skip
+
+
+def _ask_server(ix: Path, paths: list[str], ask: dict, head_name: str | None) -> list[dict] | None:
+    """The answers of a running `lookalike serve` that holds index `ix` (the warm path), or None when none runs
+    or it does not answer (the caller then answers here)."""
+    from lookalike.serve.record import find_server
+
+    url = find_server(ix)
+    if url is None:
+        return None
+    if head_name:
+        from lookalike.index.store import FaceStore
+
+        FaceStore.open(ix).check_head(head_name)
+    import requests
+
+    sent = {os.path.abspath(p): p for p in paths}
+    try:
+        r = requests.post(f"{url}/query", json={"index": str(ix), "paths": list(sent), **ask}, timeout=(0.5, 3600))
+    except requests.RequestException:
+        return None
+    if r.status_code != 200:
+        raise LookalikeError(f"the server at {url} refused: {r.json().get('error', r.status_code)}")
+    answers = r.json()
+    for a in answers:  # the photo as the user named it
+        a["query"] = sent.get(a["query"], a["query"])
+        if a.get("error"):
+            for full, given in sent.items():
+                a["error"] = a["error"].replace(full, given)
+    return answers
+
+
+def _print_answers(dicts: list[dict], refused: list, as_json: bool, html_out: Path | None, context: dict) -> None:
+    dicts = dicts + [{"query": p, "error": f"cannot use {p}: {why}"} for p, why in refused]
     for a in dicts:
         if as_json:
             _emit_json(a)
@@ -312,7 +349,7 @@ def query_cmd(
             click.echo(f"  {m['rank']:>3} {mark} {m['score']:.3f}  {m['identity'] or '-':<28} {m['path']}")
     if html_out:
         write_contact = __import__("lookalike.render", fromlist=["write_contact_sheet"]).write_contact_sheet
-        write_contact(dicts, html_out, context={"index": str(searcher.store.root), "mode": mode, "k": k})
+        write_contact(dicts, html_out, context=context)
         if not as_json:
             click.echo(f"contact sheet: {html_out}", err=True)
     failed = [a for a in dicts if a.get("error")]
@@ -339,6 +376,41 @@ def _query_paths(images: tuple[Path, ...]) -> tuple[list[str], list[tuple[str, s
         out += scan.photos
         refused += list(scan.unsupported)
     return out, refused
+
+
+# ------------------------------------------------------------------------------------------------ serve
+@cli.command("serve", context_settings=CONTEXT)
+@click.option("--index", "index_names", multiple=True,
+              help="Index to hold (name or folder; repeatable; default: the only one).")  # fmt: skip
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (this machine only by default).")  # fmt: skip
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one).")
+@click.option("--device", default=None, help="torch device for the heads (default: cuda when present, else cpu).")
+def serve_cmd(index_names: tuple[str, ...], host: str, port: int, device: str | None) -> None:
+    """Keep indexes and their models loaded and answer over HTTP (JSON): `lookalike query` on this machine uses
+    it while it runs (a warm answer instead of seconds of start-up). Stop with Ctrl-C."""
+    import socket
+
+    import uvicorn
+
+    from lookalike.serve.app import create_app
+    from lookalike.serve.record import clear_record, write_record
+
+    folders = [_resolve_index(n) for n in index_names] or [_resolve_index(None)]
+    indexes = {f.name: f.resolve() for f in folders}
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"lookalike: warning: listening on {host}: other machines can ask this index about faces", err=True)
+    app = create_app(indexes, device=device, on_stop=clear_record)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{sock.getsockname()[1]}"
+    write_record(url, {n: str(f) for n, f in indexes.items()})
+    click.echo(f"serving {', '.join(indexes)} at {url} (Ctrl-C stops)", err=True)
+    try:
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    finally:
+        clear_record()
 
 
 # ------------------------------------------------------------------------------------------------ verify

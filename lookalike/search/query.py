@@ -66,8 +66,9 @@ class QueryAnswer:
         same = self.same_person if not self.rerank else None  # a reranked score is not the cosine it was set on
         if same is not None and not self.error:
             out["same_person"] = same.as_json()
+        keys = ("rank", "score", "path", "identity", "face_id", "vector_id", "box")
         out["results"] = [
-            {k: v for k, v in asdict(m).items() if k in ("rank", "score", "path", "identity", "face_id", "box")}
+            {k: v for k, v in asdict(m).items() if k in keys}
             | ({"same_person": bool(m.score >= same.threshold)} if same is not None else {})
             for m in self.results
         ]
@@ -191,6 +192,15 @@ class Searcher:
             if len(out) >= k:
                 break
         return out
+
+    def face_record(self, vector_id: int) -> dict | None:
+        """The stored record of one face by its vector id: `{"vector_id", "face_id", "path", "identity", "box"}`."""
+        r = int(self.rows_of(np.array([vector_id]))[0])
+        if r >= len(self._ids) or int(self._ids[r]) != int(vector_id):
+            return None
+        return {"vector_id": int(vector_id), "face_id": str(self._face_id[r]), "path": str(self._path[r]),
+                "identity": None if self._identity[r] is None else str(self._identity[r]),
+                "box": [round(float(v), 1) for v in self._box[r]]}  # fmt: skip
 
     @property
     def detector(self) -> Detector:

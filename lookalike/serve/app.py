@@ -1,0 +1,180 @@
+"""`lookalike serve`: a JSON API over one or more indexes, with their heads and FAISS indexes loaded once.
+
+Endpoints (the JSON shapes are the CLI's `--json` ones):
+- `GET /health`: `{"indexes": {name: folder}, "pid", "answered": queries answered so far}`.
+- `POST /query`: JSON `{"index", "paths": [...], "k", "mode", "face", "all_faces", "fmr", "include_self",
+  "identity"}`, or a multipart upload (field `photo`, the other fields as form values): a list of answers as
+  `lookalike query --json` prints them.
+- `POST /verify`: JSON `{"a", "b", "index", "fmr", "threshold"}` (paths on this machine), or uploads `a` and `b`:
+  the verdict as `lookalike verify --json` prints it.
+- `GET /faces/{vector_id}?index=NAME`: the stored record of one face (path, box, identity, ...), by the vector id
+  that answers carry.
+
+A bad request is a 4xx with `{"error": one line}`; the server stays up. Models run one request at a time per
+index (a lock), in a worker thread, so the event loop keeps answering `/health`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from lookalike.errors import LookalikeError
+
+#: The largest upload taken, bytes.
+MAX_UPLOAD = 40 * 2**20
+
+
+class Held:
+    """One index, warm: its searcher (head, detector, FAISS) and a lock for its models."""
+
+    def __init__(self, name: str, path: Path, device: str | None) -> None:
+        from lookalike.search.query import Searcher
+
+        self.name, self.path = name, path
+        self.searcher = Searcher(path, device=device)
+        _ = self.searcher.analyzer  # detector loaded now, not on the first request
+        self.lock = threading.Lock()
+
+
+def _decode_upload(data: bytes, name: str) -> np.ndarray:
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if len(data) > MAX_UPLOAD:
+        raise LookalikeError(f"{name}: {len(data) / 2**20:.0f} MB is over the {MAX_UPLOAD // 2**20} MB upload limit")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > 50_000_000:
+                raise LookalikeError(f"{name}: {img.width}x{img.height} is too large a photo")
+            return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+        raise LookalikeError(f"{name}: not a readable photo ({type(e).__name__})") from None
+
+
+def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None):
+    """The Starlette app holding `indexes` (name -> folder), each loaded now; `on_stop()` runs when the server
+    shuts down (a signal included: uvicorn re-raises it after the shutdown, past any `finally` of the caller)."""
+    import contextlib
+
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    held = {name: Held(name, Path(path), device) for name, path in indexes.items()}
+
+    def pick(name: str | None) -> Held:
+        if name is None and len(held) == 1:
+            return next(iter(held.values()))
+        if name in held:
+            return held[name]
+        for h in held.values():  # the CLI sends the folder it resolved
+            if name is not None and Path(name).resolve() == h.path.resolve():
+                return h
+        raise LookalikeError(f"index {name!r} is not served here (serving: {', '.join(held)})")
+
+    async def fields(request: Request) -> tuple[dict, dict[str, np.ndarray]]:
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            form = await request.form(max_part_size=MAX_UPLOAD + 1)
+            values, uploads = {}, {}
+            for key, value in form.multi_items():
+                if hasattr(value, "read"):
+                    uploads[key] = _decode_upload(await value.read(), value.filename or key)
+                else:
+                    values[key] = value
+            return values, uploads
+        try:
+            body = await request.json()
+        except ValueError:
+            raise LookalikeError("the body is not JSON (or send a multipart upload)") from None
+        if not isinstance(body, dict):
+            raise LookalikeError("the body must be a JSON object")
+        return body, {}
+
+    def errors(handler):
+        async def wrapped(request: Request):
+            try:
+                return await handler(request)
+            except LookalikeError as e:
+                return JSONResponse({"error": str(e)}, status_code=400)
+            except (TypeError, ValueError, KeyError) as e:
+                return JSONResponse({"error": f"bad request: {type(e).__name__}: {e}"[:300]}, status_code=400)
+
+        return wrapped
+
+    answered = [0]
+
+    async def health(request: Request):
+        return JSONResponse({"indexes": {n: str(h.path) for n, h in held.items()}, "pid": os.getpid(),
+                             "answered": answered[0]})  # fmt: skip
+
+    async def query(request: Request):
+        values, uploads = await fields(request)
+        h = pick(values.get("index"))
+        inputs = list(values.get("paths") or []) + list(uploads.values())
+        if not inputs:
+            raise LookalikeError("nothing to ask about: give paths, or upload a photo")
+        face = values.get("face")
+        kwargs = {
+            "k": int(values.get("k", 10)),
+            "mode": str(values.get("mode", "faces")),
+            "face": None if face in (None, "") else int(face),
+            "include_self": str(values.get("include_self", "")).lower() in ("1", "true", "yes"),
+            "identity": values.get("identity") or None,
+            "fmr": float(values.get("fmr", 1e-3)),
+            "all_faces": str(values.get("all_faces", "")).lower() in ("1", "true", "yes"),
+        }
+
+        def run():
+            with h.lock:
+                out = [a.as_json() for a in h.searcher.query_photos(inputs, **kwargs)]
+            answered[0] += 1
+            return out
+
+        return JSONResponse(await run_in_threadpool(run))
+
+    async def verify(request: Request):
+        from lookalike.search.verify import verify as verify_pair
+
+        values, uploads = await fields(request)
+        h = pick(values.get("index"))
+        a = uploads.get("a", values.get("a"))
+        b = uploads.get("b", values.get("b"))
+        if a is None or b is None:
+            raise LookalikeError("give two photos: a and b (paths, or uploads)")
+        t = values.get("threshold")
+        threshold = None if t in (None, "") else float(t)
+        fmr = float(values.get("fmr", 1e-3))
+
+        def run():
+            with h.lock:
+                return verify_pair(h.searcher.analyzer, a, b, threshold=threshold, fmr=fmr).as_json()
+
+        return JSONResponse(await run_in_threadpool(run))
+
+    async def face(request: Request):
+        h = pick(request.query_params.get("index"))
+        vid = request.path_params["vector_id"]
+        row = h.searcher.face_record(vid)
+        if row is None:
+            return JSONResponse({"error": f"no face with vector id {vid} in index {h.name!r}"}, status_code=404)
+        return JSONResponse(row)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        if on_stop is not None:
+            on_stop()
+
+    routes = [
+        Route("/health", health),
+        Route("/query", errors(query), methods=["POST"]),
+        Route("/verify", errors(verify), methods=["POST"]),
+        Route("/faces/{vector_id:int}", errors(face)),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

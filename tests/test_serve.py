@@ -1,0 +1,94 @@
+"""`lookalike serve` as a user runs it: started on a free localhost port, it answers what the CLI answers, takes
+uploads, refuses bad ones in one line and stays up, and `lookalike query` goes through it while it runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from lookalike.cli.app import cli
+
+from .conftest import require_data
+
+
+@pytest.fixture(scope="module")
+def server(lfw10_index, tmp_path_factory):
+    state = tmp_path_factory.mktemp("serve-state")
+    env = {**os.environ, "LOOKALIKE_STATE": str(state)}
+    proc = subprocess.Popen([sys.executable, "-m", "lookalike", "serve", "--index", str(lfw10_index), "--port", "0"],
+                            env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    record = state / "server.json"
+    for _ in range(240):
+        if record.exists() or proc.poll() is not None:
+            break
+        time.sleep(0.25)
+    assert record.exists(), proc.stderr.read() if proc.poll() is not None else "no server record"
+    url = json.loads(record.read_text())["url"]
+    assert url.startswith("http://127.0.0.1:")
+    yield url, state
+    proc.terminate()
+    proc.wait(timeout=30)
+    assert not record.exists(), "a stopped server leaves no record"
+
+
+def _blair():
+    return require_data("gallery", "lfw10", "Tony_Blair", "Tony_Blair_0003.jpg")
+
+
+def test_query_goes_through_the_server_and_answers_alike(server, lfw10_index, monkeypatch):
+    url, state = server
+    monkeypatch.setenv("LOOKALIKE_STATE", str(state))
+    before = requests.get(f"{url}/health", timeout=5).json()["answered"]
+    args = ["query", str(_blair()), "--index", str(lfw10_index), "--json", "-k", "5"]
+    warm = CliRunner().invoke(cli, args)
+    local = CliRunner().invoke(cli, [*args, "--no-server"])
+    assert warm.exit_code == local.exit_code == 0, warm.output
+    assert json.loads(warm.stdout) == json.loads(local.stdout)
+    assert json.loads(warm.stdout)["results"][0]["identity"] == "Tony_Blair"
+    assert requests.get(f"{url}/health", timeout=5).json()["answered"] == before + 1  # it was the server
+
+
+def test_upload_verify_face_and_bad_input(server, lfw10_index):
+    url, _ = server
+    with open(_blair(), "rb") as fh:
+        r = requests.post(f"{url}/query", files={"photo": ("me.jpg", fh, "image/jpeg")}, data={"k": "3"}, timeout=120)
+    assert r.status_code == 200, r.text
+    answer = r.json()[0]
+    assert answer["query"] == "<array 0>" and answer["results"][0]["identity"] == "Tony_Blair"
+    face = requests.get(f"{url}/faces/{answer['results'][0]['vector_id']}", timeout=5).json()
+    assert face["identity"] == "Tony_Blair" and face["path"] == answer["results"][0]["path"]
+    # verify over the API equals the CLI's verdict with the same index
+    a, b = _blair(), require_data("gallery", "lfw10", "Tony_Blair", "Tony_Blair_0001.jpg")
+    api = requests.post(f"{url}/verify", json={"a": str(a), "b": str(b)}, timeout=120).json()
+    cli_v = CliRunner().invoke(cli, ["verify", str(a), str(b), "--index", str(lfw10_index), "--json"])
+    assert json.loads(cli_v.stdout) == api and api["same_person"] is True
+    # bad uploads: 4xx with one line, and the server stays up
+    bad = requests.post(f"{url}/query", files={"photo": ("x.jpg", b"not a photo", "image/jpeg")}, timeout=30)
+    assert bad.status_code == 400 and "not a readable photo" in bad.json()["error"] and "\n" not in bad.json()["error"]
+    faceless = requests.post(f"{url}/query", json={"paths": [str(Path(__file__))]}, timeout=30)
+    assert faceless.status_code == 200 and faceless.json()[0]["error"].startswith("cannot use ")
+    assert requests.post(f"{url}/query", data=b"{", timeout=30).status_code == 400
+    assert requests.get(f"{url}/faces/99999999", timeout=5).status_code == 404
+    assert requests.get(f"{url}/health", timeout=5).status_code == 200
+
+
+def test_concurrent_queries_are_all_answered(server):
+    url, _ = server
+    q = {"paths": [str(_blair())], "k": 3}
+
+    def ask(_):
+        return requests.post(f"{url}/query", json=q, timeout=300)
+
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(ask, range(24)))
+    assert all(r.status_code == 200 for r in replies)
+    assert len({json.dumps(r.json()) for r in replies}) == 1  # the same answer every time
