@@ -92,3 +92,17 @@ def test_concurrent_queries_are_all_answered(server):
         replies = list(pool.map(ask, range(24)))
     assert all(r.status_code == 200 for r in replies)
     assert len({json.dumps(r.json()) for r in replies}) == 1  # the same answer every time
+
+
+def test_a_server_reachable_from_elsewhere_takes_uploads_only(lfw10_index):
+    """Built as `--host 0.0.0.0` builds it: a path on this machine is refused, an upload is answered."""
+    from starlette.testclient import TestClient
+
+    from lookalike.serve.app import create_app
+
+    with TestClient(create_app({"lfw10": lfw10_index}, allow_paths=False)) as client:
+        refused = client.post("/query", json={"paths": [str(_blair())]})
+        assert refused.status_code == 400 and "uploads only" in refused.json()["error"]
+        with open(_blair(), "rb") as fh:
+            ok = client.post("/query", files={"photo": ("me.jpg", fh, "image/jpeg")})
+        assert ok.status_code == 200 and ok.json()[0]["results"][0]["identity"] == "Tony_Blair"

@@ -398,9 +398,11 @@ def serve_cmd(index_names: tuple[str, ...], host: str, port: int, device: str | 
 
     folders = [_resolve_index(n) for n in index_names] or [_resolve_index(None)]
     indexes = {f.name: f.resolve() for f in folders}
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        click.echo(f"lookalike: warning: listening on {host}: other machines can ask this index about faces", err=True)
-    app = create_app(indexes, device=device, on_stop=clear_record)
+    local = host in ("127.0.0.1", "localhost", "::1")
+    if not local:
+        click.echo(f"lookalike: warning: listening on {host}: other machines can ask this index about faces "
+                   "(uploads only: photo paths on this machine are refused)", err=True)  # fmt: skip
+    app = create_app(indexes, device=device, on_stop=clear_record, allow_paths=local)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))

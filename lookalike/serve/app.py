@@ -55,9 +55,13 @@ def _decode_upload(data: bytes, name: str) -> np.ndarray:
         raise LookalikeError(f"{name}: not a readable photo ({type(e).__name__})") from None
 
 
-def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None):
+def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None, allow_paths: bool = True):
     """The Starlette app holding `indexes` (name -> folder), each loaded now; `on_stop()` runs when the server
-    shuts down (a signal included: uvicorn re-raises it after the shutdown, past any `finally` of the caller)."""
+    shuts down (a signal included: uvicorn re-raises it after the shutdown, past any `finally` of the caller).
+
+    allow_paths: take photos named by their path on this machine (local callers); False (a server other machines
+    reach) takes uploads only, so nobody elsewhere can have it open this machine's files.
+    """
     import contextlib
 
     from starlette.applications import Starlette
@@ -116,6 +120,8 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
     async def query(request: Request):
         values, uploads = await fields(request)
         h = pick(values.get("index"))
+        if values.get("paths") and not allow_paths:
+            raise LookalikeError("this server takes uploads only (it listens beyond this machine): send the photo")
         inputs = list(values.get("paths") or []) + list(uploads.values())
         if not inputs:
             raise LookalikeError("nothing to ask about: give paths, or upload a photo")
@@ -143,6 +149,8 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
 
         values, uploads = await fields(request)
         h = pick(values.get("index"))
+        if not allow_paths and ("a" in values or "b" in values):
+            raise LookalikeError("this server takes uploads only (it listens beyond this machine): send the photos")
         a = uploads.get("a", values.get("a"))
         b = uploads.get("b", values.get("b"))
         if a is None or b is None:
