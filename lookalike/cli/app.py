@@ -11,36 +11,15 @@ import click
 
 from lookalike import config, paths
 from lookalike.cli.bench import bench
-from lookalike.cli.curate import dedup_cmd, mine_vise_cmd
+from lookalike.cli.curate import cluster_cmd, dedup_cmd, mine_vise_cmd
 from lookalike.cli.learn import LEARN_COMMANDS
 from lookalike.cli.support import CONTEXT, ProgressBar
+from lookalike.cli.support import resolve_index as _resolve_index
 from lookalike.errors import LookalikeError
 
 
 def _emit_json(obj) -> None:
     click.echo(json.dumps(obj, default=str))
-
-
-def _resolve_index(name_or_path: str | None) -> Path:
-    from lookalike.index.store import FaceStore, resolve_index_path
-
-    if name_or_path:
-        return resolve_index_path(name_or_path)
-    home = config.index_home()
-    found = sorted(p for p in home.iterdir() if FaceStore.exists(p)) if home.is_dir() else []
-    legacy = config.legacy_index_home()
-    if not found and legacy.is_dir() and legacy != home:  # named indexes built before they moved
-        found = sorted(p for p in legacy.iterdir() if FaceStore.exists(p))
-        if len(found) == 1:
-            from lookalike.index.store import legacy_notice
-
-            legacy_notice(found[0], home / found[0].name)
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise LookalikeError(f"no index in {home}: build one with `lookalike index PHOTOS --name NAME`")
-    names = ", ".join(p.name for p in found)
-    raise LookalikeError(f"several indexes in {home} ({names}): pick one with --index NAME")
 
 
 @click.group(context_settings=CONTEXT)
@@ -346,7 +325,8 @@ def _print_answers(dicts: list[dict], refused: list, as_json: bool, html_out: Pa
         click.echo(f"{a['query']}  (face {a['face_index']}, head {a['head']}{how})")
         for m in a["results"]:
             mark = "=" if m.get("same_person") else " "
-            click.echo(f"  {m['rank']:>3} {mark} {m['score']:.3f}  {m['identity'] or '-':<28} {m['path']}")
+            who = m["identity"] or m.get("person") or "-"
+            click.echo(f"  {m['rank']:>3} {mark} {m['score']:.3f}  {who:<28} {m['path']}")
     if html_out:
         write_contact = __import__("lookalike.render", fromlist=["write_contact_sheet"]).write_contact_sheet
         write_contact(dicts, html_out, context=context)
@@ -707,6 +687,7 @@ def sample_photos_cmd(out: Path) -> None:
 # Verbs that live in their own modules (benchmarks, curation, learned similarity).
 cli.add_command(bench)
 cli.add_command(dedup_cmd)
+cli.add_command(cluster_cmd)
 cli.add_command(mine_vise_cmd)
 for _cmd in LEARN_COMMANDS:
     cli.add_command(_cmd)

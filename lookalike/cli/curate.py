@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from lookalike import config
-from lookalike.cli.support import CONTEXT, ProgressBar, make_bar
+from lookalike.cli.support import CONTEXT, ProgressBar, make_bar, resolve_index
 from lookalike.errors import LookalikeError
 
 
@@ -295,3 +295,31 @@ def mine_vise_cmd(
         f"(an N x N float32 matrix would be {report['nxn_float32_mb']:.0f} MB)",
         err=True,
     )
+
+
+@click.command("cluster", context_settings=CONTEXT)
+@click.argument("index_name", required=False)
+@click.option("--fmr", type=click.Choice(["0.001", "0.0001"]), default="0.0001", show_default=True,
+              help="Join two faces when they score at or above the same-person threshold of this false match "
+              "rate.")  # fmt: skip
+@click.option("--threshold", type=float, default=None, help="Join at this cosine instead of a measured threshold.")
+@click.option("-k", default=20, show_default=True, type=click.IntRange(min=1), help="Neighbours looked at per face.")
+@click.option("--ignore-labels", is_flag=True, help="Group as if no face were labelled (to check the grouping).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+def cluster_cmd(index_name: str | None, fmr: str, threshold: float | None, k: int, ignore_labels: bool,
+                as_json: bool) -> None:  # fmt: skip
+    """Group the faces of an index into people, labelled or not: each face joins the group that weighs most
+    among its close neighbours. Labelled faces keep their identity and name their group; the others become
+    person-1, person-2, ... (kept across runs). Written to people.parquet in the index; `query` shows it."""
+    from lookalike.curate.cluster import cluster_index
+
+    s = cluster_index(resolve_index(index_name), threshold=threshold, fmr=float(fmr), k=k,
+                      use_labels=not ignore_labels)  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(s))
+        return
+    several, named = s["people_with_several_faces"], s["named_by_labels"]
+    click.echo(f"{s['faces']} faces -> {s['people']} people ({several} with several faces, {named} named by labels) "
+               f"at cosine >= {s['threshold']:.3f}, in {s['seconds']} s")  # fmt: skip
+    for x in s["largest"]:
+        click.echo(f"  {x['faces']:>6}  {x['person']}")

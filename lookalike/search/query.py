@@ -17,6 +17,7 @@ from lookalike.faces.detect import Detector, detector_from_params
 from lookalike.faces.photos import Photo, load_photo, photo_from_array
 from lookalike.heads import create_head
 from lookalike.heads.calibration import DEFAULT_FMR, SamePerson, same_person
+from lookalike.index.people import read_people
 from lookalike.index.store import FaceStore
 from lookalike.index.vector_index import search, to_gpu_if_available
 from lookalike.paths import to_text
@@ -37,6 +38,7 @@ class Match:
     face_id: str
     vector_id: int
     box: list[float]
+    person: str | None = None  # from `lookalike cluster`, when it ran on this version of the index
 
 
 @dataclass
@@ -69,6 +71,7 @@ class QueryAnswer:
         keys = ("rank", "score", "path", "identity", "face_id", "vector_id", "box")
         out["results"] = [
             {k: v for k, v in asdict(m).items() if k in keys}
+            | ({"person": m.person} if m.person is not None else {})
             | ({"same_person": bool(m.score >= same.threshold)} if same is not None else {})
             for m in self.results
         ]
@@ -105,6 +108,8 @@ class Searcher:
         self._box = meta["box"].to_pylist()
         self._box = [self._box[i] for i in order]
         self.index = to_gpu_if_available(index)
+        people = read_people(self.store.root, int(self.store.manifest.get("generation", -1)))
+        self._person = dict(zip(people["vector_id"].to_pylist(), people["person"].to_pylist())) if people else {}
         self._device = device
         self._detector: Detector | None = None
         self._analyzer: FaceAnalyzer | None = None
@@ -187,6 +192,7 @@ class Searcher:
                     face_id=str(self._face_id[r]),
                     vector_id=int(vid),
                     box=[round(float(v), 1) for v in self._box[r]],
+                    person=self._person.get(int(vid)),
                 )
             )
             if len(out) >= k:
