@@ -57,9 +57,14 @@ def _env():
     return env
 
 
+def render_html(template: str, **values) -> str:
+    """`lookalike/templates/<template>` rendered with `values`."""
+    return _env().get_template(template).render(**values)
+
+
 def render_page(template: str, out: Path, **values) -> Path:
     """Render `lookalike/templates/<template>` with `values` and write it atomically to `out`."""
-    atomic_write_text(Path(out), _env().get_template(template).render(**values))
+    atomic_write_text(Path(out), render_html(template, **values))
     return Path(out)
 
 

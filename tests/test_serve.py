@@ -78,6 +78,9 @@ def test_upload_verify_face_and_bad_input(server, lfw10_index):
     assert faceless.status_code == 200 and faceless.json()[0]["error"].startswith("cannot use ")
     assert requests.post(f"{url}/query", data=b"{", timeout=30).status_code == 400
     assert requests.get(f"{url}/faces/99999999", timeout=5).status_code == 404
+    people = requests.get(f"{url}/people", headers={"Accept": "application/json"}, timeout=30).json()
+    assert "Tony_Blair" in {p["person"] for p in people["people"]}
+    assert sum(p["faces"] for p in people["people"]) >= 100
     assert requests.get(f"{url}/health", timeout=5).status_code == 200
 
 

@@ -199,6 +199,24 @@ class Searcher:
                 break
         return out
 
+    def path_at(self, row: int) -> str:
+        """The photo of the face at `row` (this searcher's rows are in vector id order)."""
+        return str(self._path[row])
+
+    def box_at(self, row: int) -> list[float]:
+        return [float(v) for v in self._box[row]]
+
+    def id_at(self, row: int) -> int:
+        return int(self._ids[row])
+
+    def identity_at(self, row: int) -> str | None:
+        ident = self._identity[row]
+        return None if ident is None else str(ident)
+
+    def person_at(self, row: int) -> str | None:
+        """The person `lookalike cluster` gave the face at `row` (None when it has not run on this version)."""
+        return self._person.get(int(self._ids[row]))
+
     def face_record(self, vector_id: int) -> dict | None:
         """The stored record of one face by its vector id: `{"vector_id", "face_id", "path", "identity", "box"}`."""
         r = int(self.rows_of(np.array([vector_id]))[0])

@@ -9,6 +9,10 @@ Endpoints (the JSON shapes are the CLI's `--json` ones):
   the verdict as `lookalike verify --json` prints it.
 - `GET /faces/{vector_id}?index=NAME`: the stored record of one face (path, box, identity, ...), by the vector id
   that answers carry.
+- `GET /people` with `Accept: application/json`: every person (labelled identities, or the groups `lookalike
+  cluster` found) and their number of faces.
+
+The same server serves the web app's pages (`lookalike/serve/pages.py`): Ask, People, a person's faces, Review.
 
 A bad request is a 4xx with `{"error": one line}`; the server stays up. Models run one request at a time per
 index (a lock), in a worker thread, so the event loop keeps answering `/health`.
@@ -30,15 +34,63 @@ MAX_UPLOAD = 40 * 2**20
 
 
 class Held:
-    """One index, warm: its searcher (head, detector, FAISS) and a lock for its models."""
+    """One index, warm: its searcher (head, detector, FAISS) and a lock for its models; reloaded when the index
+    changes on disk (another `lookalike index`, a removal in Review)."""
 
     def __init__(self, name: str, path: Path, device: str | None) -> None:
+        self.name, self.path, self.device = name, path, device
+        self.lock = threading.Lock()
+        self._load()
+
+    def _load(self) -> None:
         from lookalike.search.query import Searcher
 
-        self.name, self.path = name, path
-        self.searcher = Searcher(path, device=device)
+        self.searcher = Searcher(self.path, device=self.device)
         _ = self.searcher.analyzer  # detector loaded now, not on the first request
-        self.lock = threading.Lock()
+        self.generation = int(self.searcher.store.manifest.get("generation", -1))
+        self._vectors: np.ndarray | None = None
+
+    def _on_disk(self) -> int:
+        import json
+
+        try:
+            return int(json.loads((self.path / "manifest.json").read_text()).get("generation", -1))
+        except (OSError, ValueError):
+            return self.generation
+
+    def refresh(self) -> None:
+        """Reload when the index on disk is another generation than the one held."""
+        if self._on_disk() != self.generation:
+            with self.lock:
+                if self._on_disk() != self.generation:
+                    self._load()
+
+    def people(self) -> tuple[list[str | None], str]:
+        """Each face's person (rows in the searcher's order): the people `lookalike cluster` found, else the
+        labelled identities; and which of the two."""
+        s = self.searcher
+        if s.size and s.person_at(0) is not None:
+            return [s.person_at(r) for r in range(s.size)], "as `lookalike cluster` grouped them"
+        return [s.identity_at(r) for r in range(s.size)], "labelled identities; `lookalike cluster` finds the others"
+
+    def vectors(self) -> np.ndarray:
+        """The stored vectors in the searcher's row order (loaded on first use)."""
+        if self._vectors is None:
+            from lookalike.index.store import vectors_of
+
+            t = self.searcher.store.faces(["vector_id", "embedding"])
+            order = np.argsort(t["vector_id"].to_numpy())
+            self._vectors = vectors_of(t, self.searcher.store.dim)[order]
+        return self._vectors
+
+    def removed_count(self) -> int:
+        import pyarrow.parquet as pq
+
+        record = self.path / "removed.parquet"
+        try:
+            return pq.read_metadata(record).num_rows if record.exists() else 0
+        except OSError:
+            return 0
 
 
 def _decode_upload(data: bytes, name: str) -> np.ndarray:
@@ -72,7 +124,7 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
 
     held = {name: Held(name, Path(path), device) for name, path in indexes.items()}
 
-    def pick(name: str | None) -> Held:
+    def find(name: str | None) -> Held:
         if name is None and len(held) == 1:
             return next(iter(held.values()))
         if name in held:
@@ -80,7 +132,14 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
         for h in held.values():  # the CLI sends the folder it resolved
             if name is not None and Path(name).resolve() == h.path.resolve():
                 return h
+        if name is None:
+            raise LookalikeError(f"several indexes are served ({', '.join(held)}): say which with index=NAME")
         raise LookalikeError(f"index {name!r} is not served here (serving: {', '.join(held)})")
+
+    def pick(name: str | None) -> Held:
+        h = find(name)
+        h.refresh()
+        return h
 
     async def fields(request: Request) -> tuple[dict, dict[str, np.ndarray]]:
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -179,7 +238,10 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
         if on_stop is not None:
             on_stop()
 
+    from lookalike.serve.pages import page_routes
+
     routes = [
+        *page_routes(pick, _decode_upload, run_in_threadpool),
         Route("/health", health),
         Route("/query", errors(query), methods=["POST"]),
         Route("/verify", errors(verify), methods=["POST"]),

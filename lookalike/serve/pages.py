@@ -1,0 +1,204 @@
+"""The web app's pages, over the same warm indexes as the API: Ask (upload a photo, see the look-alikes of every
+face in it), People (identities, or the people `lookalike cluster` found), a person's faces from most to least
+representative, Review (duplicate pairs, with the reversible remove and put back of `lookalike dedup`), and each
+indexed photo with its face's box drawn.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from urllib.parse import quote
+
+import numpy as np
+
+from lookalike.errors import LookalikeError
+from lookalike.render import face_thumbnail, image_data_uri, render_html
+
+#: People listed on the People page (the most faces first).
+PEOPLE_SHOWN = 120
+
+
+def page_routes(pick, decode_upload, run):
+    """Routes for the pages. pick(name) -> the warm index (`Held`, refreshed); decode_upload(bytes, name) -> RGB
+    array; run(fn) -> awaits fn() in a worker thread."""
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+    from starlette.routing import Route
+
+    def page(template: str, h, **values) -> HTMLResponse:
+        return HTMLResponse(render_html(template, title=f"lookalike: {h.name}", index=h.name, **values))
+
+    async def ask_form(request: Request):
+        h = pick(request.query_params.get("index"))
+        return page("ask.html", h, k=10, mode="faces", answers=None, same=None)
+
+    async def ask(request: Request):
+        form = await request.form()
+        h = pick(form.get("index"))
+        upload = form.get("photo")
+        k, mode = int(form.get("k") or 10), str(form.get("mode") or "faces")
+        try:
+            if upload is None or not hasattr(upload, "read"):
+                raise LookalikeError("choose a photo to upload")
+            rgb = decode_upload(await upload.read(), upload.filename or "photo")
+        except LookalikeError as e:
+            return page("ask.html", h, k=k, mode=mode, answers=None, same=None, error=str(e))
+
+        def work():
+            with h.lock:
+                answers = h.searcher.query_photos([rgb], k=k, mode=mode, all_faces=True)
+            shown = []
+            for a in answers:
+                d = a.as_json()
+                d["thumb"] = image_data_uri(a.face.crop) if a.face is not None else ""
+                for m in d["results"]:
+                    m["thumb"] = face_thumbnail(m["path"], m.get("box"))
+                shown.append(d)
+            return shown, answers[0].same_person if answers else None
+
+        shown, same = await run(work)
+        err = shown[0].get("error") if len(shown) == 1 else None
+        return page("ask.html", h, k=k, mode=mode, answers=None if err else shown, same=same, error=err)
+
+    async def photo(request: Request):
+        h = pick(request.query_params.get("index"))
+        rec = h.searcher.face_record(int(request.path_params["vector_id"]))
+        if rec is None:
+            return Response("no such face", status_code=404)
+
+        def work() -> bytes:
+            from PIL import Image, ImageDraw
+
+            from lookalike.faces.photos import Photo, load_photo
+
+            item = load_photo(rec["path"])
+            if not isinstance(item, Photo):
+                raise LookalikeError(f"{rec['path']}: {item.reason}")
+            img = Image.fromarray(item.rgb)
+            draw = ImageDraw.Draw(img)
+            width = max(2, round(max(img.size) / 300))
+            draw.rectangle([float(v) for v in rec["box"]], outline=(255, 40, 40), width=width)
+            img.thumbnail((1600, 1600))
+            buf = io.BytesIO()
+            img.save(buf, format="JPEG", quality=88)
+            return buf.getvalue()
+
+        try:
+            return Response(await run(work), media_type="image/jpeg")
+        except LookalikeError as e:
+            return Response(str(e), status_code=404)
+
+    async def people(request: Request):
+        h = pick(request.query_params.get("index"))
+        if "application/json" in request.headers.get("accept", ""):  # the API: every person and their faces
+            names, source = h.people()
+            counts = Counter(n for n in names if n is not None)
+            listed = [{"person": n, "faces": c} for n, c in counts.most_common()]
+            return JSONResponse({"source": source, "people": listed})
+
+        def work():
+            names, source = h.people()
+            counts = Counter(n for n in names if n is not None)
+            first = {}
+            for row, n in enumerate(names):
+                if n is not None and n not in first:
+                    first[n] = row
+            s = h.searcher
+            rows = [{"name": n, "faces": c, "thumb": face_thumbnail(s.path_at(first[n]), s.box_at(first[n]))}
+                    for n, c in counts.most_common(PEOPLE_SHOWN)]  # fmt: skip
+            return rows, source, max(0, len(counts) - PEOPLE_SHOWN)
+
+        rows, source, more = await run(work)
+        return page("people.html", h, people=rows, source=source, more=more)
+
+    async def person(request: Request):
+        h = pick(request.query_params.get("index"))
+        name = request.path_params["name"]
+
+        def work():
+            names, _ = h.people()
+            rows = [i for i, n in enumerate(names) if n == name]
+            if not rows:
+                return None
+            vectors = h.vectors()[rows]
+            mean = vectors.mean(axis=0)
+            mean /= max(float(np.linalg.norm(mean)), 1e-12)
+            score = vectors @ mean
+            order = np.argsort(-score)
+            return [{"thumb": face_thumbnail(h.searcher.path_at(rows[i]), h.searcher.box_at(rows[i])),
+                     "score": float(score[i]), "path": h.searcher.path_at(rows[i]),
+                     "vector_id": int(h.searcher.id_at(rows[i]))} for i in order]  # fmt: skip
+
+        faces = await run(work)
+        if faces is None:
+            return page("people.html", h, people=[], source=None, more=0, error=f"nobody called {name!r} here")
+        return page("person.html", h, name=name, faces=faces)
+
+    async def review(request: Request):
+        h = pick(request.query_params.get("index"))
+
+        def work():
+            from lookalike.curate.dedup import find_duplicates
+
+            dups = find_duplicates(h.path)
+            pairs = [(a, b, dups.scores.get((a, b), 1.0), "exact") for a, b in dups.exact]
+            pairs += [(a, b, s, "near") for a, b, s in dups.near]
+
+            def side(p: str) -> dict:
+                return {"path": p, "thumb": face_thumbnail(p, None, size=256)}
+
+            return [{"a": side(a), "b": side(b), "score": s, "kind": kind} for a, b, s, kind in pairs[:200]], dups
+
+        pairs, dups = await run(work)
+        return page("review.html", h, pairs=pairs, threshold=dups.threshold, removed=h.removed_count(),
+                    message=request.query_params.get("message"))  # fmt: skip
+
+    async def review_remove(request: Request):
+        form = await request.form()
+        h = pick(form.get("index"))
+        keep, drop = str(form.get("keep") or ""), str(form.get("drop") or "")
+
+        def work() -> int:
+            from lookalike.curate.dedup import remove_duplicates
+
+            if not keep or not drop or keep == drop:
+                raise LookalikeError("a pair needs a photo to keep and another to remove")
+            with h.lock:
+                n = remove_duplicates(h.path, [{"path": drop, "kept_path": keep, "score": 1.0,
+                                                "reason": "removed in review"}])  # fmt: skip
+            h.refresh()
+            return n
+
+        n = await run(work)
+        return RedirectResponse(f"/review?message={quote(f'removed {n} photo: {drop}')}", status_code=303)
+
+    async def review_restore(request: Request):
+        form = await request.form()
+        h = pick(form.get("index"))
+
+        def work() -> int:
+            from lookalike.curate.dedup import restore_removed
+
+            with h.lock:
+                n = restore_removed(h.path)
+            h.refresh()
+            return n
+
+        try:
+            n = await run(work)
+            message = f"put back {n} photos"
+        except LookalikeError as e:
+            message = str(e)
+        return RedirectResponse(f"/review?message={quote(message)}", status_code=303)
+
+    return [
+        Route("/", ask_form),
+        Route("/ask", ask, methods=["POST"]),
+        Route("/photo/{vector_id:int}", photo),
+        Route("/people", people),
+        Route("/people/{name:path}", person),
+        Route("/review", review),
+        Route("/review/remove", review_remove, methods=["POST"]),
+        Route("/review/restore", review_restore, methods=["POST"]),
+    ]

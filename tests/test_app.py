@@ -1,0 +1,130 @@
+"""The web app in a real headless browser (Debian's chromium and chromedriver through selenium): upload a real
+photo and see the right person first, open a person's page, remove a duplicate in Review and see it recorded, put
+it back. Screenshots of the pages go to the test's temporary folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .conftest import require_data
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[dev]')")
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, sface, detector):
+    from lookalike.index.build import IndexOptions, run_index
+
+    lfw = require_data("lfw", "images")
+    root = tmp_path_factory.mktemp("photos")
+    for name, n in (("Tony_Blair", 4), ("Colin_Powell", 3), ("George_W_Bush", 3)):
+        (root / name).mkdir()
+        for f in sorted((lfw / name).glob("*.jpg"))[:n]:
+            shutil.copy(f, root / name / f.name)
+    shutil.copy(root / "Tony_Blair" / "Tony_Blair_0002.jpg", root / "Tony_Blair" / "Tony_Blair_0002 copy.jpg")
+    ix = tmp_path_factory.mktemp("ix") / "family"
+    run_index(root, ix, sface, detector, IndexOptions(workers=0))
+    state = tmp_path_factory.mktemp("app-state")
+    env = {**os.environ, "LOOKALIKE_STATE": str(state)}
+    proc = subprocess.Popen([sys.executable, "-m", "lookalike", "serve", "--index", str(ix), "--port", "0"],
+                            env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    record = state / "server.json"
+    for _ in range(240):
+        if record.exists() or proc.poll() is not None:
+            break
+        time.sleep(0.25)
+    assert record.exists(), proc.stderr.read() if proc.poll() is not None else "no server record"
+    yield json.loads(record.read_text())["url"], ix, root
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (CHROMIUM and DRIVER):
+        pytest.skip("chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    opts = Options()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    yield driver
+    driver.quit()
+
+
+def test_ask_browse_and_review_in_a_browser(app, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, ix, _ = app
+    wait = WebDriverWait(browser, 120)
+    # Ask: upload a photo of Tony Blair that is not in the index
+    browser.get(url + "/")
+    query = require_data("lfw", "images", "Tony_Blair", "Tony_Blair_0010.jpg")
+    browser.find_element(By.ID, "photo").send_keys(str(query))
+    browser.find_element(By.ID, "ask").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".answer .match")))
+    first = browser.find_element(By.CSS_SELECTOR, ".answer .match .who").text
+    assert first == "Tony_Blair"
+    assert browser.find_elements(By.CSS_SELECTOR, ".answer .match img")  # the faces are shown
+    browser.save_screenshot(str(tmp_path / "ask.png"))
+    # the match links to its photo with the face drawn
+    href = browser.find_element(By.CSS_SELECTOR, ".answer .match a").get_attribute("href")
+    assert "/photo/" in href
+
+    # People: the labelled people, then one person's faces
+    browser.get(url + "/people")
+    names = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".person a")]
+    assert set(names) == {"Tony_Blair", "Colin_Powell", "George_W_Bush"}
+    browser.find_element(By.LINK_TEXT, "Tony_Blair").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".card.face")))
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".card.face")) == 5  # 4 photos and the copy
+    browser.save_screenshot(str(tmp_path / "person.png"))
+
+    # Review: the copy is found; removing it is recorded; putting it back restores it
+    browser.get(url + "/review")
+    assert browser.find_elements(By.CSS_SELECTOR, ".pair")
+    browser.find_element(By.CSS_SELECTOR, ".pair .remove").click()
+    wait.until(ec.presence_of_element_located((By.ID, "message")))
+    assert "removed 1 photo" in browser.find_element(By.ID, "message").text
+    assert (ix / "removed.parquet").exists()
+    browser.save_screenshot(str(tmp_path / "review.png"))
+    browser.get(url + "/people/Tony_Blair")
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".card.face")) == 4  # the server sees the change
+    browser.get(url + "/review")
+    browser.find_element(By.ID, "restore").click()
+    wait.until(ec.presence_of_element_located((By.ID, "message")))
+    assert "put back 1 photos" in browser.find_element(By.ID, "message").text
+    assert not (ix / "removed.parquet").exists()
+    assert all((tmp_path / f"{p}.png").stat().st_size > 10_000 for p in ("ask", "person", "review"))
+
+
+def test_a_bad_upload_is_said_on_the_page(app, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _, _ = app
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not a photo")
+    browser.get(url + "/")
+    browser.find_element(By.ID, "photo").send_keys(str(bad))
+    browser.find_element(By.ID, "ask").click()
+    error = WebDriverWait(browser, 60).until(ec.presence_of_element_located((By.ID, "error")))
+    assert "not a readable photo" in error.text
+    browser.get(url + "/")  # still up
+    assert browser.find_element(By.ID, "ask")
