@@ -109,3 +109,24 @@ def test_a_server_reachable_from_elsewhere_takes_uploads_only(lfw10_index):
         with open(_blair(), "rb") as fh:
             ok = client.post("/query", files={"photo": ("me.jpg", fh, "image/jpeg")})
         assert ok.status_code == 200 and ok.json()[0]["results"][0]["identity"] == "Tony_Blair"
+
+
+def test_uploads_too_large_or_without_a_face_are_4xx(lfw10_index):
+    from starlette.testclient import TestClient
+
+    from lookalike.serve.app import create_app
+
+    cup = require_data("lfw", "images", "Tony_Blair", "Tony_Blair_0001.jpg").read_bytes()
+    with TestClient(create_app({"lfw10": lfw10_index}, max_upload=len(cup) - 1)) as client:
+        big = client.post("/query", files={"photo": ("big.jpg", cup, "image/jpeg")})
+        assert big.status_code == 400 and "upload limit" in big.json()["error"]
+    import io
+
+    from PIL import Image
+
+    blank = io.BytesIO()
+    Image.new("RGB", (400, 300), (200, 180, 160)).save(blank, format="JPEG")
+    with TestClient(create_app({"lfw10": lfw10_index})) as client:
+        faceless = client.post("/query", files={"photo": ("wall.jpg", blank.getvalue(), "image/jpeg")})
+        assert faceless.status_code == 422 and faceless.json()["error"].startswith("no face found")
+        assert client.get("/health").status_code == 200

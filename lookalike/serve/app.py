@@ -93,11 +93,11 @@ class Held:
             return 0
 
 
-def _decode_upload(data: bytes, name: str) -> np.ndarray:
+def _decode_upload(data: bytes, name: str, limit: int = MAX_UPLOAD) -> np.ndarray:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    if len(data) > MAX_UPLOAD:
-        raise LookalikeError(f"{name}: {len(data) / 2**20:.0f} MB is over the {MAX_UPLOAD // 2**20} MB upload limit")
+    if len(data) > limit:
+        raise LookalikeError(f"{name}: {len(data) / 2**20:.1f} MB is over the {limit / 2**20:.1f} MB upload limit")
     try:
         with Image.open(io.BytesIO(data)) as img:
             if img.width * img.height > 50_000_000:
@@ -107,12 +107,13 @@ def _decode_upload(data: bytes, name: str) -> np.ndarray:
         raise LookalikeError(f"{name}: not a readable photo ({type(e).__name__})") from None
 
 
-def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None, allow_paths: bool = True):
+def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None, allow_paths: bool = True,
+               max_upload: int = MAX_UPLOAD):  # fmt: skip
     """The Starlette app holding `indexes` (name -> folder), each loaded now; `on_stop()` runs when the server
     shuts down (a signal included: uvicorn re-raises it after the shutdown, past any `finally` of the caller).
 
     allow_paths: take photos named by their path on this machine (local callers); False (a server other machines
-    reach) takes uploads only, so nobody elsewhere can have it open this machine's files.
+    reach) takes uploads only, so nobody elsewhere can have it open this machine's files. max_upload: bytes.
     """
     import contextlib
 
@@ -123,6 +124,9 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
     from starlette.routing import Route
 
     held = {name: Held(name, Path(path), device) for name, path in indexes.items()}
+
+    def decode(data: bytes, name: str) -> np.ndarray:
+        return _decode_upload(data, name, max_upload)
 
     def find(name: str | None) -> Held:
         if name is None and len(held) == 1:
@@ -143,11 +147,11 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
 
     async def fields(request: Request) -> tuple[dict, dict[str, np.ndarray]]:
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
-            form = await request.form(max_part_size=MAX_UPLOAD + 1)
+            form = await request.form(max_part_size=max_upload + 1)
             values, uploads = {}, {}
             for key, value in form.multi_items():
                 if hasattr(value, "read"):
-                    uploads[key] = _decode_upload(await value.read(), value.filename or key)
+                    uploads[key] = decode(await value.read(), value.filename or key)
                 else:
                     values[key] = value
             return values, uploads
@@ -201,7 +205,11 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
             answered[0] += 1
             return out
 
-        return JSONResponse(await run_in_threadpool(run))
+        out = await run_in_threadpool(run)
+        if uploads and not values.get("paths") and all(a.get("error") for a in out):
+            # an upload that gives nothing to answer (no face in it) is the asker's to fix: 422, one line
+            return JSONResponse({"error": out[0]["error"]}, status_code=422)
+        return JSONResponse(out)
 
     async def verify(request: Request):
         from lookalike.search.verify import verify as verify_pair
@@ -241,7 +249,7 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
     from lookalike.serve.pages import page_routes
 
     routes = [
-        *page_routes(pick, _decode_upload, run_in_threadpool),
+        *page_routes(pick, decode, run_in_threadpool),
         Route("/health", health),
         Route("/query", errors(query), methods=["POST"]),
         Route("/verify", errors(verify), methods=["POST"]),
