@@ -113,3 +113,24 @@ def test_torch_exact_search_equals_faiss(n):
     same = got_i == want_i
     # where two stored vectors score the same to float precision, their order may differ
     assert same.mean() > 0.99 and np.allclose(got_s[~same], want_s[~same], atol=1e-5)
+
+
+def test_a_searcher_maps_a_large_approximate_index(tmp_path, monkeypatch):
+    """An IVF index is searched from a memory map (its lists stay on disk) with the same answers as read whole."""
+    import faiss
+
+    from lookalike.index.store import FaceStore
+
+    monkeypatch.setattr(vi, "EXACT_UP_TO", 5_000)
+    v = _clustered(25_000)
+    index, state = vi.update_index(None, v, np.arange(len(v)), vi.AUTO)
+    ix = tmp_path / "ix"
+    ix.mkdir()
+    faiss.write_index(index, str(ix / "index.faiss"))
+    store = FaceStore.__new__(FaceStore)  # only what _read_faiss needs: where, and the manifest
+    store.root, store.manifest = ix, {"index_state": state, "dim": v.shape[1]}
+    mapped, whole = store._read_faiss(mmap=True), store._read_faiss()
+    q = v[:50]
+    assert np.array_equal(mapped.search(q, 10)[1], whole.search(q, 10)[1])
+    with pytest.raises(RuntimeError):  # a mapped index takes no additions: never used for writing
+        mapped.add_with_ids(v[:1], np.array([10**9]))

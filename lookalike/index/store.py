@@ -597,29 +597,35 @@ class FaceStore:
                     known[p] = (s, m, h)
         return known
 
-    def _read_faiss(self):
+    def _read_faiss(self, mmap: bool = False):
+        """The FAISS file; `mmap` maps an approximate (IVF) index's lists from disk instead of reading them: a
+        searcher of a large index holds only the pages its searches touch (measured: a 300k-face IVF-SQ8 index
+        +129 MB read, +1 MB mapped). Never for writing: a mapped index takes no additions."""
         import faiss
 
         path = self.root / INDEX
+        state = self.manifest.get("index_state") or {}
+        flags = faiss.IO_FLAG_MMAP if mmap and "IVF" in str(state.get("factory", "")) else 0
         try:
             if path.stat().st_size == 0:
                 raise RuntimeError("empty file")
-            index = faiss.read_index(str(path))
+            index = faiss.read_index(str(path), flags)
         except (RuntimeError, OSError, MemoryError) as e:
             raise self._damage(f"{INDEX} cannot be read ({' '.join(str(e).split())[:100]})") from None
         if index.d != self.dim:
             raise self._damage(f"{INDEX} holds {index.d}-d vectors, the index is {self.dim}-d")
         return index
 
-    def load_index(self):
-        """The FAISS index (`IndexIDMap2` over inner product), checked against the faces it must hold."""
+    def load_index(self, mmap: bool = False):
+        """The FAISS index (`IndexIDMap2` over inner product), checked against the faces it must hold; `mmap`:
+        for searching only, an approximate index's lists stay on disk (`_read_faiss`)."""
         from lookalike.index.vector_index import build_index, set_search_param
 
         with file_lock(self.root / ".state.lock", shared=True):
             self._refresh()
             path = self.root / INDEX
             if path.exists() and not self.manifest["pending"]:
-                index = self._read_faiss()
+                index = self._read_faiss(mmap=mmap)
                 if index.ntotal == self.manifest["counts"]["faces"]:
                     return index
             faces = self._merged("faces", ["vector_id", "embedding"])

@@ -98,7 +98,7 @@ class Searcher:
             self.store.check_head(self.store.head, self.head.weights_sha256, self.head.preprocess_version)
         with self.store.snapshot():  # metadata and vectors of one generation, even while `index` finalizes
             meta = self.store.faces(["vector_id", "face_id", "path", "sha256", "identity", "box", "face_index"])
-            index = self.store.load_index()
+            index = self.store.load_index(mmap=True)
         order = np.argsort(meta["vector_id"].to_numpy())
         self._ids = meta["vector_id"].to_numpy()[order]
         self._path = np.asarray(meta["path"].to_pylist(), dtype=object)[order]
