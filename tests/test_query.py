@@ -225,3 +225,35 @@ def test_all_faces_answers_for_every_face_of_the_photo(lfw10_index):
     assert all(len(a["results"]) == 2 for a in answers)
     both = run(cli, ["query", str(group), "--index", str(lfw10_index), "--all-faces", "--face", "1"])
     assert both.exit_code != 0 and "not both" in str(both.exception)
+
+
+def test_metadata_read_on_demand_answers_alike(lfw10_index, monkeypatch):
+    """Above a size a searcher keeps only vector ids and reads the rest of an answer from Parquet: same answers
+    (faces and identities modes, the query's own photo left out by content)."""
+    import lookalike.search.meta as meta
+
+    q = [require_data("gallery", "lfw10", "Tony_Blair", "Tony_Blair_0003.jpg"),
+         require_data("group-photos", "couple.jpg")]  # fmt: skip
+    whole = Searcher(lfw10_index)
+    assert isinstance(whole.meta, meta.MemoryMeta)
+    monkeypatch.setattr(meta, "IN_MEMORY_UP_TO", 0)
+    lazy = Searcher(lfw10_index)
+    assert isinstance(lazy.meta, meta.ParquetMeta)
+    for mode in ("faces", "identities"):
+        a = [x.as_json() for x in whole.query_photos(q, k=8, mode=mode)]
+        b = [x.as_json() for x in lazy.query_photos(q, k=8, mode=mode)]
+        assert a == b
+    vid = a[0]["results"][0]["vector_id"]
+    assert lazy.face_record(vid) == whole.face_record(vid) and lazy.identities() == whole.identities()
+
+
+def test_faces_are_stored_by_vector_id_and_read_by_it(lfw10_index):
+    import pyarrow.parquet as pq
+
+    from lookalike.index.store import FaceStore
+
+    store = FaceStore.open(lfw10_index)
+    ids = pq.read_table(lfw10_index / "faces.parquet", columns=["vector_id"])["vector_id"].to_pylist()
+    assert ids == sorted(ids)
+    got = store.faces_by_id([ids[5], ids[2], 10**9], ["path", "identity"])
+    assert sorted(got["vector_id"].to_pylist()) == sorted([ids[2], ids[5]]) and set(got.column_names) >= {"path"}

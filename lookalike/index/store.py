@@ -163,12 +163,17 @@ def _parquet_generation(path: Path, strict: bool = False) -> int | None:
     return int(meta[_GEN_KEY]) if _GEN_KEY in meta else None
 
 
-def _write_parquet(table: pa.Table, path: Path, generation: int | None = None) -> None:
+#: Rows per Parquet row group of the main faces file: its rows are in vector id order, so a lookup of a few ids
+#: reads only the groups whose id range holds them (`FaceStore.faces_by_id`), not the whole file.
+FACES_ROW_GROUP = 16_384
+
+
+def _write_parquet(table: pa.Table, path: Path, generation: int | None = None, row_group: int | None = None) -> None:
     if generation is not None:
         meta = dict(table.schema.metadata or {})
         meta[_GEN_KEY] = str(generation).encode()
         table = table.replace_schema_metadata(meta)
-    atomic_write_with(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    atomic_write_with(path, lambda tmp: pq.write_table(table, tmp, compression="zstd", row_group_size=row_group))
 
 
 def _manifest_core(manifest: dict) -> bytes:
@@ -578,6 +583,23 @@ class FaceStore:
             self._refresh()
             return self._merged("faces", columns)
 
+    def faces_by_id(self, ids, columns: list[str]) -> pa.Table:
+        """The rows of the faces with vector ids `ids` (in any order), reading only the row groups of the main
+        file whose id range holds them (when no committed part is pending; else from the merged rows)."""
+        import pyarrow.compute as pc
+
+        wanted = pa.array(sorted({int(i) for i in ids}), pa.int64())
+        cols = columns if "vector_id" in columns else ["vector_id", *columns]
+        with file_lock(self.root / ".state.lock", shared=True):
+            self._refresh()
+            if self.manifest["pending"] or not (self.root / FACES).exists():
+                t = self._merged("faces", cols)
+                return t.filter(pc.is_in(t["vector_id"], wanted))
+            try:
+                return pq.read_table(self.root / FACES, columns=cols, filters=[("vector_id", "in", wanted.to_pylist())])
+            except (OSError, pa.ArrowInvalid) as e:
+                raise self._damage(f"{FACES} cannot be read ({' '.join(str(e).split())[:100]})") from None
+
     def rejects(self) -> pa.Table:
         """Every rejected file with its reason."""
         with file_lock(self.root / ".state.lock", shared=True):
@@ -688,7 +710,9 @@ class FaceStore:
         tmp = {name: f"finalize-{gen}-{name}" for name in _DATA_FILES}
         faces = self._with_core(faces)
         rejects = self._with_core(rejects)
-        _write_parquet(faces, self.root / tmp[FACES], gen)
+        if faces.num_rows and faces["vector_id"].null_count == 0:
+            faces = faces.sort_by("vector_id")
+        _write_parquet(faces, self.root / tmp[FACES], gen, FACES_ROW_GROUP)
         _write_parquet(rejects, self.root / tmp[REJECTS], gen)
         atomic_write_with(self.root / tmp[INDEX], lambda p: faiss.write_index(index, p))
         manifest["files"] = {n: (self.root / tmp[n]).stat().st_size for n in _DATA_FILES}

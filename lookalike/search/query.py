@@ -21,6 +21,7 @@ from lookalike.index.people import read_people
 from lookalike.index.store import FaceStore
 from lookalike.index.vector_index import search, to_gpu_if_available
 from lookalike.paths import to_text
+from lookalike.search.meta import face_meta
 
 MODES = ("faces", "identities")
 #: Query photos decoded at once by `Searcher.query_photos` (their faces are batched for the head too).
@@ -97,16 +98,10 @@ class Searcher:
             self.head = create_head(self.store.head, device=device, weights_dir=weights_dir)
             self.store.check_head(self.store.head, self.head.weights_sha256, self.head.preprocess_version)
         with self.store.snapshot():  # metadata and vectors of one generation, even while `index` finalizes
-            meta = self.store.faces(["vector_id", "face_id", "path", "sha256", "identity", "box", "face_index"])
+            self.meta = face_meta(self.store)
             index = self.store.load_index(mmap=True)
-        order = np.argsort(meta["vector_id"].to_numpy())
-        self._ids = meta["vector_id"].to_numpy()[order]
-        self._path = np.asarray(meta["path"].to_pylist(), dtype=object)[order]
-        self._sha = np.asarray(meta["sha256"].to_pylist(), dtype=object)[order]
-        self._identity = np.asarray(meta["identity"].to_pylist(), dtype=object)[order]
-        self._face_id = np.asarray(meta["face_id"].to_pylist(), dtype=object)[order]
-        self._box = meta["box"].to_pylist()
-        self._box = [self._box[i] for i in order]
+        self._ids = self.meta.ids
+        self._sha_identity: dict[str, str] | None = None  # sha256 -> the label of its main face, built on first use
         self.index = to_gpu_if_available(index)
         people = read_people(self.store.root, int(self.store.manifest.get("generation", -1)))
         self._person = dict(zip(people["vector_id"].to_pylist(), people["person"].to_pylist())) if people else {}
@@ -124,11 +119,13 @@ class Searcher:
 
     def identity_of_sha(self, sha: str) -> str | None:
         """The label of an indexed photo's main face, by file content."""
-        hits = np.nonzero(self._sha == sha)[0]
-        for r in hits:
-            if self._identity[r] is not None:
-                return str(self._identity[r])
-        return None
+        if self._sha_identity is None:
+            shas, idents = self.meta.column("sha256"), self.meta.column("identity")
+            self._sha_identity = {}
+            for h, ident in zip(shas, idents, strict=True):
+                if ident is not None and h is not None:
+                    self._sha_identity.setdefault(str(h), str(ident))
+        return self._sha_identity.get(sha)
 
     def search_vectors(
         self,
@@ -170,12 +167,16 @@ class Searcher:
         valid = irow >= 0
         srow, irow = srow[valid], irow[valid]
         rows = self.rows_of(irow)
+        meta = self.meta.rows(rows)  # one read for all the candidates
         out: list[Match] = []
         seen: set[str] = set()
         for score, vid, r in zip(srow, irow, rows):
-            if ex_sha is not None and self._sha[r] == ex_sha:
+            m = meta.get(int(r))
+            if m is None:  # the index changed under this searcher: a face it no longer has
                 continue
-            ident = self._identity[r]
+            if ex_sha is not None and m["sha256"] == ex_sha:
+                continue
+            ident = m["identity"]
             if ex_ident is not None and ident == ex_ident:
                 continue
             if mode == "identities":
@@ -187,11 +188,11 @@ class Searcher:
                 Match(
                     rank=len(out) + 1,
                     score=round(float(score), 6),
-                    path=str(self._path[r]),
+                    path=str(m["path"]),
                     identity=None if ident is None else str(ident),
-                    face_id=str(self._face_id[r]),
+                    face_id=str(m["face_id"]),
                     vector_id=int(vid),
-                    box=[round(float(v), 1) for v in self._box[r]],
+                    box=[round(float(v), 1) for v in m["box"]],
                     person=self._person.get(int(vid)),
                 )
             )
@@ -201,30 +202,33 @@ class Searcher:
 
     def path_at(self, row: int) -> str:
         """The photo of the face at `row` (this searcher's rows are in vector id order)."""
-        return str(self._path[row])
+        return str(self.meta.rows(np.array([row]))[row]["path"])
 
     def box_at(self, row: int) -> list[float]:
-        return [float(v) for v in self._box[row]]
+        return [float(v) for v in self.meta.rows(np.array([row]))[row]["box"]]
 
     def id_at(self, row: int) -> int:
         return int(self._ids[row])
 
-    def identity_at(self, row: int) -> str | None:
-        ident = self._identity[row]
-        return None if ident is None else str(ident)
+    def identities(self) -> list[str | None]:
+        """Every face's identity label, by row."""
+        return [None if i is None else str(i) for i in self.meta.column("identity")]
 
-    def person_at(self, row: int) -> str | None:
-        """The person `lookalike cluster` gave the face at `row` (None when it has not run on this version)."""
-        return self._person.get(int(self._ids[row]))
+    def persons(self) -> list[str | None]:
+        """Every face's person from `lookalike cluster` (None where it has not run on this version), by row."""
+        return [self._person.get(int(v)) for v in self._ids]
 
     def face_record(self, vector_id: int) -> dict | None:
         """The stored record of one face by its vector id: `{"vector_id", "face_id", "path", "identity", "box"}`."""
         r = int(self.rows_of(np.array([vector_id]))[0])
         if r >= len(self._ids) or int(self._ids[r]) != int(vector_id):
             return None
-        return {"vector_id": int(vector_id), "face_id": str(self._face_id[r]), "path": str(self._path[r]),
-                "identity": None if self._identity[r] is None else str(self._identity[r]),
-                "box": [round(float(v), 1) for v in self._box[r]]}  # fmt: skip
+        m = self.meta.rows(np.array([r])).get(r)
+        if m is None:
+            return None
+        return {"vector_id": int(vector_id), "face_id": str(m["face_id"]), "path": str(m["path"]),
+                "identity": None if m["identity"] is None else str(m["identity"]),
+                "box": [round(float(v), 1) for v in m["box"]]}  # fmt: skip
 
     @property
     def detector(self) -> Detector:

@@ -68,10 +68,10 @@ class Held:
     def people(self) -> tuple[list[str | None], str]:
         """Each face's person (rows in the searcher's order): the people `lookalike cluster` found, else the
         labelled identities; and which of the two."""
-        s = self.searcher
-        if s.size and s.person_at(0) is not None:
-            return [s.person_at(r) for r in range(s.size)], "as `lookalike cluster` grouped them"
-        return [s.identity_at(r) for r in range(s.size)], "labelled identities; `lookalike cluster` finds the others"
+        persons = self.searcher.persons()
+        if any(p is not None for p in persons):
+            return persons, "as `lookalike cluster` grouped them"
+        return self.searcher.identities(), "labelled identities; `lookalike cluster` finds the others"
 
     def vectors(self) -> np.ndarray:
         """The stored vectors in the searcher's row order (loaded on first use)."""

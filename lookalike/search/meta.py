@@ -1,0 +1,67 @@
+"""What a searcher knows of each face besides its vector: path, sha256, identity, face id, box, by row (rows in
+vector id order).
+
+Up to `IN_MEMORY_UP_TO` faces the columns are loaded once (`MemoryMeta`); above, only the vector ids are, and the
+rest of a face is read when an answer needs it (`ParquetMeta`: the main faces file is sorted by vector id in row
+groups of 16k, so a query's candidates touch a few groups, not the file): opening a large index stays fast and
+small, and one answer does not load every path of the index.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Faces whose metadata a searcher loads whole; above, it reads what answers need.
+IN_MEMORY_UP_TO = 200_000
+COLUMNS = ("path", "sha256", "identity", "face_id", "box")
+
+
+class MemoryMeta:
+    """Every face's metadata in memory."""
+
+    def __init__(self, store) -> None:
+        meta = store.faces(["vector_id", *COLUMNS])
+        order = np.argsort(meta["vector_id"].to_numpy())
+        self.ids = meta["vector_id"].to_numpy()[order]
+        self._cols = {c: np.asarray(meta[c].to_pylist(), dtype=object)[order] for c in COLUMNS}
+
+    def rows(self, rows: np.ndarray) -> dict[int, dict]:
+        """row -> {column: value} for `rows`."""
+        return {int(r): {c: self._cols[c][r] for c in COLUMNS} for r in rows}
+
+    def column(self, name: str) -> list:
+        """One column for every row."""
+        return list(self._cols[name])
+
+
+class ParquetMeta:
+    """Vector ids in memory; the rest read from the index's Parquet file when asked for."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.ids = np.sort(store.faces(["vector_id"])["vector_id"].to_numpy())
+
+    def rows(self, rows: np.ndarray) -> dict[int, dict]:
+        rows = np.asarray(rows, dtype=np.int64)
+        if not len(rows):
+            return {}
+        t = self.store.faces_by_id(self.ids[rows], list(COLUMNS)).to_pydict()
+        by_id = {int(v): i for i, v in enumerate(t["vector_id"])}
+        out = {}
+        for r in rows:
+            i = by_id.get(int(self.ids[r]))
+            if i is not None:
+                out[int(r)] = {c: t[c][i] for c in COLUMNS}
+        return out
+
+    def column(self, name: str) -> list:
+        t = self.store.faces(["vector_id", name])
+        order = np.argsort(t["vector_id"].to_numpy())
+        values = t[name].to_pylist()
+        return [values[i] for i in order]
+
+
+def face_meta(store):
+    """The metadata holder for `store`: in memory up to `IN_MEMORY_UP_TO` faces, else read on demand."""
+    n = int(store.manifest.get("counts", {}).get("faces", 0))
+    return ParquetMeta(store) if n > IN_MEMORY_UP_TO else MemoryMeta(store)
