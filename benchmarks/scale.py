@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,12 @@ from lookalike.bench.report import machine, machine_line, today, write_report
 
 HERE = Path(__file__).resolve().parent
 QUERIES = 1_000
+
+
+def peak_rss_mb() -> int:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited from the parent across exec)."""
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) // 1024 for line in fh if line.startswith("VmHWM:"))
 
 
 def make_vectors(base: Path, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -91,19 +96,97 @@ def one(base: Path, n: int, factory: str) -> dict:
             "build_s": round(build_s, 1), "disk_mb": round(disk / 2**20, 1), "recall_at_10": round(recall, 4),
             "single_p50_ms": round(float(np.percentile(lat, 50)), 2),
             "single_p95_ms": round(float(np.percentile(lat, 95)), 2), "batched_qps": round(batched, 1),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}  # fmt: skip
+            "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+
+
+def make_store(base: Path, n: int, dest: Path) -> Path:
+    """An index folder of `n` faces (the vectors of `make_vectors`, synthetic file metadata), built through the
+    store's own writer and finalize (so `--index-type auto` trains and tunes it)."""
+    import pyarrow as pa
+
+    from lookalike.index.store import REJECTS_SCHEMA, FaceStore, faces_schema, now_utc
+
+    if FaceStore.exists(dest) and FaceStore.open(dest).manifest["counts"]["faces"] == n:
+        return dest
+    vectors, _ = make_vectors(base, n)
+    d = vectors.shape[1]
+    src = FaceStore.open(base)
+    with FaceStore.writer(dest, src.head, d, src.manifest["weights_sha256"], {**src.manifest["params"],
+                          "index_factory": "auto"}) as w:  # fmt: skip
+        now = now_utc()
+        for s in range(0, n, 100_000):
+            k = min(100_000, n - s)
+            names = [f"/photos/{(s + i) // 1000:04d}/img_{s + i:07d}.jpg" for i in range(k)]
+            cols = {
+                "vector_id": pa.array(w.reserve_ids(k), pa.int64()),
+                "face_id": [f"{x}#0" for x in names], "path": names,
+                "sha256": [f"{s + i:064x}" for i in range(k)], "file_size": [1] * k, "mtime_ns": [1] * k,
+                "face_index": [0] * k, "is_main": [True] * k, "box": [[10.0, 10.0, 90.0, 90.0]] * k,
+                "landmarks": [[0.0] * 10] * k, "prob": [0.99] * k,
+                "identity": [f"person_{(s + i) % 50_000}" for i in range(k)], "head": [src.head] * k,
+                "width": [100] * k, "height": [100] * k, "added_at": [now] * k,
+                "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vectors[s : s + k].ravel()), d),
+            }  # fmt: skip
+            w.commit_part(pa.table(cols, schema=faces_schema(d)), REJECTS_SCHEMA.empty_table())
+        w.finalize()
+    return dest
+
+
+def open_searcher(base: Path, ix: Path, mode: str) -> dict:
+    """A fresh process opens the index (no head), then answers 200 single queries (warm): metadata `mode`
+    'memory' (every face's loaded) or 'parquet' (read when answers need it)."""
+    from lookalike.search.query import Searcher
+
+    t = time.perf_counter()
+    s = Searcher(ix, load_head=False, metadata=mode)
+    open_s = time.perf_counter() - t
+    rss = peak_rss_mb()
+    _, queries = make_vectors(base, 10)
+    lat = []
+    for q in np.vstack([queries] * 21)[:210]:
+        t = time.perf_counter()
+        s.search_vectors(q[None], 10)
+        lat.append(1000 * (time.perf_counter() - t))
+    lat = lat[10:]
+    return {"mode": mode, "faces": s.size, "open_s": round(open_s, 2), "peak_rss_mb": rss,
+            "query_p50_ms": round(float(np.percentile(lat, 50)), 2), "query_p95_ms": round(float(np.percentile(lat, 95)), 2),
+            "index": s.store.manifest.get("index_active", "")}  # fmt: skip
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", type=Path, required=True, help="an index of real faces (facenet-casia)")
-    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
+    ap.add_argument("--store", type=int, default=300_000,
+                    help="also build an index folder of this many faces and time opening and querying it (0: no)")  # fmt: skip
+    ap.add_argument("--work", type=Path, help="where that index folder is kept between runs")
     ap.add_argument("--one", nargs=2, metavar=("N", "FACTORY"), help=argparse.SUPPRESS)
+    ap.add_argument("--open", nargs=2, metavar=("INDEX", "MODE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         print(json.dumps(one(args.base, int(args.one[0]), args.one[1])), flush=True)
         return
-    rows = []
+    if args.open:
+        print(json.dumps(open_searcher(args.base, Path(args.open[0]), args.open[1])), flush=True)
+        return
+    results: dict = {"machine": machine(), "date": today(), "base": str(args.base), "rows": [], "searcher": []}
+    if not args.sizes and (HERE / "scale.json").exists():  # only the index-folder part: keep the last rows
+        last = json.loads((HERE / "scale.json").read_text())
+        results["rows"], results["rows_date"] = last.get("rows", []), last.get("rows_date", last.get("date"))
+    if args.store:
+        work = args.work or Path(tempfile.mkdtemp(prefix="lookalike-scale-"))
+        t = time.perf_counter()
+        cached = (work / f"store-{args.store}" / "manifest.json").exists()
+        ix = make_store(args.base, args.store, work / f"store-{args.store}")
+        results["store_build_s"] = None if cached else round(time.perf_counter() - t, 1)
+        for mode in ("memory", "parquet"):
+            r = subprocess.run([sys.executable, __file__, "--base", str(args.base), "--open", str(ix), mode],
+                               capture_output=True, text=True, timeout=3600)  # fmt: skip
+            row = json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else {
+                "mode": mode, "error": (r.stderr.strip().splitlines() or ["?"])[-1]}  # fmt: skip
+            results["searcher"].append(row)
+            print(row, flush=True)
+    rows = results["rows"]
     for n in args.sizes:
         for factory in ("Flat", "auto"):
             r = subprocess.run([sys.executable, __file__, "--base", str(args.base), "--one", str(n), factory],
@@ -113,15 +196,17 @@ def main() -> None:
             else:
                 rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
-            results = {"machine": machine(), "date": today(), "base": str(args.base), "rows": rows}
             write_report(HERE, "scale", results, render(results))
+    write_report(HERE, "scale", results, render(results))
 
 
 def render(results: dict) -> str:
     md = [
         "# The vector index at scale",
         "",
-        f"{machine_line(results['machine'])}. Date: {results['date']}. Made by `benchmarks/scale.py`.",
+        f"{machine_line(results['machine'])}. Date: {results['date']}"
+        + (f" (the vector-index rows: {results['rows_date']})" if results.get("rows_date") else "")
+        + ". Made by `benchmarks/scale.py`.",
         "",
         "Stored vectors: the real facenet-casia main-face vectors of LFW View 2's 7,701 photos plus synthetic faces "
         "up to the size, each a random mix of three real ones (Dirichlet weights) with a little noise, unit norm; "
@@ -149,6 +234,32 @@ def render(results: dict) -> str:
             f"| {r['n']:,} | {r['factory']} | {built} | {r['build_s']} | {r['disk_mb']:,} MB | {r['recall_at_10']:.3f} "
             f"| {r['single_p50_ms']} / {r['single_p95_ms']} | {r['batched_qps']:,} | {r['peak_rss_mb']:,} MB |"
         )
+    sr = results.get("searcher") or []
+    if sr:
+        md += [
+            "",
+            "## Opening an index folder and answering",
+            "",
+            f"An index folder of {sr[0].get('faces', 0):,} faces (the same kind of vectors, synthetic paths and labels; "
+            "built through the store's writer and finalize"
+            + (f" in {results['store_build_s']} s" if results.get("store_build_s") else ", in an earlier run")
+            + "), opened by a fresh "
+            "process without a head (what `query` does besides embedding), then 200 single searches with metadata "
+            "(warm). Metadata 'in memory': every face's path, sha256, label, face id and box loaded at opening "
+            "(what a searcher does up to 200,000 faces, and `lookalike serve` always); 'read on demand': only the "
+            "vector ids, the rest read from the Parquet file for each answer's candidates (a one-off `query` above "
+            "200,000 faces; the file is sorted by vector id in row groups of 4,096).",
+            "",
+            "| metadata | index | open (s) | peak RSS | search + metadata p50 / p95 (ms) |",
+            "| --- | --- | ---: | ---: | ---: |",
+        ]
+        for r in sr:
+            if "error" in r:
+                md.append(f"| {r['mode']} | failed: {r['error'][:100]} | | | |")
+                continue
+            name = "in memory" if r["mode"] == "memory" else "read on demand"
+            md.append(f"| {name} | {r['index']} | {r['open_s']} | {r['peak_rss_mb']:,} MB "
+                      f"| {r['query_p50_ms']} / {r['query_p95_ms']} |")  # fmt: skip
     return "\n".join(md) + "\n"
 
 

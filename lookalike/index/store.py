@@ -165,7 +165,42 @@ def _parquet_generation(path: Path, strict: bool = False) -> int | None:
 
 #: Rows per Parquet row group of the main faces file: its rows are in vector id order, so a lookup of a few ids
 #: reads only the groups whose id range holds them (`FaceStore.faces_by_id`), not the whole file.
-FACES_ROW_GROUP = 16_384
+FACES_ROW_GROUP = 4_096
+
+
+class _SortedFaces:
+    """The main faces file kept open, with each row group's vector id range (from the footer's statistics), so
+    that reading a few ids reads the groups that hold them and nothing else. Falls back to reading every group
+    when the file is not sorted by vector id (written before it was)."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = pq.ParquetFile(path)
+        md = self.file.metadata
+        col = self.file.schema_arrow.get_field_index("vector_id")
+        lo, hi = [], []
+        for g in range(md.num_row_groups):
+            st = md.row_group(g).column(col).statistics
+            if st is None or not st.has_min_max:
+                lo, hi = [], []
+                break
+            lo.append(st.min)
+            hi.append(st.max)
+        self.lo, self.hi = np.array(lo, dtype=np.int64), np.array(hi, dtype=np.int64)
+        self.sorted = len(lo) == md.num_row_groups and bool(np.all(self.lo[1:] > self.hi[:-1]))
+
+    def read(self, ids: np.ndarray, columns: list[str]) -> pa.Table:
+        import pyarrow.compute as pc
+
+        if self.sorted:
+            g = np.searchsorted(self.hi, ids)  # the first group whose max is >= the id
+            inside = (g < len(self.hi)) & (ids >= self.lo[np.minimum(g, len(self.lo) - 1)])
+            groups = sorted({int(x) for x in g[inside]})
+            if not groups:
+                return self.file.schema_arrow.empty_table().select(columns)
+            t = self.file.read_row_groups(groups, columns=columns)
+        else:
+            t = self.file.read(columns=columns)
+        return t.filter(pc.is_in(t["vector_id"], pa.array(ids)))
 
 
 def _write_parquet(table: pa.Table, path: Path, generation: int | None = None, row_group: int | None = None) -> None:
@@ -585,18 +620,22 @@ class FaceStore:
 
     def faces_by_id(self, ids, columns: list[str]) -> pa.Table:
         """The rows of the faces with vector ids `ids` (in any order), reading only the row groups of the main
-        file whose id range holds them (when no committed part is pending; else from the merged rows)."""
+        file whose id range holds them (when no committed part is pending; else from the merged rows). The file
+        stays open between calls (its footer read once); a later generation opens the new one."""
         import pyarrow.compute as pc
 
-        wanted = pa.array(sorted({int(i) for i in ids}), pa.int64())
+        wanted = np.unique(np.asarray([int(i) for i in ids], dtype=np.int64))
         cols = columns if "vector_id" in columns else ["vector_id", *columns]
         with file_lock(self.root / ".state.lock", shared=True):
             self._refresh()
             if self.manifest["pending"] or not (self.root / FACES).exists():
                 t = self._merged("faces", cols)
-                return t.filter(pc.is_in(t["vector_id"], wanted))
+                return t.filter(pc.is_in(t["vector_id"], pa.array(wanted)))
             try:
-                return pq.read_table(self.root / FACES, columns=cols, filters=[("vector_id", "in", wanted.to_pylist())])
+                gen = int(self.manifest["generation"])
+                if getattr(self, "_faces_file", (None, None))[0] != gen:
+                    self._faces_file = (gen, _SortedFaces(self.root / FACES))
+                return self._faces_file[1].read(wanted, cols)
             except (OSError, pa.ArrowInvalid) as e:
                 raise self._damage(f"{FACES} cannot be read ({' '.join(str(e).split())[:100]})") from None
 

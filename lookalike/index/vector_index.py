@@ -298,13 +298,15 @@ def to_gpu_if_available(index):
 
 
 def _torch_gpu(index):
-    """An exact index as `TorchFlatSearch` on CUDA (when torch sees a GPU), else the index unchanged."""
-    try:
-        import torch
+    """An exact index as `TorchFlatSearch` on CUDA (when torch sees a GPU), else the index unchanged.
 
-        cuda = torch.cuda.is_available()
-    except ImportError:  # pragma: no cover - torch is a dependency
-        cuda = False
+    Only where torch is already imported (a torch head is loaded): importing it just to ask costs a searcher
+    ~500 MB and a second, and a machine with a GPU runs torch heads.
+    """
+    import sys
+
+    torch = sys.modules.get("torch")
+    cuda = bool(torch is not None and torch.cuda.is_available())
     if not cuda or index.ntotal == 0 or not _is_exact(index):
         return index
     return torch_search_of(index, "cuda")

@@ -3,8 +3,9 @@ vector id order).
 
 Up to `IN_MEMORY_UP_TO` faces the columns are loaded once (`MemoryMeta`); above, only the vector ids are, and the
 rest of a face is read when an answer needs it (`ParquetMeta`: the main faces file is sorted by vector id in row
-groups of 16k, so a query's candidates touch a few groups, not the file): opening a large index stays fast and
-small, and one answer does not load every path of the index.
+groups of 4,096, so a query's candidates touch a few groups, not the file): a one-off query of a large index opens
+it faster and smaller, at some milliseconds per answer; a long-running server keeps everything in memory
+(benchmarks/scale.md).
 """
 
 from __future__ import annotations
@@ -61,7 +62,10 @@ class ParquetMeta:
         return [values[i] for i in order]
 
 
-def face_meta(store):
-    """The metadata holder for `store`: in memory up to `IN_MEMORY_UP_TO` faces, else read on demand."""
-    n = int(store.manifest.get("counts", {}).get("faces", 0))
-    return ParquetMeta(store) if n > IN_MEMORY_UP_TO else MemoryMeta(store)
+def face_meta(store, mode: str = "auto"):
+    """The metadata holder for `store`: "memory", "parquet" (read on demand), or "auto": in memory up to
+    `IN_MEMORY_UP_TO` faces, else on demand."""
+    if mode == "auto":
+        n = int(store.manifest.get("counts", {}).get("faces", 0))
+        mode = "parquet" if n > IN_MEMORY_UP_TO else "memory"
+    return ParquetMeta(store) if mode == "parquet" else MemoryMeta(store)

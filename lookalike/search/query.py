@@ -89,7 +89,11 @@ class Searcher:
         device: str | None = None,
         weights_dir: Path | None = None,
         load_head: bool = True,
+        metadata: str = "auto",
     ) -> None:
+        """metadata: "memory" (every face's path, label, ... loaded now: fastest answers; a server), "parquet"
+        (read for each answer: a fast, small opening; a one-off query of a large index) or "auto" (the first up to
+        200,000 faces, else the second)."""
         self.store = FaceStore.open(index_path)
         if head is not None:
             self.store.check_head(head)
@@ -98,7 +102,7 @@ class Searcher:
             self.head = create_head(self.store.head, device=device, weights_dir=weights_dir)
             self.store.check_head(self.store.head, self.head.weights_sha256, self.head.preprocess_version)
         with self.store.snapshot():  # metadata and vectors of one generation, even while `index` finalizes
-            self.meta = face_meta(self.store)
+            self.meta = face_meta(self.store, metadata)
             index = self.store.load_index(mmap=True)
         self._ids = self.meta.ids
         self._sha_identity: dict[str, str] | None = None  # sha256 -> the label of its main face, built on first use

@@ -45,7 +45,7 @@ class Held:
     def _load(self) -> None:
         from lookalike.search.query import Searcher
 
-        self.searcher = Searcher(self.path, device=self.device)
+        self.searcher = Searcher(self.path, device=self.device, metadata="memory")  # a server answers many
         _ = self.searcher.analyzer  # detector loaded now, not on the first request
         self.generation = int(self.searcher.store.manifest.get("generation", -1))
         self._vectors: np.ndarray | None = None
