@@ -12,7 +12,6 @@ Usage: python benchmarks/serve_load.py [--rounds 6] [--concurrent 50]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import requests
 
 from lookalike import config
 from lookalike.bench.report import machine, machine_line, today, write_report
+from lookalike.bench.server import start_server
 
 HERE = Path(__file__).resolve().parent
 
@@ -49,13 +49,7 @@ def main() -> None:
     ix = work / "lfw10"
     lk = [sys.executable, "-m", "lookalike"]
     subprocess.run([*lk, "index", str(gallery), "--out", str(ix), "-q"], env=env, check=True)
-    server = subprocess.Popen([*lk, "serve", "--index", str(ix), "--port", "0"], env=env, stderr=subprocess.PIPE)
-    record = work / "state" / "server.json"
-    while not record.exists():
-        if server.poll() is not None:
-            raise SystemExit(server.stderr.read().decode())
-        time.sleep(0.1)
-    url = json.loads(record.read_text())["url"]
+    server, url = start_server(ix, work / "state")
     uploads = {p: p.read_bytes() for p in photos}
 
     def ask(i: int) -> tuple[float, int, bool]:

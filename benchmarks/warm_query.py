@@ -24,6 +24,7 @@ import numpy as np
 
 from lookalike import config
 from lookalike.bench.report import machine, machine_line, today, write_report
+from lookalike.bench.server import start_server
 
 HERE = Path(__file__).resolve().parent
 
@@ -50,12 +51,7 @@ def main() -> None:
     lk = [sys.executable, "-m", "lookalike"]
     subprocess.run([*lk, "index", str(gallery), "--out", str(ix), "-q"], env=env, check=True)
     t0 = time.perf_counter()
-    server = subprocess.Popen([*lk, "serve", "--index", str(ix), "--port", "0"], env=env, stderr=subprocess.PIPE)
-    record = work / "state" / "server.json"
-    while not record.exists():
-        if server.poll() is not None:
-            raise SystemExit(server.stderr.read().decode())
-        time.sleep(0.1)
+    server, _ = start_server(ix, work / "state")
     server_start = time.perf_counter() - t0
     ask = [*lk, "query", str(photo), "--index", str(ix), "--json", "-k", "10"]
     try:

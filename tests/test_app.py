@@ -4,12 +4,7 @@ it back. Screenshots of the pages go to the test's temporary folder."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
-import time
 
 import pytest
 
@@ -34,17 +29,10 @@ def app(tmp_path_factory, sface, detector):
     shutil.copy(root / "Tony_Blair" / "Tony_Blair_0002.jpg", root / "Tony_Blair" / "Tony_Blair_0002 copy.jpg")
     ix = tmp_path_factory.mktemp("ix") / "family"
     run_index(root, ix, sface, detector, IndexOptions(workers=0))
-    state = tmp_path_factory.mktemp("app-state")
-    env = {**os.environ, "LOOKALIKE_STATE": str(state)}
-    proc = subprocess.Popen([sys.executable, "-m", "lookalike", "serve", "--index", str(ix), "--port", "0"],
-                            env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    record = state / "server.json"
-    for _ in range(240):
-        if record.exists() or proc.poll() is not None:
-            break
-        time.sleep(0.25)
-    assert record.exists(), proc.stderr.read() if proc.poll() is not None else "no server record"
-    yield json.loads(record.read_text())["url"], ix, root
+    from lookalike.bench.server import start_server
+
+    proc, url = start_server(ix, tmp_path_factory.mktemp("app-state"))
+    yield url, ix, root
     proc.terminate()
     proc.wait(timeout=30)
 

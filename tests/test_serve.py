@@ -4,10 +4,6 @@ uploads, refuses bad ones in one line and stays up, and `lookalike query` goes t
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,22 +18,15 @@ from .conftest import require_data
 
 @pytest.fixture(scope="module")
 def server(lfw10_index, tmp_path_factory):
+    from lookalike.bench.server import start_server
+
     state = tmp_path_factory.mktemp("serve-state")
-    env = {**os.environ, "LOOKALIKE_STATE": str(state)}
-    proc = subprocess.Popen([sys.executable, "-m", "lookalike", "serve", "--index", str(lfw10_index), "--port", "0"],
-                            env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    record = state / "server.json"
-    for _ in range(240):
-        if record.exists() or proc.poll() is not None:
-            break
-        time.sleep(0.25)
-    assert record.exists(), proc.stderr.read() if proc.poll() is not None else "no server record"
-    url = json.loads(record.read_text())["url"]
+    proc, url = start_server(lfw10_index, state)
     assert url.startswith("http://127.0.0.1:")
     yield url, state
     proc.terminate()
     proc.wait(timeout=30)
-    assert not record.exists(), "a stopped server leaves no record"
+    assert not (state / "server.json").exists(), "a stopped server leaves no record"
 
 
 def _blair():
