@@ -11,14 +11,8 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 fi
 pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
 pip install --upgrade pip
-# torch first, pinned, so nothing below pulls another build. Without an NVIDIA GPU, PyTorch's CPU builds (the
-# +cpu wheels of the same versions, found on its CPU index; gigabytes of CUDA libraries fewer); where that index
-# cannot be reached pip keeps PyPI's build, which runs on a CPU too.
-if command -v nvidia-smi >/dev/null 2>&1; then
-  pip install "torch==2.14.1" "torchvision==0.29.1"
-else
-  pip install "torch==2.14.1" "torchvision==0.29.1" --extra-index-url https://download.pytorch.org/whl/cpu
-fi
+# torch first, pinned, so nothing below pulls another build; this pair also runs on a CPU-only machine.
+pip install "torch==2.14.1" "torchvision==0.29.1"
 pip install -e ".[dev]"
 .venv/bin/python -c "import torch, torchvision, facenet_pytorch, faiss, cv2, lookalike" \
   || { echo "setup: import check failed" >&2; exit 1; }
