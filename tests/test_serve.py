@@ -119,3 +119,23 @@ def test_uploads_too_large_or_without_a_face_are_4xx(lfw10_index):
         faceless = client.post("/query", files={"photo": ("wall.jpg", blank.getvalue(), "image/jpeg")})
         assert faceless.status_code == 422 and faceless.json()["error"].startswith("no face found")
         assert client.get("/health").status_code == 200
+
+
+def test_review_lists_lookalike_pairs_of_different_people(lfw10_index, monkeypatch):
+    import re
+
+    from starlette.testclient import TestClient
+
+    import lookalike.serve.pages as pages
+    from lookalike.serve.app import create_app
+
+    monkeypatch.setattr(pages, "VISE_THRESHOLD", 0.3)  # lfw10's ten people rarely pass 0.80 with this head
+    with TestClient(create_app({"lfw10": lfw10_index})) as client:
+        page = client.get("/review").text
+    rows = re.findall(r'<div class="row lookalike">(.*?)</div>\s*</div>\s*</div>', page, re.S)
+    assert rows, "no look-alike pairs listed"
+    for row in rows:
+        who = re.findall(r'class="who">([^<]+)<', row)
+        assert len(who) == 2 and who[0] != who[1]
+    scores = [float(x) for x in re.findall(r"cosine (0\.\d+)</div></div>\s*<div class=\"card\">", page)]
+    assert scores == sorted(scores, reverse=True) and min(scores) > 0.3

@@ -17,6 +17,9 @@ from lookalike.render import face_thumbnail, image_data_uri, render_html
 
 #: People listed on the People page (the most faces first).
 PEOPLE_SHOWN = 120
+#: Look-alike pairs on the Review page: different people above the ViSE mining threshold (`lookalike mine-vise`).
+VISE_THRESHOLD = 0.80
+LOOKALIKES_SHOWN = 100
 
 
 def page_routes(pick, decode_upload, run):
@@ -150,8 +153,29 @@ def page_routes(pick, decode_upload, run):
 
             return [{"a": side(a), "b": side(b), "score": s, "kind": kind} for a, b, s, kind in pairs[:200]], dups
 
+        def lookalikes():
+            """Different labelled people whose main faces score above the ViSE threshold (0.80), closest first."""
+            from lookalike.curate.pairs import similar_pairs
+
+            names = h.searcher.identities()
+            labelled = [r for r, n in enumerate(names) if n is not None]
+            if len(labelled) < 2:
+                return []
+            codes = {n: i for i, n in enumerate(sorted({names[r] for r in labelled}))}
+            v = h.vectors()[labelled]
+            i, j, score = similar_pairs(v, VISE_THRESHOLD, np.array([codes[names[r]] for r in labelled]), "different")
+            order = np.argsort(-score)[:LOOKALIKES_SHOWN]
+            s = h.searcher
+
+            def side(r: int) -> dict:
+                return {"path": s.path_at(r), "who": names[r], "thumb": face_thumbnail(s.path_at(r), s.box_at(r))}
+
+            return [{"a": side(labelled[i[k]]), "b": side(labelled[j[k]]), "score": float(score[k])} for k in order]
+
         pairs, dups = await run(work)
+        alike = await run(lookalikes)
         return page("review.html", h, pairs=pairs, threshold=dups.threshold, removed=h.removed_count(),
+                    lookalikes=alike, vise_threshold=VISE_THRESHOLD,
                     message=request.query_params.get("message"))  # fmt: skip
 
     async def review_remove(request: Request):
