@@ -240,9 +240,6 @@ def query_cmd(
     A photo that cannot be answered (unreadable, no face, no face N) prints `lookalike: error: ...` on stderr
     while the others are answered. Exit status: 0 all answered, 2 none, 3 some.
     """
-    from lookalike.search.query import Searcher
-    from lookalike.search.rerank import DEFAULT_CANDIDATES, rerank_answers
-
     paths, refused = _query_paths(images)
     if all_faces and face is not None:
         raise LookalikeError("--all-faces answers for every face: give --all-faces or --face N, not both")
@@ -255,6 +252,9 @@ def query_cmd(
     if served is not None:
         _print_answers(served, refused, as_json, html_out, {"index": str(ix), "mode": mode, "k": k})
         return
+    from lookalike.search.query import Searcher  # only here: the warm path above needs none of it
+    from lookalike.search.rerank import DEFAULT_CANDIDATES, rerank_answers
+
     searcher = Searcher(ix, head=head_name, device=device)
     if list_faces:
         listed = searcher.list_faces(paths) + [{"query": p, "error": f"cannot use {p}: {why}"} for p, why in refused]
@@ -342,14 +342,14 @@ def _print_answers(dicts: list[dict], refused: list, as_json: bool, html_out: Pa
 def _query_paths(images: tuple[Path, ...]) -> tuple[list[str], list[tuple[str, str]]]:
     """The photos to ask about: a file as given, a folder's photos in the order `index` reads them; and a folder's
     files that `index` would reject by name, with the reason. A folder without either is a one-line error."""
-    from lookalike.faces.photos import scan_source
-
     out: list[str] = []
     refused: list[tuple[str, str]] = []
     for img in images:
         if not img.is_dir():
             out.append(str(img))
             continue
+        from lookalike.faces.photos import scan_source  # here: a query of files does not need it
+
         scan = scan_source(img)
         if not scan.photos and not scan.unsupported:
             raise LookalikeError(f"{img}: no photos under this folder")
