@@ -132,6 +132,30 @@ def make_store(base: Path, n: int, dest: Path) -> Path:
     return dest
 
 
+def row_group_cost(ix: Path) -> dict:
+    """What the sorted, 4,096-row groups cost each finalize: writing the index's faces table (as finalize does)
+    with Parquet's default row groups and with the store's, seconds (best of 3) and MB."""
+    import os
+
+    import pyarrow.parquet as pq
+
+    from lookalike.index.store import FACES_ROW_GROUP
+
+    t = pq.read_table(ix / "faces.parquet")
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        for name, rg in (("default", None), ("store", FACES_ROW_GROUP)):
+            best = float("inf")
+            for _ in range(3):
+                s = time.perf_counter()
+                pq.write_table(
+                    t.sort_by("vector_id"), os.path.join(d, "f.parquet"), compression="zstd", row_group_size=rg
+                )
+                best = min(best, time.perf_counter() - s)
+            out[name] = {"seconds": round(best, 2), "mb": round(os.path.getsize(os.path.join(d, "f.parquet")) / 2**20)}
+    return out
+
+
 def open_searcher(base: Path, ix: Path, mode: str) -> dict:
     """A fresh process opens the index (no head), then answers 200 single queries (warm): metadata `mode`
     'memory' (every face's loaded) or 'parquet' (read when answers need it)."""
@@ -179,6 +203,7 @@ def main() -> None:
         cached = (work / f"store-{args.store}" / "manifest.json").exists()
         ix = make_store(args.base, args.store, work / f"store-{args.store}")
         results["store_build_s"] = None if cached else round(time.perf_counter() - t, 1)
+        results["row_groups"] = row_group_cost(ix)
         for mode in ("memory", "parquet"):
             r = subprocess.run([sys.executable, __file__, "--base", str(args.base), "--open", str(ix), mode],
                                capture_output=True, text=True, timeout=3600)  # fmt: skip
@@ -250,6 +275,17 @@ def render(results: dict) -> str:
             "vector ids, the rest read from the Parquet file for each answer's candidates (a one-off `query` above "
             "200,000 faces; the file is sorted by vector id in row groups of 4,096).",
             "",
+            *(
+                [
+                    f"What it costs each `finalize` (which rewrites faces.parquet): writing this index's faces "
+                    f"{results['row_groups']['default']['seconds']} s / {results['row_groups']['default']['mb']:,} MB "
+                    f"with Parquet's default row groups, {results['row_groups']['store']['seconds']} s / "
+                    f"{results['row_groups']['store']['mb']:,} MB in groups of 4,096.",
+                    "",
+                ]
+                if results.get("row_groups")
+                else []
+            ),
             "| metadata | index | open (s) | peak RSS | search + metadata p50 / p95 (ms) |",
             "| --- | --- | ---: | ---: | ---: |",
         ]

@@ -139,3 +139,18 @@ def test_review_lists_lookalike_pairs_of_different_people(lfw10_index, monkeypat
         assert len(who) == 2 and who[0] != who[1]
     scores = [float(x) for x in re.findall(r"cosine (0\.\d+)</div></div>\s*<div class=\"card\">", page)]
     assert scores == sorted(scores, reverse=True) and min(scores) > 0.3
+
+
+def test_a_bad_request_to_a_page_or_the_api_is_one_line(lfw10_index):
+    from starlette.testclient import TestClient
+
+    from lookalike.serve.app import create_app
+
+    with TestClient(create_app({"lfw10": lfw10_index})) as client:
+        page = client.get("/people?index=nope")
+        assert page.status_code == 400 and page.text.startswith("lookalike: error: index 'nope' is not served")
+        assert "\n" not in page.text.strip()
+        api = client.post("/query", json={"paths": [str(_blair())], "k": "ten"})
+        assert api.status_code == 400 and api.json()["error"].startswith("bad request: ValueError")
+        assert client.post("/review/remove", data={}).status_code == 400
+        assert client.get("/health").status_code == 200

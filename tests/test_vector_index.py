@@ -67,9 +67,14 @@ def test_auto_keeps_whole_vectors_when_8_bit_codes_cannot_reach_the_recall(monke
     falls back to an IVF over whole vectors and meets the target there."""
     monkeypatch.setattr(vi, "EXACT_UP_TO", 5_000)
     v = _clustered(25_000, centres=400, noise=0.1)
-    _, state = vi.update_index(None, v, np.arange(len(v)), vi.AUTO)
+    index, state = vi.update_index(None, v, np.arange(len(v)), vi.AUTO)
     assert state["factory"] == "IVF512,Flat" and state["sq8_recall"] < vi.TARGET_RECALL
     assert state["tuning"]["recall"] >= vi.TARGET_RECALL
+    # the next run's additions go into it: no training again (auto's first choice would still be SQ8)
+    more = _clustered(1_000, centres=400, noise=0.1, seed=7)
+    v2 = np.vstack([v, more])
+    again, state2 = vi.update_index(index, v2, np.arange(len(v2)), vi.AUTO, state)
+    assert again is index and state2 == state and again.ntotal == len(v2)
 
 
 def test_a_store_records_the_choice(tmp_path):

@@ -300,7 +300,11 @@ def _ask_server(ix: Path, paths: list[str], ask: dict, head_name: str | None) ->
     except requests.RequestException:
         return None
     if r.status_code != 200:
-        raise LookalikeError(f"the server at {url} refused: {r.json().get('error', r.status_code)}")
+        try:
+            why = r.json().get("error", r.status_code)
+        except ValueError:  # not JSON: a crash page
+            why = f"HTTP {r.status_code}"
+        raise LookalikeError(f"the server at {url} refused: {why}")
     answers = r.json()
     for a in answers:  # the photo as the user named it
         a["query"] = sent.get(a["query"], a["query"])
@@ -382,12 +386,14 @@ def serve_cmd(index_names: tuple[str, ...], host: str, port: int, device: str | 
     if not local:
         click.echo(f"lookalike: warning: listening on {host}: other machines can ask this index about faces "
                    "(uploads only: photo paths on this machine are refused)", err=True)  # fmt: skip
-    app = create_app(indexes, device=device, on_stop=clear_record, allow_paths=local)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock.bind((host, port))  # before the models load: a port in use is one line at once (OSError in `main`)
+    sock.listen(128)  # connections wait in the backlog from now on, so the record below never points at nothing
+    app = create_app(indexes, device=device, on_stop=clear_record, allow_paths=local)
     url = f"http://{host if ':' not in host else f'[{host}]'}:{sock.getsockname()[1]}"
-    write_record(url, {n: str(f) for n, f in indexes.items()})
+    if local:  # `query` sends photo paths, which a server listening beyond this machine refuses: not recorded
+        write_record(url, {n: str(f) for n, f in indexes.items()})
     click.echo(f"serving {', '.join(indexes)} at {url} (Ctrl-C stops)", err=True)
     try:
         uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])

@@ -107,9 +107,8 @@ def cluster_index(root: Path, threshold: float | None = None, fmr: float = DEFAU
     threshold: the cosine an edge needs (default: the head's same-person threshold at `fmr` with the index's
     detector). use_labels=False ignores identity labels (to measure the grouping on a labelled set).
     """
-    from lookalike.errors import LookalikeError
     from lookalike.faces.detect import LEGACY_DETECTOR, detector_spec
-    from lookalike.heads.calibration import fmr_key, same_person
+    from lookalike.heads.calibration import threshold_for
     from lookalike.index.store import FaceStore, vectors_of
     from lookalike.index.vector_index import EXACT_UP_TO
 
@@ -117,13 +116,7 @@ def cluster_index(root: Path, threshold: float | None = None, fmr: float = DEFAU
     store = FaceStore.open(root)
     det = detector_spec(str(store.manifest.get("params", {}).get("detector", LEGACY_DETECTOR))).name
     if threshold is None:
-        point = same_person(store.head, det, fmr)
-        if point is None:
-            raise LookalikeError(
-                f"no measured same-person threshold for head {store.head!r} with detector {det!r} at false match "
-                f"rate {fmr_key(fmr)}: give one with --threshold"
-            )
-        threshold = point.threshold
+        threshold = threshold_for(store.head, det, fmr).threshold
     faces = store.faces(["vector_id", "face_id", "identity", "embedding"])
     vectors = vectors_of(faces, store.dim)
     identities = faces["identity"].to_pylist() if use_labels else [None] * faces.num_rows

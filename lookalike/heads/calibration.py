@@ -54,3 +54,16 @@ def same_person(head: str, detector: str, fmr: float = DEFAULT_FMR) -> SamePerso
     if not row:
         return None
     return SamePerson(float(row["threshold"]), float(row["fmr"]), float(row["tmr"]), str(_table().get("source", "")))
+
+
+def threshold_for(head: str, detector: str, fmr: float = DEFAULT_FMR) -> SamePerson:
+    """The measured point of `head` with `detector` at `fmr`; a one-line error when it was not measured."""
+    from lookalike.errors import LookalikeError
+
+    point = same_person(head, detector, fmr)
+    if point is None:
+        raise LookalikeError(
+            f"no measured same-person threshold for head {head!r} with detector {detector!r} at false match rate "
+            f"{fmr_key(fmr)} (benchmarks/verify.md lists the measured ones): give one with --threshold"
+        )
+    return point

@@ -163,9 +163,13 @@ def _parquet_generation(path: Path, strict: bool = False) -> int | None:
     return int(meta[_GEN_KEY]) if _GEN_KEY in meta else None
 
 
-#: Rows per Parquet row group of the main faces file: its rows are in vector id order, so a lookup of a few ids
-#: reads only the groups whose id range holds them (`FaceStore.faces_by_id`), not the whole file.
+#: Rows per Parquet row group of the main faces file of a large index (over `LARGE_INDEX` faces): its rows are in
+#: vector id order, so a lookup of a few ids reads only the groups whose id range holds them
+#: (`FaceStore.faces_by_id`), not the whole file. It costs each finalize time (300k faces: 4.8 s to write instead of
+#: 2.8, benchmarks/scale.md), so a smaller index, whose searchers load its metadata whole, keeps Parquet's groups.
 FACES_ROW_GROUP = 4_096
+#: Faces above which an index is written for on-demand metadata, and a one-off searcher reads it that way.
+LARGE_INDEX = 200_000
 
 
 class _SortedFaces:
@@ -751,7 +755,7 @@ class FaceStore:
         rejects = self._with_core(rejects)
         if faces.num_rows and faces["vector_id"].null_count == 0:
             faces = faces.sort_by("vector_id")
-        _write_parquet(faces, self.root / tmp[FACES], gen, FACES_ROW_GROUP)
+        _write_parquet(faces, self.root / tmp[FACES], gen, FACES_ROW_GROUP if faces.num_rows > LARGE_INDEX else None)
         _write_parquet(rejects, self.root / tmp[REJECTS], gen)
         atomic_write_with(self.root / tmp[INDEX], lambda p: faiss.write_index(index, p))
         manifest["files"] = {n: (self.root / tmp[n]).stat().st_size for n in _DATA_FILES}

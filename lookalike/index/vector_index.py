@@ -157,12 +157,15 @@ def update_index(old, vectors: np.ndarray, ids: np.ndarray, factory: str = "Flat
     ids = np.asarray(ids, dtype=np.int64)
     state = dict(state or {})
     chosen = auto_factory(len(vectors)) if factory == AUTO else factory
+    trained = int(state.get("trained_on", 0))
+    if factory == AUTO and trained and trained / 2 <= len(vectors) <= 2 * trained:
+        chosen = str(state.get("factory", chosen))  # keep what was trained (its nlist, or the whole-vector fallback)
     same_kind = old is not None and old.d == vectors.shape[1] and state.get("factory", "Flat") == chosen
     if same_kind and _is_exact(old) and (chosen == "Flat" or len(vectors) < min_train_size(chosen)):
         patched = _patch(old, vectors, ids)
         if patched is not None:
             return patched, {"factory": chosen, "trained_on": 0}
-    elif same_kind and not _is_exact(old) and len(vectors) <= 2 * int(state.get("trained_on", 0)):
+    elif same_kind and not _is_exact(old) and len(vectors) <= 2 * trained:
         patched = _patch(old, vectors, ids)
         if patched is not None:
             return patched, state

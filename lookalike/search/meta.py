@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Faces whose metadata a searcher loads whole; above, it reads what answers need.
-IN_MEMORY_UP_TO = 200_000
+from lookalike.index.store import LARGE_INDEX
+
+#: Faces whose metadata a searcher loads whole; above, it reads what answers need (the store writes such an index
+#: in small row groups).
+IN_MEMORY_UP_TO = LARGE_INDEX
 COLUMNS = ("path", "sha256", "identity", "face_id", "box")
 
 

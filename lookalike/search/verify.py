@@ -12,7 +12,7 @@ import numpy as np
 from lookalike.errors import LookalikeError
 from lookalike.faces.analyzer import Face, FaceAnalyzer
 from lookalike.faces.photos import Photo, load_photo, photo_from_array
-from lookalike.heads.calibration import DEFAULT_FMR, SamePerson, fmr_key, same_person
+from lookalike.heads.calibration import DEFAULT_FMR, SamePerson, threshold_for
 from lookalike.paths import to_text
 
 Image = str | Path | np.ndarray
@@ -40,17 +40,6 @@ class Verdict:
         if self.faces is not None:
             out["face_a"], out["face_b"] = ([round(float(v), 1) for v in f.box] for f in self.faces)
         return out
-
-
-def threshold_for(head: str, detector: str, fmr: float = DEFAULT_FMR) -> SamePerson:
-    """The measured threshold of `head` with `detector` at `fmr`; a one-line error when it was not measured."""
-    point = same_person(head, detector, fmr)
-    if point is None:
-        raise LookalikeError(
-            f"no measured same-person threshold for head {head!r} with detector {detector!r} at false match rate "
-            f"{fmr_key(fmr)} (benchmarks/verify.md lists the measured ones): give one with --threshold"
-        )
-    return point
 
 
 def face_of(analyzer: FaceAnalyzer, image: Image, name: str, face: int = 0) -> Face:

@@ -120,7 +120,7 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
-    from starlette.responses import JSONResponse
+    from starlette.responses import JSONResponse, PlainTextResponse
     from starlette.routing import Route
 
     held = {name: Held(name, Path(path), device) for name, path in indexes.items()}
@@ -162,17 +162,6 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
         if not isinstance(body, dict):
             raise LookalikeError("the body must be a JSON object")
         return body, {}
-
-    def errors(handler):
-        async def wrapped(request: Request):
-            try:
-                return await handler(request)
-            except LookalikeError as e:
-                return JSONResponse({"error": str(e)}, status_code=400)
-            except (TypeError, ValueError, KeyError) as e:
-                return JSONResponse({"error": f"bad request: {type(e).__name__}: {e}"[:300]}, status_code=400)
-
-        return wrapped
 
     answered = [0]
 
@@ -251,8 +240,25 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
     routes = [
         *page_routes(pick, decode, run_in_threadpool),
         Route("/health", health),
-        Route("/query", errors(query), methods=["POST"]),
-        Route("/verify", errors(verify), methods=["POST"]),
-        Route("/faces/{vector_id:int}", errors(face)),
+        Route("/query", query, methods=["POST"]),
+        Route("/verify", verify, methods=["POST"]),
+        Route("/faces/{vector_id:int}", face),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+
+    async def refused(request: Request, e: Exception):
+        """Any request the server cannot answer as asked: a 400 with one line (JSON for the API, text for a page);
+        the server stays up."""
+        if isinstance(e, LookalikeError):
+            why = str(e)
+        else:  # a field of the wrong type or shape: int("ten"), a missing form value
+            why = f"bad request: {type(e).__name__}: {' '.join(str(e).split())}"[:300]
+        if (
+            request.url.path in ("/query", "/verify")
+            or request.url.path.startswith("/faces/")
+            or "json" in (request.headers.get("accept", ""))
+        ):
+            return JSONResponse({"error": why}, status_code=400)
+        return PlainTextResponse(f"lookalike: error: {why}", status_code=400)
+
+    handlers = {k: refused for k in (LookalikeError, TypeError, ValueError, KeyError)}
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)

@@ -182,6 +182,7 @@ def page_routes(pick, decode_upload, run):
         form = await request.form()
         h = pick(form.get("index"))
         keep, drop = str(form.get("keep") or ""), str(form.get("drop") or "")
+        score = float(form.get("score") or 1.0)
 
         def work() -> int:
             from lookalike.curate.dedup import remove_duplicates
@@ -189,8 +190,8 @@ def page_routes(pick, decode_upload, run):
             if not keep or not drop or keep == drop:
                 raise LookalikeError("a pair needs a photo to keep and another to remove")
             with h.lock:
-                n = remove_duplicates(h.path, [{"path": drop, "kept_path": keep, "score": 1.0,
-                                                "reason": "removed in review"}])  # fmt: skip
+                n = remove_duplicates(h.path, [{"path": drop, "kept_path": keep, "score": score,
+                                                "reason": "removed in review as a duplicate"}])  # fmt: skip
             h.refresh()
             return n
 

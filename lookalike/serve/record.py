@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from lookalike.atomic import atomic_write_text
 from lookalike.config import state_dir
@@ -56,4 +57,6 @@ def find_server(index: Path) -> str | None:
     want = os.path.realpath(index)
     if not any(os.path.realpath(p) == want for p in (rec.get("indexes") or {}).values()):
         return None
-    return str(rec.get("url") or "") or None
+    url = str(rec.get("url") or "")
+    # only a server on this machine: a query never leaves it
+    return url if urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1") else None
