@@ -94,6 +94,9 @@ def write_contact_sheet(
     for a in answers:
         results = [{**m, "thumb": face_thumbnail(m["path"], m.get("box")), "link": file_link(m["path"])}
                    for m in a["results"]]  # fmt: skip
+        if a.get("face_index") is None and not a.get("error"):  # a --text query: the words, no photo
+            shown.append({**a, "results": results, "thumb": "", "link": "", "text": a["query"]})
+            continue
         shown.append({**a, "results": results, "thumb": face_thumbnail(a["query"], a.get("face_box")),
                       "link": file_link(a["query"])})  # fmt: skip
     head = answers[0]["head"] if answers else ""

@@ -147,6 +147,8 @@ def fetch(spec: WeightsSpec, head: str, weights_dir: Path | None = None) -> Path
                 f"downloaded {spec.url} has sha256 {digest}, expected {spec.sha256}; not installed"
             )
         os.replace(tmp, dest)
+        if not spec.sha256:  # no published digest to pin: record what was downloaded, so a later change is caught
+            atomic_write_text(dest.with_name(dest.name + ".json"), json.dumps({"sha256": digest, "url": spec.url}))
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -72,9 +72,24 @@ def embed_photos(
     """Index `paths` (incrementally) into `index_dir` with head `head_name`, then read their vectors.
 
     Raises `WeightsMissingError` when the head's weights are absent (callers list the head as skipped).
+
+    A fused head (`fused:a+b`) is not embedded again: its vectors are its parts' vectors from their own cache
+    indexes (named like `index_dir` with the part's name in place of the fused one), joined as the fused head
+    joins them (`combine_parts`). It is the same vector: the same detector picks the same main face, each part
+    cuts its own crop from it (tests/test_fused.py checks the fused head against its parts).
     """
     from lookalike.faces.detect import create_detector
-    from lookalike.heads import create_head
+    from lookalike.heads import create_head, get_head_spec
+
+    spec = get_head_spec(head_name)
+    if spec.parts:
+        parts = []
+        for part, _ in spec.parts:
+            part_dir = index_dir.with_name(index_dir.name.replace(head_name, part))
+            if part_dir == index_dir:
+                raise ValueError(f"cannot name part {part!r}'s cache after {index_dir}: it must contain {head_name!r}")
+            parts.append(embed_photos(paths, part, part_dir, labels, device, progress, detector))
+        return combine_parts(parts, [w for _, w in spec.parts])
     from lookalike.index.build import IndexOptions, run_index
 
     uniq = sorted({os.path.abspath(p) for p in paths})
@@ -88,6 +103,16 @@ def embed_photos(
     finally:
         os.unlink(listing)
     return main_face_vectors(index_dir, uniq)
+
+
+def combine_parts(parts: list[PhotoVectors], weights: list[float]) -> PhotoVectors:
+    """The vectors of a fused head from its parts' (same photos, same order): each part scaled by
+    sqrt(w / sum w) and concatenated (`lookalike.heads.fused`); a photo counts as found when every part found it."""
+    total = sum(weights)
+    vectors = np.concatenate([p.vectors * np.sqrt(w / total) for p, w in zip(parts, weights, strict=True)], axis=1)
+    found = np.logical_and.reduce([p.found for p in parts])
+    vectors[~found] = 0
+    return PhotoVectors(parts[0].paths, vectors.astype(np.float32), found)
 
 
 def pair_scores(pv: PhotoVectors, a: list[str], b: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -129,7 +129,8 @@ def index_cmd(
     built = FaceStore.open(out).manifest.get("params", {}) if FaceStore.exists(out) else None
     if head_name is None:
         head_name = FaceStore.open(out).head if built is not None else DEFAULT_HEAD
-    elif built is not None:
+    head_name = get_head_spec(head_name).name  # a fused head's name as recorded (`fused:a*1+b` is `fused:a+b`)
+    if built is not None:
         FaceStore.open(out).check_head(head_name)
     if built is not None:  # the same weights with another preprocessing give other vectors: refuse before loading
         FaceStore.open(out).check_head(head_name, None, get_head_spec(head_name).preprocess_version)
@@ -184,7 +185,10 @@ FMR_CHOICES = ("0.01", "0.001", "0.0001")
 
 
 @cli.command("query", context_settings=CONTEXT)
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--text", "texts", multiple=True,
+              help='Faces matching a description ("a man with a grey beard"), on an index built by --head clip '
+              "(repeatable; instead of or beside IMAGES).")  # fmt: skip
 @click.option("-k", default=10, show_default=True, type=click.IntRange(min=1), help="Matches per query.")
 @click.option("--index", "index_name", default=None, help="Index name or folder (default: the only one).")
 @click.option(
@@ -217,6 +221,7 @@ FMR_CHOICES = ("0.01", "0.001", "0.0001")
               "that order.")  # fmt: skip
 def query_cmd(
     images: tuple[Path, ...],
+    texts: tuple[str, ...],
     k: int,
     index_name: str | None,
     mode: str,
@@ -240,6 +245,10 @@ def query_cmd(
     A photo that cannot be answered (unreadable, no face, no face N) prints `lookalike: error: ...` on stderr
     while the others are answered. Exit status: 0 all answered, 2 none, 3 some.
     """
+    if not images and not texts:
+        raise click.UsageError("give photos to query (IMAGES), or --text on a CLIP index")
+    if texts and (rerank == "metric" or list_faces):
+        raise LookalikeError("--text searches by description: it takes neither --rerank metric nor --list-faces")
     paths, refused = _query_paths(images)
     if all_faces and face is not None:
         raise LookalikeError("--all-faces answers for every face: give --all-faces or --face N, not both")
@@ -247,7 +256,7 @@ def query_cmd(
     ask = {"k": k, "mode": mode, "face": face, "include_self": include_self, "identity": identity, "fmr": float(fmr),
            "all_faces": all_faces}  # fmt: skip
     served = None
-    if not (list_faces or rerank == "metric" or no_server or device):
+    if not (list_faces or rerank == "metric" or no_server or device or texts):
         served = _ask_server(ix, paths, ask, head_name)
     if served is not None:
         _print_answers(served, refused, as_json, html_out, {"index": str(ix), "mode": mode, "k": k})
@@ -273,7 +282,9 @@ def query_cmd(
             sys.exit(2 if len(bad) == len(listed) else 3)
         return
     kk = max(k, DEFAULT_CANDIDATES) if rerank == "metric" else k
-    answers = searcher.query_photos(paths, **{**ask, "k": kk})
+    answers = searcher.query_texts(list(texts), k, mode) if texts else []
+    if paths or refused:
+        answers += searcher.query_photos(paths, **{**ask, "k": kk}) if paths else []
     if rerank == "metric":
         rerank_answers(searcher, answers, k, identity, metric_from)
     _print_answers([a.as_json() for a in answers], refused, as_json, html_out,
@@ -326,7 +337,8 @@ def _print_answers(dicts: list[dict], refused: list, as_json: bool, html_out: Pa
         same = a.get("same_person")
         if same:
             how += f"; = likely the same person: cosine >= {same['threshold']:.3f}, false match rate {same['fmr']:.4f}"
-        click.echo(f"{a['query']}  (face {a['face_index']}, head {a['head']}{how})")
+        what = f"face {a['face_index']}" if a.get("face_index") is not None else "text"
+        click.echo(f"{a['query']}  ({what}, head {a['head']}{how})")
         for m in a["results"]:
             mark = "=" if m.get("same_person") else " "
             who = m["identity"] or m.get("person") or "-"
@@ -532,11 +544,10 @@ def repair_cmd(index: str, head_name: str | None, as_json: bool) -> None:
     root = resolve_index_path(index)
     head_info = None
     if head_name:
-        from lookalike.heads import get_head_spec
-        from lookalike.weights import resolve
+        from lookalike.heads import get_head_spec, weights_digest
 
         spec = get_head_spec(head_name)
-        head_info = {"head": head_name, "dim": spec.dim, "weights_sha256": resolve(spec.weights, head_name)[1]}
+        head_info = {"head": spec.name, "dim": spec.dim, "weights_sha256": weights_digest(head_name)}
     report = repair_index(root, head_info)
     if as_json:
         _emit_json(report.as_dict())
@@ -585,6 +596,8 @@ def heads_cmd(as_json: bool) -> None:
     for r in rows:
         star = "*" if r["default"] else " "
         click.echo(f"{star} {r['head']:<14} {r['dim']:>4}-d  {r['crop']:<11} {r['role']}\n    weights: {r['weights']}")
+    click.echo("  fused:HEAD+HEAD[+...]  any two or more of these as one head, each optionally weighted (HEAD*2): "
+               "the weighted mean of their cosines")  # fmt: skip
 
 
 @cli.command("detectors", context_settings=CONTEXT)

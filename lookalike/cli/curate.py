@@ -46,18 +46,20 @@ def _index_folder(folder: Path, head_name: str, quiet: bool, device: str | None 
 
 
 def _dedup_head(requested: str | None) -> str:
-    """--head, else dinov2 when its weights are here, else sface."""
+    """--head, else the first general image head whose weights are here (dinov2, then clip), else sface."""
     from lookalike.errors import WeightsMissingError
     from lookalike.heads import get_head_spec
     from lookalike.weights import resolve
 
     if requested:
         return requested
-    try:
-        resolve(get_head_spec("dinov2").weights, "dinov2")
-        return "dinov2"
-    except WeightsMissingError:
-        return "sface"
+    for name in ("dinov2", "clip"):
+        try:
+            resolve(get_head_spec(name).weights, name)
+            return name
+        except WeightsMissingError:
+            continue
+    return "sface"
 
 
 def _row_bar(total: int, desc: str, quiet: bool):
@@ -72,7 +74,7 @@ def _row_bar(total: int, desc: str, quiet: bool):
     "--head",
     "head_name",
     default=None,
-    help="For a folder: the head to embed with [default: dinov2 when its weights exist, else sface]; "
+    help="For a folder: the head to embed with [default: dinov2 or else clip when its weights exist, else sface]; "
     "for an index: must be the index's head.",
 )
 @click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="Page of the pairs.")
@@ -119,8 +121,11 @@ def dedup_cmd(
             store.check_head(head_name)
         how = "the index's head"
     elif Path(target).is_dir():
+        how = "--head" if head_name else None
         head_name = _dedup_head(head_name)
-        how = "dinov2 weights found" if head_name == "dinov2" else "dinov2 weights absent, fallback"
+        how = how or {"dinov2": "dinov2 weights found", "clip": "dinov2 weights absent, clip weights found"}.get(
+            head_name, "dinov2 and clip weights absent, fallback"
+        )
         ix = _index_folder(Path(target), head_name, quiet_bars)
     else:
         raise LookalikeError(f"{target} is neither an index nor a photo folder")

@@ -136,18 +136,62 @@ def cca_square(image: np.ndarray, face: FaceGeometry, size: int = 224) -> np.nda
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
 
 
+def dlib_crop(image: np.ndarray, face: FaceGeometry) -> np.ndarray:
+    """dlib's own chip (its 5-point predictor, `get_face_chip`): see `lookalike.faces.dlib_align`."""
+    from lookalike.faces.dlib_align import dlib_chip  # dlib is an optional extra, imported on first use
+
+    return dlib_chip(image, face)
+
+
 #: Crop name -> function(image, face) -> (S, S, 3) uint8. Heads name their crop here.
 CROPS: dict[str, Callable[[np.ndarray, FaceGeometry], np.ndarray]] = {
     "arcface112": arcface_crop,
     "facenet160": margin_crop,
     "cca224": cca_square,
+    "dlib150": dlib_crop,
 }
+
+#: The side of each crop, in pixels.
+CROP_SIZES = {"arcface112": 112, "facenet160": 160, "cca224": 224, "dlib150": 150}
+
+#: Joins the crops of a fused head's parts in one crop name ("arcface112+facenet160").
+FUSED_SEP = "+"
+
+
+def crop_parts(crop: str) -> list[str]:
+    """The crops a (possibly fused) crop name stands for, each checked against `CROPS`."""
+    parts = crop.split(FUSED_SEP)
+    for part in parts:
+        if part not in CROPS:
+            raise ValueError(f"unknown crop {part!r}; known: {', '.join(sorted(CROPS))}")
+    return parts
 
 
 def crop_face(image: np.ndarray, face: FaceGeometry, crop: str) -> np.ndarray:
-    """Apply the named crop (`CROPS` key)."""
-    try:
-        fn = CROPS[crop]
-    except KeyError:
-        raise ValueError(f"unknown crop {crop!r}; known: {', '.join(sorted(CROPS))}") from None
-    return fn(image, face)
+    """Apply the named crop (`CROPS` key).
+
+    A fused name ("arcface112+facenet160", the crop of a fused head) gives its parts side by side in one strip
+    `(max S, sum S, 3)`, each part top-aligned and the rest black: one array per face, so crops of many faces still
+    stack into a batch, travel from the worker processes as one block and show as one thumbnail; `split_strip`
+    cuts it back into the parts.
+    """
+    parts = crop_parts(crop)
+    if len(parts) == 1:
+        return CROPS[crop](image, face)
+    tiles = [CROPS[p](image, face) for p in parts]
+    strip = np.zeros((max(t.shape[0] for t in tiles), sum(t.shape[1] for t in tiles), 3), np.uint8)
+    x = 0
+    for t in tiles:
+        strip[: t.shape[0], x : x + t.shape[1]] = t
+        x += t.shape[1]
+    return strip
+
+
+def split_strip(crops: np.ndarray, crop: str) -> list[np.ndarray]:
+    """A batch of fused crops `(N, H, W, 3)` -> one `(N, S, S, 3)` batch per part of `crop`, in its order."""
+    out, x = [], 0
+    for part in crop_parts(crop):
+        size = CROP_SIZES[part]
+        out.append(np.ascontiguousarray(crops[:, :size, x : x + size]))
+        x += size
+    return out

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lookalike import config
 from lookalike.errors import LookalikeError, WeightsMissingError
-from lookalike.heads import arcface, dinov2, facenet, sface, trained
+from lookalike.heads import arcface, clip, dinov2, dlib_resnet, facenet, fused, sface, trained
 from lookalike.heads.base import Head, HeadSpec, fast_bf16, normalize
 from lookalike.weights import resolve
 
@@ -35,7 +35,9 @@ def list_heads() -> list[str]:
 
 
 def get_head_spec(name: str, weights_dir: Path | None = None) -> HeadSpec:
-    """The declaration of a head, or a one-line error listing the known ones."""
+    """The declaration of a head (`fused:A+B` too), or a one-line error listing the known ones."""
+    if fused.is_fused(name):
+        return fused.fused_spec(name, lambda part: get_head_spec(part, weights_dir))
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -54,6 +56,8 @@ def create_head(
     default $LOOKALIKE_PRECISION, else auto.
     """
     spec = get_head_spec(name, weights_dir)
+    if spec.parts:
+        return fused.FusedHead(spec, [create_head(p, device, weights_dir, precision) for p, _ in spec.parts])
     try:
         path, sha = resolve(spec.weights, name, weights_dir)
     except WeightsMissingError:
@@ -72,7 +76,33 @@ def create_head(
     return head
 
 
-for _spec in (sface.SPEC, facenet.CASIA, facenet.VGGFACE2, dinov2.SPEC, arcface.SPEC):
+def weights_digest(name: str, weights_dir: Path | None = None) -> str:
+    """The weights digest an index records for head `name` (a fused head's combines its parts'), without building
+    the network; a one-line error when a file is missing."""
+    spec = get_head_spec(name, weights_dir)
+    if spec.parts:
+        return fused.combined_digest(list(spec.parts), [weights_digest(p, weights_dir) for p, _ in spec.parts])
+    return resolve(spec.weights, name, weights_dir)[1]
+
+
+for _spec in (
+    sface.SPEC,
+    facenet.CASIA,
+    facenet.VGGFACE2,
+    dinov2.SPEC,
+    arcface.SPEC,
+    dlib_resnet.SPEC,
+    clip.SPEC,
+):
     register_head(_spec)
 
-__all__ = ["DEFAULT_HEAD", "Head", "HeadSpec", "create_head", "get_head_spec", "list_heads", "normalize"]
+__all__ = [
+    "DEFAULT_HEAD",
+    "Head",
+    "HeadSpec",
+    "create_head",
+    "get_head_spec",
+    "list_heads",
+    "normalize",
+    "weights_digest",
+]

@@ -26,6 +26,7 @@ class HeadSpec:
     similarity: how two embeddings compare; every head here returns L2-normalised vectors for cosine.
     preprocess_version: the version of how a crop becomes the network's input; it changes when the same weights would
         give other vectors (an index records it and refuses another), e.g. sface's colour order in version 2.
+    parts: a fused head's `(head name, weight)` parts (`lookalike.heads.fused`); empty for a network of its own.
     """
 
     name: str
@@ -36,6 +37,7 @@ class HeadSpec:
     build: Callable[[HeadSpec, Path, str, str], Head] = field(repr=False)
     similarity: str = "cosine"
     preprocess_version: str = "1"
+    parts: tuple[tuple[str, float], ...] = ()
 
 
 class Head(ABC):

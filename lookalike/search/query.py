@@ -15,7 +15,7 @@ from lookalike.errors import LookalikeError
 from lookalike.faces.analyzer import Face, FaceAnalyzer
 from lookalike.faces.detect import Detector, detector_from_params
 from lookalike.faces.photos import Photo, load_photo, photo_from_array
-from lookalike.heads import create_head
+from lookalike.heads import create_head, get_head_spec
 from lookalike.heads.calibration import DEFAULT_FMR, SamePerson, same_person
 from lookalike.index.people import read_people
 from lookalike.index.store import FaceStore
@@ -96,7 +96,7 @@ class Searcher:
         200,000 faces, else the second)."""
         self.store = FaceStore.open(index_path)
         if head is not None:
-            self.store.check_head(head)
+            self.store.check_head(get_head_spec(head, weights_dir).name)  # a fused name as recorded
         self.head = None
         if load_head:
             self.head = create_head(self.store.head, device=device, weights_dir=weights_dir)
@@ -269,6 +269,20 @@ class Searcher:
                      for f in a.faces]  # fmt: skip
             out.append({"query": name, "faces": faces})
         return out
+
+    def query_texts(self, texts: list[str], k: int = 10, mode: str = "faces") -> list[QueryAnswer]:
+        """Faces that match each text description, on an index whose head embeds text (CLIP): the texts' vectors
+        searched like a photo's (cosine = CLIP similarity; no same-person mark, a text is nobody's face)."""
+        embed_text = getattr(self.head, "embed_text", None)
+        if embed_text is None:
+            raise LookalikeError(
+                f"--text needs an index built by a head that embeds text (--head clip); "
+                f"{self.store.root} was built by {self.store.head!r}"
+            )
+        answers = [QueryAnswer(query=t, head=self.store.head) for t in texts]
+        for ans, res in zip(answers, self.search_vectors(embed_text(list(texts)), k, mode), strict=True):
+            ans.results = res
+        return answers
 
     def query_photos(
         self,

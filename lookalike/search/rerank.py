@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.errors import LookalikeError
-from lookalike.faces.align import FaceGeometry, crop_face
+from lookalike.faces.align import CROP_SIZES, FaceGeometry, crop_face
 from lookalike.faces.photos import Photo, load_photo
 from lookalike.similarity.metric import Metric, learn_global_metric, learn_metric, prepare
 
@@ -95,7 +95,7 @@ class MetricReranker:
             if isinstance(item, Photo):
                 out.append(crop_face(item.rgb, g, self.head.crop))
             else:
-                size = int(re.search(r"\d+$", self.head.crop).group())  # crop names end in their size
+                size = CROP_SIZES[self.head.crop]
                 out.append(np.full((size, size, 3), 128, np.uint8))
         return np.stack(out)
 
