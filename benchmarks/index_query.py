@@ -139,6 +139,7 @@ def doppel_ranks(ix: Path, pairs: list[tuple[str, str]]) -> dict:
         "top1": round(float((ranks_a <= 1).mean()), 4),
         "top10": round(float((ranks_a <= 10).mean()), 4),
         "mrr": round(float((1 / ranks_a).mean()), 4),
+        "ranks": [int(r) for r in ranks_a],  # per query, in the order of the pairs: for paired comparisons
     }
 
 

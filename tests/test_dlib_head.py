@@ -68,3 +68,25 @@ def test_without_dlib_the_error_says_what_to_install(monkeypatch):
     with pytest.raises(LookalikeError, match=r"lookalike\[dlib\]") as e:
         import_dlib()
     assert "\n" not in str(e.value)
+
+
+def test_workers_embed_with_dlib_and_give_the_same_index(tmp_path, dlib_head, detector, monkeypatch):
+    """dlib holds the GIL on one core, so indexing embeds in the worker processes (from 2 CPUs); the vectors are
+    those of the in-process path, in the same order."""
+    from lookalike.faces import ingest
+    from lookalike.index.store import FaceStore
+
+    monkeypatch.setattr(ingest.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert ingest.default_workers(500, embeds_in_workers=True) == 2
+    assert ingest.default_workers(500) == 0 and ingest.default_workers(50, embeds_in_workers=True) == 0
+    src = require_data("gallery", "lfw10")
+    here = build_index(tmp_path / "here", src, dlib_head, detector, workers=0)
+    calls = []
+    forward = dlib_head._forward
+    monkeypatch.setattr(dlib_head, "_forward", lambda crops: calls.append(len(crops)) or forward(crops))
+    there = build_index(tmp_path / "there", src, dlib_head, detector, workers=2)
+    assert calls == []  # the workers embedded every face
+    a = FaceStore.open(here).faces(["path", "vector_id", "embedding"]).to_pylist()
+    b = FaceStore.open(there).faces(["path", "vector_id", "embedding"]).to_pylist()
+    assert [(x["path"], x["vector_id"]) for x in a] == [(x["path"], x["vector_id"]) for x in b]
+    np.testing.assert_allclose([x["embedding"] for x in a], [x["embedding"] for x in b], atol=1e-6)

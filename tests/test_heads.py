@@ -145,3 +145,37 @@ def test_weights_import_keeps_a_verified_file(tmp_path, monkeypatch):
     again = CliRunner().invoke(cli, ["weights", "import", "facenet-casia"])
     assert again.exit_code == 0 and "already there and verified" in again.stdout
     assert made.stat().st_mtime_ns == stamp
+
+
+def test_fetch_of_an_unpinned_file_records_its_digest(tmp_path, monkeypatch):
+    """clip's checkpoint has no published sha256 to pin: `weights fetch` records what it downloaded beside it,
+    and a later change of the file is refused like a pinned file's."""
+    import requests
+
+    from lookalike.errors import WeightsMismatchError
+    from lookalike.weights import fetch, sha256_file
+
+    class Reply:
+        def __init__(self):
+            self.headers = {"Content-Length": "11"}
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return False
+
+        def raise_for_status(self):
+            return None
+
+        def iter_content(self, n):
+            yield b"checkpoint!"
+
+    monkeypatch.setattr(requests, "get", lambda *a, **k: Reply())
+    spec = get_head_spec("clip").weights
+    assert spec.sha256 is None and spec.url
+    path = fetch(spec, "clip", tmp_path)
+    assert resolve(spec, "clip", tmp_path) == (path, sha256_file(path))
+    path.write_bytes(b"other bytes")
+    with pytest.raises(WeightsMismatchError, match="corrupt or another file"):
+        resolve(spec, "clip", tmp_path)

@@ -29,6 +29,7 @@ from lookalike.bench.embed import PhotoVectors, embed_photos
 from lookalike.bench.lfw import bench_index_dir
 from lookalike.errors import LookalikeError, WeightsMissingError
 from lookalike.eval.similarity import ndcg, retrieval_table, top_ranked_precision, triplet_accuracy
+from lookalike.faces.detect import DEFAULT_DETECTOR
 from lookalike.similarity.train import Triplets, load_triplets
 
 #: Default size of the built triplet file: minutes per head on a CPU, not hours.
@@ -302,6 +303,7 @@ def run_similarity(
         "date": report.today(),
         "machine": report.machine(),
         "data": str(data),
+        "detector": DEFAULT_DETECTOR,
         "seed": seed,
         "triplets": {"source": trip_how, "count": len(trip), "kinds": kinds},
         "retrieval": {
@@ -352,7 +354,8 @@ def similarity_markdown(out: dict) -> str:
         "",
         f"- Date: {out['date']}",
         f"- Machine: {report.machine_line(out['machine'])}",
-        f"- Data: `{out['data']}` (LFW photos, detected with MTCNN, main face); seed {out['seed']}",
+        f"- Data: `{out['data']}` (LFW photos, detected with {out.get('detector', DEFAULT_DETECTOR)}, main face); "
+        f"seed {out['seed']}",
         f"- Missing faces: {out['missing_face_rule']}.",
         "",
         "## Triplet accuracy (seed 004)",

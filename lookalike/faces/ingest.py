@@ -1,5 +1,6 @@
 """Parallel face finding: worker processes read, decode, detect, choose the main face and crop; the caller
-embeds the crops (one model, batches across photos, on its torch device) and writes.
+embeds the crops (one model, batches across photos, on its torch device) and writes. A head that computes on one
+core holding the GIL (dlib: `Head.embeds_in_workers`) embeds in the workers instead, one network in each.
 
 Workers hold a detector only (no head), run one thread each, and hand back crops and geometry, never decoded
 photos, so what crosses between processes is small (a 160 px crop is 77 KB). Each worker bounds its own decoded
@@ -45,24 +46,30 @@ class FinderSettings:
     max_bytes: int
     pixels_in_flight: int  # per finder (each worker has its own)
     draft_side: int | None  # decode a large JPEG reduced to this long side (`load_photo`)
+    head: str | None = None  # embed in the worker too, with this head (one whose `embeds_in_workers` is True)
 
 
 #: Fewer files than this are found in-process: starting workers (a second each) would cost more than it saves.
 PARALLEL_FROM_FILES = 200
 
 
-def default_workers(files: int) -> int:
+def default_workers(files: int, embeds_in_workers: bool = False) -> int:
     """Worker processes for `files` files: one per CPU this process may use (its affinity) but one, at most 16,
     from 4 CPUs; 0 (find faces in this process, one reader thread decoding ahead) on smaller machines or runs.
 
     Measured on 2 cores (benchmarks/ingest.md): workers do not beat the in-process path there, where the
-    embedder already keeps both cores busy.
+    embedder already keeps both cores busy. A head that embeds in the workers (one core each, `Head.
+    embeds_in_workers`) gets one worker per CPU from 2 CPUs: the caller then only writes.
     """
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
-    if cpus < 4 or files < PARALLEL_FROM_FILES:
+    if files < PARALLEL_FROM_FILES:
+        return 0
+    if embeds_in_workers:
+        return min(16, cpus) if cpus >= 2 else 0
+    if cpus < 4:
         return 0
     return min(16, cpus - 1)
 
@@ -83,7 +90,9 @@ def find_in_files(
             return
         batch = list(held)
         held.clear()
-        analyzed = analyzer.analyze([p for _, p in batch], keep_best=[tasks[i][1] for i, _ in batch], embed=False)
+        analyzed = analyzer.analyze(
+            [p for _, p in batch], keep_best=[tasks[i][1] for i, _ in batch], embed=settings.head is not None
+        )
         for (i, photo), a in zip(batch, analyzed, strict=True):
             drop_pixels(photo, budget)
             out[i] = a
@@ -128,9 +137,15 @@ def _start_worker(settings: FinderSettings) -> None:
     detector = detector_from_params(settings.detector, device="cpu")
     # torch only where the detector brought it (MTCNN): importing it costs a worker ~490 MB resident, which
     # YuNet's workers do not need (benchmarks/ingest-gpu.md: 15 workers held 9 GB with it)
+    head = None
+    if settings.head is not None:
+        from lookalike.heads import create_head
+
+        head = create_head(settings.head, device="cpu")
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
-    _worker = (FaceAnalyzer(detector, crop=settings.crop), settings, PixelBudget(settings.pixels_in_flight))
+    analyzer = FaceAnalyzer(detector, head=head, crop=settings.crop)
+    _worker = (analyzer, settings, PixelBudget(settings.pixels_in_flight))
 
 
 def _work(tasks: list[Task]) -> list[Found]:

@@ -48,6 +48,10 @@ class Head(ABC):
     #: on a CPU with AVX512-BF16; benchmarks/ingest.md).
     precision = "fp32"
 
+    #: True for a network that computes on one core and holds the GIL while it does (dlib): indexing then embeds in
+    #: the worker processes that find the faces, one network each, instead of one after another in the caller.
+    embeds_in_workers = False
+
     def __init__(self, spec: HeadSpec, weights_sha256: str, device: str) -> None:
         self.spec = spec
         self.weights_sha256 = weights_sha256

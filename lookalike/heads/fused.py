@@ -95,6 +95,11 @@ class FusedHead(Head):
         self.heads = heads
         total = sum(w for _, w in spec.parts)
         self.scales = [math.sqrt(w / total) for _, w in spec.parts]
+        # a part that computes on one core (dlib) sets the pace: the workers then embed, each with all the parts,
+        # when all of them run on the CPU anyway
+        self.embeds_in_workers = any(h.embeds_in_workers for h in heads) and all(
+            str(h.device).startswith("cpu") for h in heads
+        )
 
     def _forward(self, crops: np.ndarray) -> np.ndarray:
         tiles = split_strip(crops, self.crop)

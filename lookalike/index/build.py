@@ -242,7 +242,7 @@ def tables_of(
                 why = f"no face found (probability >= {analyzer.detector.min_prob})"
             rejects.append(Rejected(a.photo.stat, a.photo.sha256, why))
     done = [a for a in analyzed if not a.error]
-    analyzer.embed([f for a in done for f in a.faces])
+    analyzer.embed([f for a in done for f in a.faces if f.embedding is None])  # workers may have embedded
     return face_rows(done, head.name, head.dim, identity_of), reject_rows(rejects)
 
 
@@ -344,9 +344,10 @@ def _found_batches(
     """
     detector = analyzer.detector
     if workers > 0:
+        head = analyzer.head
         settings = FinderSettings(
             detector.params, analyzer.crop or "", opts.max_pixels, opts.max_bytes, opts.pixels_in_flight,
-            detector.max_side,
+            detector.max_side, head.name if head is not None and head.embeds_in_workers else None,
         )  # fmt: skip
         tasks = [(path, identity_of(path) is not None, p.known_sha256.get(path)) for path in p.todo]
         with ParallelFinder(settings, workers) as finder:
@@ -419,7 +420,7 @@ def run_index(
         writer = IndexWriter(store, head.dim, opts.commit_every)
         writer.add(None, reject_rows(p.unsupported) if p.unsupported else None)
         analyzer = FaceAnalyzer(detector, head)
-        workers = opts.workers if opts.workers is not None else default_workers(len(p.todo))
+        workers = opts.workers if opts.workers is not None else default_workers(len(p.todo), head.embeds_in_workers)
         report.workers = workers
         for found in _found_batches(p, analyzer, identity_of, opts, workers):
             writer.touched([x for x in found if isinstance(x, Unchanged)])
