@@ -140,7 +140,7 @@ def dlib_crop(image: np.ndarray, face: FaceGeometry) -> np.ndarray:
     """dlib's own chip (its 5-point predictor, `get_face_chip`): see `lookalike.faces.dlib_align`."""
     from lookalike.faces.dlib_align import dlib_chip  # dlib is an optional extra, imported on first use
 
-    return dlib_chip(image, face)
+    return dlib_chip(image, face.box)
 
 
 #: Crop name -> function(image, face) -> (S, S, 3) uint8. Heads name their crop here.

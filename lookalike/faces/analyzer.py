@@ -9,7 +9,7 @@ asks, and a query keeps its face's crop and vector instead of detecting again.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
@@ -17,8 +17,15 @@ from lookalike.faces.align import FaceGeometry, crop_face
 from lookalike.faces.detect import DetectedFace, Detector, select_faces
 from lookalike.faces.photos import Photo
 
-if TYPE_CHECKING:  # a type only: importing the registry here would close heads -> train -> facecrops -> here
-    from lookalike.heads import Head
+
+class Embedder(Protocol):
+    """What the analyzer needs of a head (`lookalike.heads.Head` is one): its crop, and crops -> unit vectors.
+    Heads sit above faces (a head names its crop here), so this room does not import them."""
+
+    @property
+    def crop(self) -> str: ...
+
+    def embed(self, crops: np.ndarray, batch_size: int = 64) -> np.ndarray: ...
 
 
 @dataclass
@@ -59,7 +66,7 @@ class FaceAnalyzer:
     crop: the crop to cut (default: the head's). Without a head or a crop it only finds faces (`find`).
     """
 
-    def __init__(self, detector: Detector, head: Head | None = None, crop: str | None = None) -> None:
+    def __init__(self, detector: Detector, head: Embedder | None = None, crop: str | None = None) -> None:
         self.detector = detector
         self.head = head
         self.crop = crop or (head.crop if head is not None else None)

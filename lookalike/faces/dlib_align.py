@@ -10,14 +10,10 @@ Needs dlib (the `dlib-bin` wheel, no compiler) and the predictor file from `face
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lookalike.errors import LookalikeError
-
-if TYPE_CHECKING:
-    from lookalike.faces.align import FaceGeometry
 
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
@@ -57,11 +53,12 @@ def predictor():
         return _predictor
 
 
-def dlib_chip(image: np.ndarray, face: FaceGeometry, size: int = CHIP_SIZE) -> np.ndarray:
-    """The `(size, size, 3) uint8 RGB` chip dlib's face recognition ResNet expects, from the face's box."""
+def dlib_chip(image: np.ndarray, box: np.ndarray, size: int = CHIP_SIZE) -> np.ndarray:
+    """The `(size, size, 3) uint8 RGB` chip dlib's face recognition ResNet expects, from the face's box
+    `(x1, y1, x2, y2)` in the image's pixels."""
     dlib = import_dlib()
     h, w = image.shape[:2]
-    x1, y1, x2, y2 = (float(v) for v in face.box)
+    x1, y1, x2, y2 = (float(v) for v in box)
     # The box clamped to the photo: the predictor reads pixels inside it (a face cut off at the edge still aligns).
     x1, y1 = max(0.0, min(x1, w - 2.0)), max(0.0, min(y1, h - 2.0))
     x2, y2 = max(x1 + 1, min(x2, w - 1.0)), max(y1 + 1, min(y2, h - 1.0))

@@ -18,10 +18,11 @@ import dataclasses
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from typing import Any
 
 from lookalike.errors import LookalikeError
 from lookalike.faces.analyzer import AnalyzedPhoto, FaceAnalyzer
@@ -46,7 +47,9 @@ class FinderSettings:
     max_bytes: int
     pixels_in_flight: int  # per finder (each worker has its own)
     draft_side: int | None  # decode a large JPEG reduced to this long side (`load_photo`)
-    head: str | None = None  # embed in the worker too, with this head (one whose `embeds_in_workers` is True)
+    #: embed in the worker too, with the head this makes (a picklable call, e.g. `partial(create_head, "dlib",
+    #: device="cpu")`, for a head whose `embeds_in_workers` is True); None: the caller embeds
+    make_head: Callable[[], Any] | None = None
 
 
 #: Fewer files than this are found in-process: starting workers (a second each) would cost more than it saves.
@@ -91,7 +94,7 @@ def find_in_files(
         batch = list(held)
         held.clear()
         analyzed = analyzer.analyze(
-            [p for _, p in batch], keep_best=[tasks[i][1] for i, _ in batch], embed=settings.head is not None
+            [p for _, p in batch], keep_best=[tasks[i][1] for i, _ in batch], embed=settings.make_head is not None
         )
         for (i, photo), a in zip(batch, analyzed, strict=True):
             drop_pixels(photo, budget)
@@ -137,11 +140,7 @@ def _start_worker(settings: FinderSettings) -> None:
     detector = detector_from_params(settings.detector, device="cpu")
     # torch only where the detector brought it (MTCNN): importing it costs a worker ~490 MB resident, which
     # YuNet's workers do not need (benchmarks/ingest-gpu.md: 15 workers held 9 GB with it)
-    head = None
-    if settings.head is not None:
-        from lookalike.heads import create_head
-
-        head = create_head(settings.head, device="cpu")
+    head = settings.make_head() if settings.make_head is not None else None
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
     analyzer = FaceAnalyzer(detector, head=head, crop=settings.crop)

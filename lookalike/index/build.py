@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -38,7 +39,7 @@ from lookalike.faces.photos import (
     scan_source,
     stat_file,
 )
-from lookalike.heads import Head
+from lookalike.heads import Head, create_head
 from lookalike.index.store import REJECTS_SCHEMA, FaceStore, faces_schema, now_utc
 from lookalike.index.writer import IndexWriter
 from lookalike.paths import fs_path
@@ -345,9 +346,11 @@ def _found_batches(
     detector = analyzer.detector
     if workers > 0:
         head = analyzer.head
+        in_workers = head is not None and head.embeds_in_workers
+        make_head = partial(create_head, head.name, device="cpu") if in_workers else None
         settings = FinderSettings(
             detector.params, analyzer.crop or "", opts.max_pixels, opts.max_bytes, opts.pixels_in_flight,
-            detector.max_side, head.name if head is not None and head.embeds_in_workers else None,
+            detector.max_side, make_head,
         )  # fmt: skip
         tasks = [(path, identity_of(path) is not None, p.known_sha256.get(path)) for path in p.todo]
         with ParallelFinder(settings, workers) as finder:
