@@ -437,11 +437,15 @@ def gpu_rows(name: str, ctx: dict) -> list[tuple[str, Path, list[str]]]:
     that matter there (MTCNN in workers or on the GPU in-process, sface, larger batches)."""
     repo, base = ctx["repo"], ctx["baseline"]
     default = ("now: default (yunet workers + facenet-casia bf16 on the GPU)", repo, [])
+    # YuNet as a torch network on the GPU (faces/yunet_torch.py) needs the detector in this process
+    gpu_yunet = ("now: yunet on the GPU (--device cuda --workers 0)", repo, ["--device", "cuda", "--workers", "0"])
     if name == "lfw-long":
         return (
-            [default] if ctx["quick"] else [default, ("now: default, --batch-size 128", repo, ["--batch-size", "128"])]
+            [default, gpu_yunet]
+            if ctx["quick"]
+            else [default, gpu_yunet, ("now: default, --batch-size 128", repo, ["--batch-size", "128"])]
         )
-    rows = [default]
+    rows = [default, gpu_yunet]
     if base:
         rows.append(("before: mtcnn + facenet-casia (its default)", base, ["--head", "facenet-casia"]))
     if ctx["quick"]:

@@ -75,3 +75,16 @@ def test_a_batch_gives_what_one_at_a_time_gives(detectors):
         assert len(a) == len(b)
         for f, g in zip(a, b, strict=True):
             np.testing.assert_allclose(f.box, g.box, atol=1e-3)
+
+
+def test_cuda_without_a_gpu_is_one_line():
+    import torch
+
+    from lookalike.errors import LookalikeError
+    from lookalike.faces.yunet import YuNetDetector
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    with pytest.raises(LookalikeError, match="no CUDA device") as e:
+        YuNetDetector(device="cuda")
+    assert "\n" not in str(e.value)

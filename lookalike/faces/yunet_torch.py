@@ -112,6 +112,10 @@ class TorchYuNet:
     """YuNet over batches of BGR images on a torch device; `detect` returns `FaceDetectorYN.detect`'s rows."""
 
     def __init__(self, path: Path, device: str, score_threshold: float, nms_threshold: float, top_k: int) -> None:
+        import torch
+
+        if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+            raise LookalikeError(f"device {device!r}: torch sees no CUDA device on this machine (use --device cpu)")
         self.device = device
         self.net = _network(str(path), device)
         self.score_threshold, self.nms_threshold, self.top_k = score_threshold, nms_threshold, top_k
