@@ -94,3 +94,28 @@ def test_missing_and_wrong_weights_are_one_line(tmp_path):
     with pytest.raises(WeightsMismatchError, match="does not load into OpenCLIP ViT-B-32") as e:
         create_head("clip", weights_dir=tmp_path)
     assert "\n" not in str(e.value)
+
+
+def test_the_server_answers_texts_on_a_clip_index(tmp_path, clip_head, clip_weights, detector, monkeypatch):
+    """`lookalike serve` takes words too: the JSON API (`texts`) and the Ask page's description field."""
+    from starlette.testclient import TestClient
+
+    from lookalike.serve.app import create_app
+
+    src = tmp_path / "few"
+    for p in sorted(require_data("gallery", "lfw10").rglob("*.jpg"))[::25]:
+        (src / p.parent.name).mkdir(parents=True, exist_ok=True)
+        (src / p.parent.name / p.name).symlink_to(p)
+    ix = build_index(tmp_path, src, clip_head, detector)
+    monkeypatch.setenv("LOOKALIKE_WEIGHTS", str(clip_weights))
+    with TestClient(create_app({"few": ix})) as client:
+        r = client.post("/query", json={"texts": ["a smiling woman"], "k": 2})
+        assert r.status_code == 200, r.text
+        [answer] = r.json()
+        assert answer["query"] == "a smiling woman" and len(answer["results"]) == 2
+        page = client.get("/")
+        assert 'name="text"' in page.text
+        shown = client.post("/ask", data={"text": "a smiling woman", "k": "2"})
+        assert shown.status_code == 200 and '"a smiling woman"' in shown.text and "CLIP similarity" in shown.text
+        nothing = client.post("/ask", data={"k": "2"})
+        assert "or describe a face" in nothing.text

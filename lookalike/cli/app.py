@@ -256,8 +256,8 @@ def query_cmd(
     ask = {"k": k, "mode": mode, "face": face, "include_self": include_self, "identity": identity, "fmr": float(fmr),
            "all_faces": all_faces}  # fmt: skip
     served = None
-    if not (list_faces or rerank == "metric" or no_server or device or texts):
-        served = _ask_server(ix, paths, ask, head_name)
+    if not (list_faces or rerank == "metric" or no_server or device):
+        served = _ask_server(ix, paths, {**ask, "texts": list(texts)} if texts else ask, head_name)
     if served is not None:
         _print_answers(served, refused, as_json, html_out, {"index": str(ix), "mode": mode, "k": k})
         return
@@ -302,6 +302,10 @@ def _ask_server(ix: Path, paths: list[str], ask: dict, head_name: str | None) ->
     if head_name:
         from lookalike.index.store import FaceStore
 
+        if head_name.startswith("fused:"):  # as the index records it
+            from lookalike.heads.fused import canonical, parse
+
+            head_name = canonical(parse(head_name))
         FaceStore.open(ix).check_head(head_name)
     import requests
 

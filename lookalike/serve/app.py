@@ -175,8 +175,11 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
         if values.get("paths") and not allow_paths:
             raise LookalikeError("this server takes uploads only (it listens beyond this machine): send the photo")
         inputs = list(values.get("paths") or []) + list(uploads.values())
-        if not inputs:
-            raise LookalikeError("nothing to ask about: give paths, or upload a photo")
+        texts = values.get("texts") or []
+        if isinstance(texts, str):
+            texts = [texts]
+        if not inputs and not texts:
+            raise LookalikeError("nothing to ask about: give paths, upload a photo, or texts (a clip index)")
         face = values.get("face")
         kwargs = {
             "k": int(values.get("k", 10)),
@@ -190,7 +193,9 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
 
         def run():
             with h.lock:
-                out = [a.as_json() for a in h.searcher.query_photos(inputs, **kwargs)]
+                asked = h.searcher.query_texts([str(t) for t in texts], kwargs["k"], kwargs["mode"]) if texts else []
+                asked += h.searcher.query_photos(inputs, **kwargs) if inputs else []
+                out = [a.as_json() for a in asked]
             answered[0] += 1
             return out
 

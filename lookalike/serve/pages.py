@@ -32,25 +32,35 @@ def page_routes(pick, decode_upload, run):
     def page(template: str, h, **values) -> HTMLResponse:
         return HTMLResponse(render_html(template, title=f"lookalike: {h.name}", index=h.name, **values))
 
+    def texts_ok(h) -> bool:
+        """Whether the index's head embeds text (clip): the Ask page then also takes a description."""
+        return hasattr(h.searcher.head, "embed_text")
+
     async def ask_form(request: Request):
         h = pick(request.query_params.get("index"))
-        return page("ask.html", h, k=10, mode="faces", answers=None, same=None)
+        return page("ask.html", h, k=10, mode="faces", answers=None, same=None, texts=texts_ok(h), text="")
 
     async def ask(request: Request):
         form = await request.form()
         h = pick(form.get("index"))
         upload = form.get("photo")
+        text = str(form.get("text") or "").strip() if texts_ok(h) else ""
         k, mode = int(form.get("k") or 10), str(form.get("mode") or "faces")
+        values = {"k": k, "mode": mode, "texts": texts_ok(h), "text": text}
+        has_photo = upload is not None and hasattr(upload, "read") and bool(getattr(upload, "filename", ""))
         try:
-            if upload is None or not hasattr(upload, "read"):
-                raise LookalikeError("choose a photo to upload")
-            rgb = decode_upload(await upload.read(), upload.filename or "photo")
+            if not has_photo and not text:
+                raise LookalikeError("choose a photo to upload" + (", or describe a face" if texts_ok(h) else ""))
+            rgb = decode_upload(await upload.read(), upload.filename or "photo") if has_photo else None
         except LookalikeError as e:
-            return page("ask.html", h, k=k, mode=mode, answers=None, same=None, error=str(e))
+            return page("ask.html", h, answers=None, same=None, error=str(e), **values)
 
         def work():
             with h.lock:
-                answers = h.searcher.query_photos([rgb], k=k, mode=mode, all_faces=True)
+                if rgb is None:
+                    answers = h.searcher.query_texts([text], k=k, mode=mode)
+                else:
+                    answers = h.searcher.query_photos([rgb], k=k, mode=mode, all_faces=True)
             shown = []
             for a in answers:
                 d = a.as_json()
@@ -62,7 +72,7 @@ def page_routes(pick, decode_upload, run):
 
         shown, same = await run(work)
         err = shown[0].get("error") if len(shown) == 1 else None
-        return page("ask.html", h, k=k, mode=mode, answers=None if err else shown, same=same, error=err)
+        return page("ask.html", h, answers=None if err else shown, same=same, error=err, **values)
 
     async def photo(request: Request):
         h = pick(request.query_params.get("index"))
