@@ -113,6 +113,10 @@ def test_torch_exact_search_equals_faiss(n):
     got_s, got_i = vi.TorchFlatSearch(v, ids, device="cpu", chunk=1_000, batch=16).search(q, k)
     via_s, via_i = vi.search(vi.torch_search_of(flat, "cpu"), q, k)  # what a CUDA machine builds, on the CPU
     assert np.array_equal(via_i, got_i) or np.allclose(via_s, got_s, atol=1e-6)
+    import torch
+
+    tensor_s, _ = vi.TorchFlatSearch(torch.from_numpy(v), ids, device="cpu", chunk=1_000).search(q, k)
+    assert np.allclose(tensor_s, got_s, atol=1e-6)  # vectors given as a tensor (benchmarks/scale_gpu.py)
     assert got_i.shape == want_i.shape == (37, min(k, n))
     assert np.allclose(got_s, want_s, atol=1e-5)
     same = got_i == want_i

@@ -248,16 +248,21 @@ class TorchFlatSearch:
     CPU; fp16 on a GPU moves scores by ~1e-3). Reference figures on one H100 (../shared/GPU.md): 1M vectors,
     92.9k queries/s batched, 0.62 ms for one."""
 
-    def __init__(self, vectors: np.ndarray, ids: np.ndarray, device: str | None = None, chunk: int = 1 << 20,
+    def __init__(self, vectors, ids: np.ndarray, device: str | None = None, chunk: int = 1 << 20,
                  batch: int = 1024) -> None:  # fmt: skip
+        """vectors: `(N, d)` numpy float32, or a torch tensor (e.g. already on the device: 10M vectors need not
+        pass through host memory)."""
         import torch
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = torch.float16 if torch.device(self.device).type == "cuda" else torch.float32
-        self.x = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)).to(self.device, self.dtype)
+        if isinstance(vectors, torch.Tensor):
+            self.x = vectors.to(self.device, self.dtype)
+        else:
+            self.x = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)).to(self.device, self.dtype)
         self.ids = np.asarray(ids, dtype=np.int64)
         self.ntotal = len(self.ids)
-        self.d = int(vectors.shape[1]) if vectors.ndim == 2 else 0
+        self.d = int(self.x.shape[1]) if self.x.ndim == 2 else 0
         self.chunk, self.batch = int(chunk), int(batch)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
