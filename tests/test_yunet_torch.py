@@ -60,8 +60,8 @@ def test_same_faces_as_opencv_on_real_photos(detectors):
         assert len(a) == len(b), path.name
         for f in a:  # each OpenCV face has its twin
             twin = max(b, key=lambda g: _iou(f.box, g.box))
-            assert _iou(f.box, twin.box) > 0.97, path.name
-            assert abs(f.prob - twin.prob) < 0.01, path.name
+            assert _iou(f.box, twin.box) > 0.99, path.name
+            assert abs(f.prob - twin.prob) < 0.002, path.name
             assert np.abs(f.landmarks - twin.landmarks).max() < 0.02 * (f.box[2] - f.box[0]), path.name
 
 
