@@ -19,19 +19,11 @@ import numpy as np
 
 from lookalike.bench.report import machine, machine_line, today, write_report
 from lookalike.faces.photos import Photo, load_photo
-from lookalike.faces.yunet import NMS_THRESHOLD, TOP_K, YUNET_FILE, YuNetDetector
+from lookalike.faces.yunet import NMS_THRESHOLD, TOP_K, YUNET_FILE, YuNetDetector, box_iou
 from lookalike.faces.yunet_torch import TorchYuNet
 from lookalike.weights import package_file
 
 HERE = Path(__file__).resolve().parent
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def photos_of(folder: Path, n: int, side: int) -> list[np.ndarray]:
@@ -66,10 +58,10 @@ def compare(name: str, images: list[np.ndarray], device: str, batch: int) -> dic
     for a, b in zip(ref, got, strict=True):
         total += len(a)
         for f in a:
-            best = max(b, key=lambda g: _iou(f.box, g.box), default=None)
-            if best is not None and _iou(f.box, best.box) > 0.5:
+            best = max(b, key=lambda g: box_iou(f.box, g.box), default=None)
+            if best is not None and box_iou(f.box, best.box) > 0.5:
                 matched += 1
-                ious.append(_iou(f.box, best.box))
+                ious.append(box_iou(f.box, best.box))
                 dprob = max(dprob, abs(f.prob - best.prob))
     return {
         "set": name, "images": len(images), "device": device, "batch": batch,

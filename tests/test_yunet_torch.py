@@ -25,13 +25,6 @@ def detectors():
     return opencv, torch_net
 
 
-def _iou(a, b) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
 def test_network_outputs_equal_opencv_dnn():
     """The folded graph (int8 weights dequantized) run by torch gives OpenCV dnn's raw outputs."""
     import cv2
@@ -53,14 +46,16 @@ def test_network_outputs_equal_opencv_dnn():
 
 
 def test_same_faces_as_opencv_on_real_photos(detectors):
+    from lookalike.faces.yunet import box_iou
+
     opencv, torch_net = detectors
     paths = sorted(require_data("group-photos").iterdir()) + sorted(require_data("lfw", "images").glob("A*/*.jpg"))[:12]
     images = [load_photo(p).rgb for p in paths]
     for path, a, b in zip(paths, opencv.detect_all(images), torch_net.detect_all(images), strict=True):
         assert len(a) == len(b), path.name
         for f in a:  # each OpenCV face has its twin
-            twin = max(b, key=lambda g: _iou(f.box, g.box))
-            assert _iou(f.box, twin.box) > 0.99, path.name
+            twin = max(b, key=lambda g: box_iou(f.box, g.box))
+            assert box_iou(f.box, twin.box) > 0.99, path.name
             assert abs(f.prob - twin.prob) < 0.002, path.name
             assert np.abs(f.landmarks - twin.landmarks).max() < 0.02 * (f.box[2] - f.box[0]), path.name
 

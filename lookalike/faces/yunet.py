@@ -30,7 +30,8 @@ COARSE_SIDE = 640
 COARSE_MIN_FACE = 64
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boxes `(x1, y1, x2, y2)`."""
     w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = w * h
@@ -42,7 +43,7 @@ def merge_passes(faces: list[DetectedFace], overlap: float = NMS_THRESHOLD) -> l
     """Faces of several passes, best score first, without a face that overlaps a surer one."""
     kept: list[DetectedFace] = []
     for f in sorted(faces, key=lambda x: -x.prob):
-        if all(_iou(f.box, k.box) <= overlap for k in kept):
+        if all(box_iou(f.box, k.box) <= overlap for k in kept):
             kept.append(f)
     return kept
 
