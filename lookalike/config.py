@@ -72,3 +72,16 @@ PRECISION_ENV = "LOOKALIKE_PRECISION"
 def precision() -> str:
     """The torch heads' precision: $LOOKALIKE_PRECISION, else auto."""
     return os.environ.get(PRECISION_ENV, "auto").strip().lower() or "auto"
+
+
+def check_device(device: str | None) -> None:
+    """A one-line error for a CUDA device this machine does not have (`--device cuda` without a GPU), instead of
+    torch's traceback when a model moves there. Other devices, and None (each model's own default), pass."""
+    if not device or not str(device).startswith("cuda"):
+        return
+    import torch
+
+    from lookalike.errors import LookalikeError
+
+    if not torch.cuda.is_available():
+        raise LookalikeError(f"device {device!r}: torch sees no CUDA device on this machine (use --device cpu)")

@@ -82,6 +82,7 @@ def test_fused_index_queries_and_refuses_other_weighting(tmp_path, fused_head, d
     photos = sorted(gallery.rglob("*.jpg"))[5::10]
     answers = Searcher(ix).query_photos([str(p) for p in photos], k=1)
     assert [a.results[0].identity for a in answers] == [p.parent.name for p in photos]
+    Searcher(ix, head="fused:sface*1.0+dlib*2", load_head=False)  # the same head, written otherwise: accepted
     with pytest.raises(HeadMismatchError):  # the same parts weighted otherwise give other vectors
         Searcher(ix, head="fused:sface+dlib")
     r = CliRunner().invoke(cli, ["index", str(gallery), "--out", str(ix), "--head", "fused:sface+dlib", "-q"])

@@ -73,6 +73,7 @@ def test_a_batch_gives_what_one_at_a_time_gives(detectors):
 
 
 def test_cuda_without_a_gpu_is_one_line():
+    """`--device cuda` on a machine without one: one line from the detector and head registries, no traceback."""
     import torch
 
     from lookalike.errors import LookalikeError
@@ -80,6 +81,11 @@ def test_cuda_without_a_gpu_is_one_line():
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA device")
-    with pytest.raises(LookalikeError, match="no CUDA device") as e:
-        YuNetDetector(device="cuda")
-    assert "\n" not in str(e.value)
+    from lookalike.faces.detect import create_detector
+    from lookalike.heads import create_head
+
+    for make in (lambda: YuNetDetector(device="cuda"), lambda: create_detector("mtcnn", device="cuda:0"),
+                 lambda: create_head("facenet-casia", device="cuda")):  # fmt: skip
+        with pytest.raises(LookalikeError, match="no CUDA device") as e:
+            make()
+        assert "\n" not in str(e.value)

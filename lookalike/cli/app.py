@@ -129,8 +129,7 @@ def index_cmd(
     built = FaceStore.open(out).manifest.get("params", {}) if FaceStore.exists(out) else None
     if head_name is None:
         head_name = FaceStore.open(out).head if built is not None else DEFAULT_HEAD
-    head_name = get_head_spec(head_name).name  # a fused head's name as recorded (`fused:a*1+b` is `fused:a+b`)
-    if built is not None:
+    elif built is not None:
         FaceStore.open(out).check_head(head_name)
     if built is not None:  # the same weights with another preprocessing give other vectors: refuse before loading
         FaceStore.open(out).check_head(head_name, None, get_head_spec(head_name).preprocess_version)
@@ -283,8 +282,8 @@ def query_cmd(
         return
     kk = max(k, DEFAULT_CANDIDATES) if rerank == "metric" else k
     answers = searcher.query_texts(list(texts), k, mode) if texts else []
-    if paths or refused:
-        answers += searcher.query_photos(paths, **{**ask, "k": kk}) if paths else []
+    if paths:
+        answers += searcher.query_photos(paths, **{**ask, "k": kk})
     if rerank == "metric":
         rerank_answers(searcher, answers, k, identity, metric_from)
     _print_answers([a.as_json() for a in answers], refused, as_json, html_out,
@@ -302,10 +301,6 @@ def _ask_server(ix: Path, paths: list[str], ask: dict, head_name: str | None) ->
     if head_name:
         from lookalike.index.store import FaceStore
 
-        if head_name.startswith("fused:"):  # as the index records it
-            from lookalike.heads.fused import canonical, parse
-
-            head_name = canonical(parse(head_name))
         FaceStore.open(ix).check_head(head_name)
     import requests
 

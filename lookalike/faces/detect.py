@@ -144,6 +144,9 @@ def create_detector(
     """The one way to get a detector: `name` (default `DEFAULT_DETECTOR`), its own default min probability."""
     import importlib
 
+    from lookalike.config import check_device
+
+    check_device(device)
     spec = detector_spec(name or DEFAULT_DETECTOR)
     module, cls = spec.target.split(":")
     klass = getattr(importlib.import_module(f"{__package__}.{module}"), cls)

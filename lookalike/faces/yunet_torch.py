@@ -112,12 +112,17 @@ class TorchYuNet:
     """YuNet over batches of BGR images on a torch device; `detect` returns `FaceDetectorYN.detect`'s rows."""
 
     def __init__(self, path: Path, device: str, score_threshold: float, nms_threshold: float, top_k: int) -> None:
-        import torch
+        from lookalike.config import check_device
 
-        if torch.device(device).type == "cuda" and not torch.cuda.is_available():
-            raise LookalikeError(f"device {device!r}: torch sees no CUDA device on this machine (use --device cpu)")
+        check_device(device)
         self.device = device
-        self.net = _network(str(path), device)
+        try:
+            self.net = _network(str(path), device)
+        except LookalikeError:
+            raise
+        except Exception as e:  # a damaged file, or a graph this onnx2torch cannot convert: one line
+            why = (str(e).strip().splitlines() or [type(e).__name__])[-1][:200]
+            raise LookalikeError(f"detector 'yunet' cannot run {path} in torch ({why}): use --device cpu") from None
         self.score_threshold, self.nms_threshold, self.top_k = score_threshold, nms_threshold, top_k
 
     def detect(self, images: list[np.ndarray], batch_pixels: int = 16 * 1024 * 1024) -> list[np.ndarray]:

@@ -55,6 +55,7 @@ def create_head(
     precision: "fp32", "bf16", or "auto" (bf16 for a torch head on a device that computes it natively);
     default $LOOKALIKE_PRECISION, else auto.
     """
+    config.check_device(device)
     spec = get_head_spec(name, weights_dir)
     if spec.parts:
         return fused.FusedHead(spec, [create_head(p, device, weights_dir, precision) for p, _ in spec.parts])

@@ -487,6 +487,10 @@ class FaceStore:
     def check_head(self, head: str, weights_sha256: str | None = None, preprocess: str | None = None) -> None:
         """A one-line error when this index was built by another head (or other weights of it, or another
         preprocessing version of it: the same weights then give other vectors)."""
+        if head.startswith("fused:"):  # a fused head as the manifest records it (`fused:a*1+b` is `fused:a+b`)
+            from lookalike.heads.fused import canonical, parse
+
+            head = canonical(parse(head))
         if head != self.head:
             raise HeadMismatchError(
                 f"index {self.root} was built with head {self.head!r}, not {head!r}: use --head {self.head} "

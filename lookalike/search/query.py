@@ -15,7 +15,7 @@ from lookalike.errors import LookalikeError
 from lookalike.faces.analyzer import Face, FaceAnalyzer
 from lookalike.faces.detect import Detector, detector_from_params
 from lookalike.faces.photos import Photo, load_photo, photo_from_array
-from lookalike.heads import create_head, get_head_spec
+from lookalike.heads import create_head
 from lookalike.heads.calibration import DEFAULT_FMR, SamePerson, same_person
 from lookalike.index.people import read_people
 from lookalike.index.store import FaceStore
@@ -96,7 +96,7 @@ class Searcher:
         200,000 faces, else the second)."""
         self.store = FaceStore.open(index_path)
         if head is not None:
-            self.store.check_head(get_head_spec(head, weights_dir).name)  # a fused name as recorded
+            self.store.check_head(head)
         self.head = None
         if load_head:
             self.head = create_head(self.store.head, device=device, weights_dir=weights_dir)

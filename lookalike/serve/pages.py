@@ -44,13 +44,14 @@ def page_routes(pick, decode_upload, run):
         form = await request.form()
         h = pick(form.get("index"))
         upload = form.get("photo")
-        text = str(form.get("text") or "").strip() if texts_ok(h) else ""
+        takes_text = texts_ok(h)
+        text = str(form.get("text") or "").strip() if takes_text else ""
         k, mode = int(form.get("k") or 10), str(form.get("mode") or "faces")
-        values = {"k": k, "mode": mode, "texts": texts_ok(h), "text": text}
+        values = {"k": k, "mode": mode, "texts": takes_text, "text": text}
         has_photo = upload is not None and hasattr(upload, "read") and bool(getattr(upload, "filename", ""))
         try:
             if not has_photo and not text:
-                raise LookalikeError("choose a photo to upload" + (", or describe a face" if texts_ok(h) else ""))
+                raise LookalikeError("choose a photo to upload" + (", or describe a face" if takes_text else ""))
             rgb = decode_upload(await upload.read(), upload.filename or "photo") if has_photo else None
         except LookalikeError as e:
             return page("ask.html", h, answers=None, same=None, error=str(e), **values)
