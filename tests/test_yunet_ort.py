@@ -1,0 +1,68 @@
+"""The yunet detector's onnxruntime engine (the CPU default) against OpenCV's FaceDetectorYN on real photos: the
+same faces, boxes, landmarks and scores, and worker processes keep it on one thread."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lookalike.faces.photos import load_photo
+
+from .conftest import require_data
+
+pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
+
+
+def test_the_default_cpu_engine_is_onnxruntime():
+    from lookalike.faces.detect import create_detector
+
+    assert create_detector("yunet").engine == "onnxruntime"
+    assert create_detector("yunet", min_prob=0.9).engine == "onnxruntime"
+
+
+def test_same_faces_as_opencv_on_real_photos():
+    from lookalike.faces.yunet import YuNetDetector, box_iou
+
+    opencv, ort = YuNetDetector(engine="opencv"), YuNetDetector()
+    assert (opencv.engine, ort.engine) == ("opencv", "onnxruntime")
+    paths = sorted(require_data("group-photos").iterdir()) + sorted(require_data("lfw", "images").glob("A*/*.jpg"))[:12]
+    # sizes that are not multiples of 32, a large photo (the 640 px pass too), a tiny one
+    images = [load_photo(p).rgb for p in paths]
+    big = images[0]
+    images.append(np.ascontiguousarray(np.repeat(np.repeat(big, 3, axis=0), 3, axis=1)[:1700, :1300]))
+    images.append(np.ascontiguousarray(images[4][:70, :90]))
+    many = 0
+    for i, (a, b) in enumerate(zip(opencv.detect_all(images), ort.detect_all(images), strict=True)):
+        assert len(a) == len(b), i
+        many = max(many, len(a))
+        for f, g in zip(a, b, strict=True):  # same order too: best first
+            assert box_iou(f.box, g.box) > 0.999, i
+            assert abs(f.prob - g.prob) < 1e-4, i
+            np.testing.assert_allclose(f.landmarks, g.landmarks, atol=0.05)
+    assert many >= 4  # the many-people selfie was looked at
+
+
+def test_a_worker_runs_it_on_one_thread(monkeypatch):
+    """Worker processes are the parallelism: their detector must not start a thread per core."""
+    import cv2
+
+    from lookalike.faces.yunet import YuNetDetector
+
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(1)  # what faces/ingest.py's worker start does first
+        det = YuNetDetector()
+        assert det._engine.session.get_session_options().intra_op_num_threads == 1
+    finally:
+        cv2.setNumThreads(before)
+
+
+def test_a_damaged_model_file_is_one_line(tmp_path):
+    from lookalike.errors import LookalikeError
+    from lookalike.faces.yunet_ort import OrtYuNet
+
+    bad = tmp_path / "yunet.onnx"
+    bad.write_bytes(b"\x08\x07not an onnx graph" * 10)
+    with pytest.raises(LookalikeError) as e:
+        OrtYuNet(bad, 1, 0.6, 0.3, 5000)
+    assert "\n" not in str(e.value) and "yunet" in str(e.value)
