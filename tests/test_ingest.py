@@ -128,3 +128,33 @@ def test_a_yunet_worker_does_not_load_torch():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-500:]
     assert r.stdout.strip() == "False"
+
+
+def test_workers_by_machine_and_photo_size(monkeypatch):
+    """Workers where they were measured to pay: many cores; on 2-3 cores only for large photos (detection-bound),
+    never for a short run; a head that embeds in the workers gets one per CPU."""
+    from lookalike.faces import ingest
+
+    def on(cpus: int) -> None:
+        monkeypatch.setattr(ingest.os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+
+    on(2)
+    assert ingest.default_workers(3000, median_bytes=9_000) == 0  # LFW's 150 px photos
+    assert ingest.default_workers(3000, median_bytes=700_000) == 2  # 1-12 MP photos
+    assert ingest.default_workers(50, median_bytes=700_000) == 0
+    assert ingest.default_workers(500, embeds_in_workers=True) == 2
+    on(1)
+    assert ingest.default_workers(3000, median_bytes=700_000) == 0
+    on(16)
+    assert ingest.default_workers(3000, median_bytes=9_000) == 15
+
+
+def test_the_plan_knows_the_median_photo_size(tmp_path):
+    from lookalike.index.build import plan
+    from lookalike.index.store import FaceStore
+
+    for i, n in enumerate([10, 20, 300_000, 400_000, 500_000]):
+        (tmp_path / "src").mkdir(exist_ok=True)
+        (tmp_path / "src" / f"p{i}.jpg").write_bytes(b"\xff\xd8\xff" + b"\0" * n)
+    with FaceStore.writer(tmp_path / "ix", "sface", 128, "0" * 64, {}) as store:
+        assert plan(tmp_path / "src", store).todo_median_bytes == 300_003

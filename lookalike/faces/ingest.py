@@ -54,24 +54,28 @@ class FinderSettings:
 
 #: Fewer files than this are found in-process: starting workers (a second each) would cost more than it saves.
 PARALLEL_FROM_FILES = 200
+#: Photos whose median file is at least this large (a JPEG of about 1 MP) get worker processes on 2-3 CPUs.
+LARGE_PHOTO_BYTES = 200_000
 
 
-def default_workers(files: int, embeds_in_workers: bool = False) -> int:
+def default_workers(files: int, embeds_in_workers: bool = False, median_bytes: int | None = None) -> int:
     """Worker processes for `files` files: one per CPU this process may use (its affinity) but one, at most 16,
-    from 4 CPUs; 0 (find faces in this process, one reader thread decoding ahead) on smaller machines or runs.
+    from 4 CPUs; on 2-3 CPUs one per CPU for large photos (`median_bytes`, the median file size, from
+    `LARGE_PHOTO_BYTES`); else 0 (find faces in this process, one reader thread decoding ahead).
 
-    Measured on 2 cores (benchmarks/ingest.md): workers do not beat the in-process path there, where the
-    embedder already keeps both cores busy. A head that embeds in the workers (one core each, `Head.
-    embeds_in_workers`) gets one worker per CPU from 2 CPUs: the caller then only writes.
+    Measured on 2 cores (benchmarks/ingest.md): for LFW's 150 px photos, where embedding is most of the work, the
+    in-process path is the faster (workers 1.05x its time); for 1-12 MP photos, where detection is, two workers
+    are (0.93x), as the embedder in this process then overlaps them. A head that embeds in the workers (one core
+    each, `Head.embeds_in_workers`) gets one worker per CPU from 2 CPUs: the caller then only writes.
     """
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
-    if files < PARALLEL_FROM_FILES:
+    if files < PARALLEL_FROM_FILES or cpus < 2:
         return 0
-    if embeds_in_workers:
-        return min(16, cpus) if cpus >= 2 else 0
+    if embeds_in_workers or (cpus < 4 and (median_bytes or 0) >= LARGE_PHOTO_BYTES):
+        return min(16, cpus)
     if cpus < 4:
         return 0
     return min(16, cpus - 1)

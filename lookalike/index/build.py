@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -301,6 +302,7 @@ class Plan:
     vanished: list[str]
     unchanged: int
     known_sha256: dict[str, str | None]
+    todo_median_bytes: int = 0  # the median file size of `todo` (`default_workers` reads it)
 
 
 def plan(source: str | Path, store: FaceStore) -> Plan:
@@ -308,6 +310,7 @@ def plan(source: str | Path, store: FaceStore) -> Plan:
     scan = scan_source(source)
     known = store.known_files()
     todo: list[str] = []
+    todo_bytes: list[int] = []
     unsupported: list[Rejected] = []
     unchanged = 0
     reasons = dict(scan.unsupported)
@@ -323,6 +326,8 @@ def plan(source: str | Path, store: FaceStore) -> Plan:
             unsupported.append(Rejected(st or FileStat(p, -1, -1), None, reasons[p]))
         else:
             todo.append(p)
+            todo_bytes.append(st.size if st is not None else 0)
+    median_bytes = int(statistics.median(todo_bytes)) if todo_bytes else 0
     todo = list(dict.fromkeys(todo))  # a list file may name a photo twice
     listed = set(scan.photos) | set(reasons)
     if scan.kind == "folder" and scan.root is not None:
@@ -332,7 +337,8 @@ def plan(source: str | Path, store: FaceStore) -> Plan:
         vanished = [p for p in known if p.startswith(prefix) and p not in listed]
     else:
         vanished = [p for p in known if p not in listed and not os.path.lexists(fs_path(p))]
-    return Plan(scan, todo, unsupported, vanished, unchanged, {p: known[p][2] for p in todo if p in known})
+    known_sha = {p: known[p][2] for p in todo if p in known}
+    return Plan(scan, todo, unsupported, vanished, unchanged, known_sha, median_bytes)
 
 
 def _found_batches(
@@ -423,7 +429,9 @@ def run_index(
         writer = IndexWriter(store, head.dim, opts.commit_every)
         writer.add(None, reject_rows(p.unsupported) if p.unsupported else None)
         analyzer = FaceAnalyzer(detector, head)
-        workers = opts.workers if opts.workers is not None else default_workers(len(p.todo), head.embeds_in_workers)
+        workers = opts.workers
+        if workers is None:
+            workers = default_workers(len(p.todo), head.embeds_in_workers, p.todo_median_bytes)
         report.workers = workers
         for found in _found_batches(p, analyzer, identity_of, opts, workers):
             writer.touched([x for x in found if isinstance(x, Unchanged)])
