@@ -468,7 +468,7 @@ def random_casia_weights(work: Path) -> Path:
     wdir = work / "random-weights"
     wdir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    torch.save(build_backbone().state_dict(), wdir / CASIA_FILE)
+    torch.save(build_backbone(fold=False).state_dict(), wdir / CASIA_FILE)
     return wdir
 
 

@@ -77,7 +77,7 @@ def test_vggface2_plumbing_with_random_weights(tmp_path, monkeypatch, real_faces
     from lookalike.heads.facenet import VGGFACE2_FILE, build_backbone
 
     torch.manual_seed(0)
-    state = build_backbone().state_dict()
+    state = build_backbone(fold=False).state_dict()
     state["logits.weight"] = torch.zeros(8631, 512)  # the published file carries the classifier too
     state["logits.bias"] = torch.zeros(8631)
     torch.save(state, tmp_path / VGGFACE2_FILE)
@@ -179,3 +179,24 @@ def test_fetch_of_an_unpinned_file_records_its_digest(tmp_path, monkeypatch):
     path.write_bytes(b"other bytes")
     with pytest.raises(WeightsMismatchError, match="corrupt or another file"):
         resolve(spec, "clip", tmp_path)
+
+
+def test_folded_batch_norms_change_no_vector(real_faces):
+    """FaceNet's batch norms folded into its convolutions (for speed) give the unfolded network's vectors."""
+    import torch
+
+    from lookalike.heads.facenet import build_backbone
+
+    torch.manual_seed(1)
+    state = build_backbone(fold=False).state_dict()
+    for k, v in state.items():  # BN statistics away from the identity, so folding has something to fold
+        if k.endswith(("running_mean", "running_var")):
+            state[k] = v + torch.rand_like(v)
+    plain, folded = build_backbone(state, fold=False), build_backbone(state)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules()) == 0
+    photos, detector = real_faces
+    analyzed = FaceAnalyzer(detector, crop="facenet160").analyze(photos, face=0, embed=False)
+    x = torch.from_numpy(np.stack([a.faces[0].crop for a in analyzed])).permute(0, 3, 1, 2).float()
+    with torch.inference_mode():
+        a, b = plain((x - 127.5) / 128), folded((x - 127.5) / 128)
+    assert torch.nn.functional.cosine_similarity(a, b).min() > 0.99999

@@ -31,8 +31,10 @@ def _torch_device(device: str | None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def build_backbone(state_dict: dict | None = None):
-    """Inception-ResNet-v1 (facenet-pytorch's layout, no classifier), eval mode, optionally with weights loaded.
+def build_backbone(state_dict: dict | None = None, fold: bool = True):
+    """Inception-ResNet-v1 (facenet-pytorch's layout, no classifier), eval mode, optionally with weights loaded;
+    `fold`: its batch norms folded for inference (`fold_batchnorm`; False keeps a network whose state dict has
+    facenet-pytorch's layout).
 
     Raises WeightsMissingError when the state dict does not fit the network (a wrong or truncated file).
     """
@@ -47,7 +49,25 @@ def build_backbone(state_dict: dict | None = None):
             raise WeightsMismatchError(
                 f"weights do not fit Inception-ResNet-v1: missing {missing[:3]}, unexpected {unexpected[:3]}"
             )
-    return net.eval()
+    return fold_batchnorm(net.eval()) if fold else net.eval()
+
+
+def fold_batchnorm(net):
+    """Each convolution's batch norm folded into its weights (torch's `fuse_conv_bn_eval`), for inference.
+
+    Inception-ResNet-v1 has 111 conv + BN pairs; in eval mode a BN is a fixed affine map, so folding it changes no
+    output (cosine to the unfolded network's vectors >= 0.9999999 in fp32) and saves a pass over every activation:
+    6-9% more faces/s in bf16 on this project's 2-core CPU (benchmarks/ingest.md). The network is for inference
+    only afterwards (its state dict lacks the BN entries).
+    """
+    from torch import nn
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for m in net.modules():
+        if isinstance(getattr(m, "conv", None), nn.Conv2d) and isinstance(getattr(m, "bn", None), nn.BatchNorm2d):
+            m.conv = fuse_conv_bn_eval(m.conv, m.bn)
+            m.bn = nn.Identity()
+    return net
 
 
 #: Inception-ResNet-v1's stages in forward order (facenet-pytorch attribute names).
@@ -135,7 +155,7 @@ def import_casia(weights_dir: Path | None = None, quiet: bool = False) -> Path:
     if not quiet:
         print(f"converting {graph} -> {dest} (once)", file=sys.stderr)
     state = convert_facenet_graph(graph)
-    build_backbone(state)  # proves the dict fits before it is written
+    build_backbone(state, fold=False)  # proves the dict fits before it is written
     buf = io.BytesIO()  # saved via a buffer: torch.save names the archive after the file, so a temp name
     torch.save(state, buf)  # would change the bytes; this way the file (and its sha256) is reproducible
     atomic_write_bytes(dest, buf.getvalue())
