@@ -104,9 +104,14 @@ def main() -> None:
     for r in rows:
         d = r["vs_base"]
         cells = [f"{d['mrr']['diff']:+.3f} [{d['mrr']['lo']:+.3f}, {d['mrr']['hi']:+.3f}]"] + [
-            f"{100 * d[k]['diff']:+.1f} [{100 * d[k]['lo']:+.1f}, {100 * d[k]['hi']:+.1f}] pt" for k in ("top1", "top10")
+            f"{100 * d[k]['diff']:+.1f} [{100 * d[k]['lo']:+.1f}, {100 * d[k]['hi']:+.1f}] pt"
+            for k in ("top1", "top10")
         ]
-        md.append(f"| `{r['head']}` | {r['mrr']:.3f} | {100 * r['top1']:.1f}% | {100 * r['top10']:.1f}% | " + " | ".join(cells) + " |")
+        md.append(
+            f"| `{r['head']}` | {r['mrr']:.3f} | {100 * r['top1']:.1f}% | {100 * r['top10']:.1f}% | "
+            + " | ".join(cells)
+            + " |"
+        )
     (HERE / "head_choice.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
