@@ -188,8 +188,11 @@ def run_measured(cmd: list[str], env: dict, cwd: Path) -> dict:
 def index_row(
     label: str, python: str, pythonpath: Path, src: Path, out: Path, extra: list[str], n: int, one: Path
 ) -> dict:
-    """One configuration: a run over `src` and, for its fixed cost, a run over the single photo folder `one`."""
+    """One configuration: a run over `src` and, for its fixed cost, a run over the single photo folder `one`.
+    extra: `lookalike index` arguments, and `NAME=value` words for the environment."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(pythonpath), os.environ.get("PYTHONPATH")]))}
+    env.update(w.split("=", 1) for w in extra if "=" in w and not w.startswith("-"))
+    extra = [w for w in extra if not ("=" in w and not w.startswith("-"))]
     shutil.rmtree(out, ignore_errors=True)
     start = run_measured([python, "-c", RUNNER, "index", str(one), "--out", str(out), "-q", *extra], env, HERE)
     shutil.rmtree(out, ignore_errors=True)
@@ -424,9 +427,13 @@ def cpu_rows(name: str, ctx: dict) -> list[tuple[str, Path, list[str]]]:
     if base:
         rows += [("before: mtcnn + facenet-casia (its default)", base, ["--head", "facenet-casia"]),
                  ("before: yunet + facenet-casia", base, ["--head", "facenet-casia", "--detector", "yunet"])]  # fmt: skip
+    if ctx.get("session_start"):
+        rows.append((f"session start ({ctx['session_start_label']}): default", ctx["session_start"], []))
     return rows + [
-        ("now: default (yunet + facenet-casia, bf16 where native)", repo, []),
+        ("now: default (yunet on onnxruntime + facenet-casia, bf16 where native; workers by photo size)", repo, []),
+        ("now: default, --workers 0 (all in this process)", repo, ["--workers", "0"]),
         (f"now: default, --workers {cpus}", repo, ["--workers", str(cpus)]),
+        ("now: yunet on OpenCV (LOOKALIKE_YUNET_ENGINE=opencv)", repo, ["LOOKALIKE_YUNET_ENGINE=opencv"]),
         ("now: --detector mtcnn", repo, ["--detector", "mtcnn"]),
         ("now: --head sface", repo, ["--head", "sface"]),
     ]
@@ -458,6 +465,12 @@ def gpu_rows(name: str, ctx: dict) -> list[tuple[str, Path, list[str]]]:
     return [*rows, ("now: --head sface (OpenCV, on the CPU)", repo, ["--head", "sface"])]
 
 
+def git_head(checkout: Path) -> str:
+    """The short commit a checkout is at (for the report), or "?"."""
+    r = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return r.stdout.strip() or "?"
+
+
 def random_casia_weights(work: Path) -> Path:
     """A weights folder with seeded random facenet-casia weights (speed does not depend on the values), for a
     machine without the converted file; the report says so."""
@@ -475,6 +488,7 @@ def random_casia_weights(work: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline", type=Path, help="a checkout of the code before (e.g. a git worktree)")
+    ap.add_argument("--session-start", type=Path, help="a checkout of the code at this work's start (one more row)")
     ap.add_argument("--face-recognition", type=Path, help="the face_recognition CLI script")
     ap.add_argument("--lfw", type=int, default=3000)
     ap.add_argument("--mixed", type=int, default=200)
@@ -528,7 +542,8 @@ def main() -> None:
     if args.baseline and not (args.baseline / "lookalike" / "__init__.py").is_file():
         ap.error(f"--baseline {args.baseline}: no lookalike package there")
     ctx = {"repo": HERE.parent, "baseline": args.baseline.resolve() if args.baseline else None, "cpus": cpus,
-           "quick": args.quick}  # fmt: skip
+           "quick": args.quick, "session_start": args.session_start.resolve() if args.session_start else None,
+           "session_start_label": git_head(args.session_start) if args.session_start else ""}  # fmt: skip
     py = sys.executable
     for name, src in sets.items():
         n = counts[name]
@@ -609,19 +624,18 @@ def render(results: dict) -> str:
         md += [
             "## Where a mixed-dump photo's time goes",
             "",
-            f"One thread, in this process, over the first {st['photos']} photos of the mixed dump (median per photo, "
-            "ms): the default configuration's stages one after the other.",
+            f"One thread, in this process, over the first {st['photos']} photos of the mixed dump (ms per photo, "
+            "mean and median): the default configuration's stages one after the other.",
             "",
-            "| read + decode | detect (YuNet at 1600 px + 640 px pass) | choose + crop | embed (facenet-casia, per photo) |",
-            "| ---: | ---: | ---: | ---: |",
-            f"| {st['decode_ms']} | {st['detect_ms']} | {st['crop_ms']} | {st['embed_ms']} |",
+            "| | read + decode | detect (YuNet at 1600 px + 640 px pass) | choose + crop | embed (facenet-casia) |",
+            "| --- | ---: | ---: | ---: | ---: |",
+            *(
+                f"| {what} | {st.get('decode' + k, '')} | {st.get('detect' + k, '')} | {st.get('crop' + k, '')} | "
+                f"{st.get('embed' + k, '')} |"
+                for what, k in (("mean", "_mean_ms"), ("median", "_ms"))
+            ),
             "",
-            "Detection at the detector's 1600 px (faces from 20 px there) is most of it, and OpenCV's YuNet gets "
-            "little faster with a second thread; embedding comes next; decoding is small (a large JPEG decodes "
-            "reduced). Worker processes run photos side by side, so on this 2-core machine, where the in-process "
-            "path already overlaps decoding (a reader thread) with detection and embedding, they gain little; with "
-            "more cores they add detectors.",
-            "",
+            *([results["stages_note"], ""] if results.get("stages_note") else []),
         ]
     return "\n".join(md) + "\n"
 
@@ -767,6 +781,7 @@ def stage_times(src: Path, n: int = 30) -> dict:
     return {
         "photos": len(times["decode"]),
         **{f"{k}_ms": round(1000 * float(np.median(v)), 1) for k, v in times.items()},
+        **{f"{k}_mean_ms": round(1000 * float(np.mean(v)), 1) for k, v in times.items()},
     }
 
 

@@ -74,6 +74,21 @@ def precision() -> str:
     return os.environ.get(PRECISION_ENV, "auto").strip().lower() or "auto"
 
 
+#: Environment variable choosing the yunet detector's CPU engine: onnxruntime (the default where installed) or
+#: opencv (`cv2.FaceDetectorYN`); both give the same faces.
+YUNET_ENGINE_ENV = "LOOKALIKE_YUNET_ENGINE"
+
+
+def yunet_engine() -> str | None:
+    """The yunet detector's CPU engine asked for in $LOOKALIKE_YUNET_ENGINE (None: the default)."""
+    from lookalike.errors import LookalikeError
+
+    value = os.environ.get(YUNET_ENGINE_ENV, "").strip().lower()
+    if value and value not in ("onnxruntime", "opencv"):
+        raise LookalikeError(f"{YUNET_ENGINE_ENV}={value!r}: use onnxruntime or opencv")
+    return value or None
+
+
 def check_device(device: str | None) -> None:
     """A one-line error for a CUDA device this machine does not have (`--device cuda` without a GPU), instead of
     torch's traceback when a model moves there. Other devices, and None (each model's own default), pass."""

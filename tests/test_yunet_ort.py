@@ -20,6 +20,18 @@ def test_the_default_cpu_engine_is_onnxruntime():
     assert create_detector("yunet", min_prob=0.9).engine == "onnxruntime"
 
 
+def test_the_engine_setting(monkeypatch):
+    from lookalike.errors import LookalikeError
+    from lookalike.faces.yunet import YuNetDetector
+
+    monkeypatch.setenv("LOOKALIKE_YUNET_ENGINE", "opencv")
+    assert YuNetDetector().engine == "opencv"
+    assert YuNetDetector(engine="onnxruntime").engine == "onnxruntime"  # an explicit engine wins
+    monkeypatch.setenv("LOOKALIKE_YUNET_ENGINE", "tensorrt")
+    with pytest.raises(LookalikeError, match="onnxruntime or opencv"):
+        YuNetDetector()
+
+
 def test_same_faces_as_opencv_on_real_photos():
     from lookalike.faces.yunet import YuNetDetector, box_iou
 

