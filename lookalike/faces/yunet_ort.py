@@ -3,8 +3,8 @@
 The same graph as `cv2.FaceDetectorYN` runs (the file's weights folded to floats, any input size:
 `yunet_graph.folded_model`), on the same input (the BGR image padded to a multiple of 32) and with OpenCV's
 decoding (`yunet_graph.decode`), so the rows are FaceDetectorYN's to float rounding (tests/test_yunet_ort.py);
-onnxruntime's convolutions are the faster: 62 against 98 ms for a 1600 px photo on one core of this project's
-2-core CPU, 37 against 57 on two (benchmarks/ingest.md).
+onnxruntime's convolutions are the faster: 75 against 121 ms a 1-12 MP photo (its 1600 px and 640 px passes) on one
+core of this project's 2-core CPU (benchmarks/detect-engines.md).
 """
 
 from __future__ import annotations
