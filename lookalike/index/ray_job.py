@@ -26,6 +26,11 @@ class EmbedWorker:
         from lookalike.faces.detect import create_detector
         from lookalike.heads import create_head
 
+        threads = int(os.environ.get("OMP_NUM_THREADS") or 0)
+        if threads > 0:  # Ray gives an actor its CPUs as OMP_NUM_THREADS (torch reads it); OpenCV and yunet's
+            import cv2  # onnxruntime engine take OpenCV's count, which would otherwise be every core of the node
+
+            cv2.setNumThreads(threads)
         self.head = create_head(head)
         self.detector = create_detector(detector, min_prob)
         self.max_pixels = max_pixels

@@ -1,0 +1,17 @@
+
+
+def test_an_actor_keeps_to_the_cpus_ray_gives_it(monkeypatch):
+    """Ray hands an actor its CPUs as OMP_NUM_THREADS; the detector's threads must follow, not every core."""
+    import cv2
+
+    from lookalike.index.ray_job import EmbedWorker
+
+    before = cv2.getNumThreads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    try:
+        worker = EmbedWorker("sface", "yunet", None, 10**8, None, None)
+        assert cv2.getNumThreads() == 1
+        if worker.detector.engine == "onnxruntime":
+            assert worker.detector._engine.session.get_session_options().intra_op_num_threads == 1
+    finally:
+        cv2.setNumThreads(before)
