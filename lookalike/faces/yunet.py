@@ -106,8 +106,10 @@ class YuNetDetector(Detector):
     def _rows(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """`FaceDetectorYN.detect` rows of each RGB image: from the engine (onnxruntime, or torch in batches), or
         OpenCV one at a time."""
-        if self._engine is not None:
+        if self._engine is not None and self.device != "cpu":  # torch: a batch at once
             return self._engine.detect([cv2.cvtColor(img, cv2.COLOR_RGB2BGR) for img in images])
+        if self._engine is not None:  # onnxruntime: one BGR copy at a time
+            return [self._engine.detect([cv2.cvtColor(img, cv2.COLOR_RGB2BGR)])[0] for img in images]
         out = []
         for img in images:  # one BGR copy at a time
             b = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
