@@ -78,3 +78,23 @@ def test_a_damaged_model_file_is_one_line(tmp_path):
     with pytest.raises(LookalikeError) as e:
         OrtYuNet(bad, 1, 0.6, 0.3, 5000)
     assert "\n" not in str(e.value) and "yunet" in str(e.value)
+
+
+def test_without_a_working_onnxruntime_it_falls_back_to_opencv(monkeypatch):
+    from lookalike.faces import yunet_ort
+    from lookalike.faces.yunet import YuNetDetector
+
+    monkeypatch.setattr(yunet_ort, "available", lambda: False)  # not installed, or fails to import
+    det = YuNetDetector()
+    assert det.engine == "opencv"
+    assert det.detect_all([np.zeros((64, 64, 3), np.uint8)]) == [[]]
+
+
+def test_a_sliver_of_a_photo_is_not_an_error():
+    """A 1 x 5000 image downscaled for detection keeps a pixel of height (no zero-sized resize)."""
+    from lookalike.faces.yunet import YuNetDetector
+
+    det = YuNetDetector()
+    scaled, _ = det.downscaled([np.zeros((1, 5000, 3), np.uint8)])
+    assert scaled[0].shape == (1, 1600, 3)
+    assert det.detect_all([np.zeros((1, 5000, 3), np.uint8)]) == [[]]

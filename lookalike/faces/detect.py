@@ -241,7 +241,8 @@ class Detector:
         for img in images:
             h, w = img.shape[:2]
             f = min(1.0, self.max_side / max(h, w))
-            scaled.append(img if f == 1.0 else shrink(img, (round(w * f), round(h * f))))
+            size = (max(1, round(w * f)), max(1, round(h * f)))  # a sliver of a photo keeps a pixel
+            scaled.append(img if f == 1.0 else shrink(img, size))
             factors.append(f)
         return scaled, factors
 

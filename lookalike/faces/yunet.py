@@ -97,22 +97,25 @@ class YuNetDetector(Detector):
                 threads = max(1, cv2.getNumThreads())
                 self._engine = yunet_ort.OrtYuNet(path, threads, self.floor_prob, NMS_THRESHOLD, TOP_K)
         self.engine = "opencv" if self._engine is None else "torch" if self.device != "cpu" else "onnxruntime"
-        try:
-            self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), self.floor_prob, NMS_THRESHOLD, TOP_K)
-        except cv2.error as e:  # a damaged file or an OpenCV without the YuNet layers: one line, not a traceback
-            why = str(e).strip().splitlines()[-1]
-            raise WeightsMissingError(f"detector 'yunet' cannot load {path}: {why}") from None
+        self._net = None
+        if self._engine is None:
+            try:
+                self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), self.floor_prob, NMS_THRESHOLD, TOP_K)
+            except cv2.error as e:  # a damaged file or an OpenCV without the YuNet layers: one line
+                why = str(e).strip().splitlines()[-1]
+                raise WeightsMissingError(f"detector 'yunet' cannot load {path}: {why}") from None
 
     def _rows(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """`FaceDetectorYN.detect` rows of each RGB image: from the engine (onnxruntime, or torch in batches), or
         OpenCV one at a time."""
-        if self._engine is not None and self.device != "cpu":  # torch: a batch at once
+        if getattr(self._engine, "batches", False):  # torch: a batch at once
             return self._engine.detect([cv2.cvtColor(img, cv2.COLOR_RGB2BGR) for img in images])
-        if self._engine is not None:  # onnxruntime: one BGR copy at a time
-            return [self._engine.detect([cv2.cvtColor(img, cv2.COLOR_RGB2BGR)])[0] for img in images]
         out = []
         for img in images:  # one BGR copy at a time
             b = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+            if self._engine is not None:
+                out.append(self._engine.detect([b])[0])
+                continue
             self._net.setInputSize((b.shape[1], b.shape[0]))
             _, rows = self._net.detect(b)
             out.append(rows if rows is not None else np.zeros((0, 15), np.float32))

@@ -18,11 +18,16 @@ from lookalike.errors import LookalikeError
 from lookalike.faces.yunet_graph import decode, folded_model, padded_size
 
 
+@cache
 def available() -> bool:
-    """Whether onnxruntime (and onnx, to fold the graph) can be imported."""
-    import importlib.util
-
-    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
+    """Whether onnxruntime and onnx (to fold the graph) import: a missing or broken install (say, built for
+    another numpy) means OpenCV's engine, not a traceback."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except Exception:
+        return False
+    return True
 
 
 @cache

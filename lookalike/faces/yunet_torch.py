@@ -38,6 +38,8 @@ def _network(path: str, device: str):
 class TorchYuNet:
     """YuNet over batches of BGR images on a torch device; `detect` returns `FaceDetectorYN.detect`'s rows."""
 
+    batches = True  # `detect` takes many images in one call
+
     def __init__(self, path: Path, device: str, score_threshold: float, nms_threshold: float, top_k: int) -> None:
         from lookalike.config import check_device
 
