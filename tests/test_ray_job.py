@@ -1,5 +1,3 @@
-
-
 def test_an_actor_keeps_to_the_cpus_ray_gives_it(monkeypatch):
     """Ray hands an actor its CPUs as OMP_NUM_THREADS; the detector's threads must follow, not every core."""
     import cv2
