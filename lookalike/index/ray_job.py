@@ -26,7 +26,8 @@ class EmbedWorker:
         from lookalike.faces.detect import create_detector
         from lookalike.heads import create_head
 
-        threads = int(os.environ.get("OMP_NUM_THREADS") or 0)
+        omp = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()  # OpenMP allows a list: "4,2"
+        threads = int(omp) if omp.isdigit() else 0
         if threads > 0:  # Ray gives an actor its CPUs as OMP_NUM_THREADS (torch reads it); OpenCV and yunet's
             import cv2  # onnxruntime engine take OpenCV's count, which would otherwise be every core of the node
 
