@@ -25,3 +25,10 @@ class IndexNotFoundError(LookalikeError):
 
 class IndexCorruptError(LookalikeError):
     """An index folder is damaged (lost manifest, truncated or missing data file); `lookalike repair` fixes it."""
+
+
+def one_line(exc: BaseException) -> str:
+    """`Type: first line of the message` of an unexpected exception, for a one-line error."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

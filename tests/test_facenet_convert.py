@@ -1,7 +1,10 @@
-"""FaceNet graph converted to torch: OpenCV's embeddings on real LFW faces, and they tell people apart."""
+"""FaceNet graph converted to torch: the vectors of the conversion it replaced on real LFW faces, OpenCV's own
+forward pass where OpenCV still reads TensorFlow graphs, and one-line errors when anything breaks."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -74,8 +77,14 @@ def torch_embeddings(state: dict, faces: np.ndarray) -> np.ndarray:
         return net(facenet_convert.preprocess(faces)).numpy()
 
 
+#: The same photos' vectors from the conversion through OpenCV 5.0's TensorFlow importer (tests/data/README.md).
+REFERENCE = Path(__file__).parent / "data" / "facenet_casia_lfw9.npy"
+
+
 @pytest.fixture(scope="module")
 def opencv_embeddings(graph_path: Path, faces: np.ndarray) -> np.ndarray:
+    if not hasattr(cv2.dnn, "readNetFromTensorflow"):
+        pytest.skip(f"OpenCV {cv2.__version__} has no TensorFlow importer (5.1 removed it)")
     return facenet_convert.opencv_embed(facenet_convert.load_opencv_net(graph_path), faces)
 
 
@@ -109,6 +118,21 @@ def test_torch_matches_opencv(torch_embeddings: np.ndarray, opencv_embeddings: n
     assert cosines.min() > 0.999, f"cosines torch vs OpenCV: {np.round(cosines, 5).tolist()}"
 
 
+def test_same_vectors_as_the_opencv_conversion(torch_embeddings: np.ndarray) -> None:
+    ref = np.load(REFERENCE)
+    cosines = (torch_embeddings * ref).sum(axis=1)
+    assert cosines.min() >= 0.99999, f"cosines to the reference vectors: {np.round(cosines, 6).tolist()}"
+
+
+def test_converted_head_embeds_like_the_reference(state: dict, faces: np.ndarray) -> None:
+    """The head's own network (batch norms folded, as `lookalike index` runs it) keeps the vectors."""
+    from lookalike.heads.facenet import build_backbone
+
+    with torch.no_grad():
+        vectors = build_backbone(state)(facenet_convert.preprocess(faces)).numpy()
+    assert (vectors * np.load(REFERENCE)).sum(axis=1).min() >= 0.99999
+
+
 def test_same_person_closer_than_different_people(torch_embeddings: np.ndarray) -> None:
     sims = torch_embeddings @ torch_embeddings.T
     same = sims[0, 1]
@@ -126,3 +150,43 @@ def test_missing_layer_is_named(graph_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(facenet_convert, "_layer_map", with_bogus_layer)
     with pytest.raises(LookalikeError, match="block35_99"):
         facenet_convert.convert_facenet_graph(graph_path)
+
+
+def test_not_a_graph_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "graph_final.pb"
+    bad.write_bytes(b"\x0a\xff\xff\xff\xff\x0fgarbage" * 50)
+    with pytest.raises(LookalikeError, match="not a TensorFlow graph|no TensorFlow graph nodes|no node"):
+        facenet_convert.convert_facenet_graph(bad)
+
+
+BROKEN_CONVERTER = """
+import sys
+from lookalike.heads import facenet_convert
+def broken(path):
+    raise AttributeError("module 'cv2.dnn' has no attribute 'readNetFromTensorflow'")
+facenet_convert.convert_facenet_graph = broken
+from lookalike.cli.app import main
+sys.argv = ["lookalike", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["weights", "import", "facenet-casia", "--force"], ["verify", "A", "B"]],
+    ids=["weights-import", "first-use"],
+)
+def test_a_broken_converter_is_one_error_line(graph_path: Path, tmp_path: Path, args: list[str]) -> None:
+    """Whatever breaks inside the conversion (here the error OpenCV 5.1 gave) reaches the user as one line."""
+    env = {"LOOKALIKE_WEIGHTS": str(tmp_path / "weights"), "LOOKALIKE_STATE": str(tmp_path / "state"),
+           "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}  # fmt: skip
+    for name in ("A", "B"):
+        (tmp_path / name).write_bytes(b"")
+    proc = subprocess.run(
+        [sys.executable, "-c", BROKEN_CONVERTER, *args], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("converting ")]
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("lookalike: error: "), proc.stderr
+    assert "readNetFromTensorflow" in lines[0] and "Traceback" not in proc.stderr

