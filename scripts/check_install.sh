@@ -26,6 +26,7 @@ if [ ! -d "$DATA/gallery/lfw10" ]; then
 fi
 cd "$work"  # not the checkout: the installed package must stand on its own
 export LOOKALIKE_WEIGHTS="$work/weights" LOOKALIKE_STATE="$work/state" LOOKALIKE_INDEX_HOME="$work/indexes"
+export HOME="$work/home"; mkdir -p "$HOME"  # a new user's empty home: what the run leaves there is checked below
 lk="$work/venv/bin/lookalike"
 "$lk" index "$DATA/gallery/lfw10" --name lfw10 -q
 "$lk" query "$DATA/gallery/lfw10/Tony_Blair/Tony_Blair_0003.jpg" --index lfw10 -k 3 --json > answer.json
@@ -36,3 +37,8 @@ top = a["results"][0]
 assert top["identity"] == "Tony_Blair" and top["same_person"], a
 print(f"check_install: installed lookalike indexed lfw10 and found Tony_Blair first (cosine {top['score']:.3f})")
 PY
+left=$(cd "$HOME" && find . -type f ! -path './.cache/matplotlib/*' ! -path './.config/matplotlib/*')
+if [ -n "$left" ]; then echo "check_install: the run left files in HOME (telemetry?): $left" >&2; exit 1; fi
+echo "check_install: versions (newest the ranges allow): $("$work/venv/bin/python" -m pip freeze 2>/dev/null \
+  | grep -i -E '^(numpy|opencv-python-headless|onnxruntime|protobuf|pyarrow|starlette|pillow)==' | tr '\n' ' ')"
+echo "check_install: HOME holds no telemetry store or other file after index + query"

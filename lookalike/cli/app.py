@@ -106,44 +106,20 @@ def index_cmd(
     Identity labels come from each photo's folder name, from --labels, or from a list file whose first line
     is `path,identity`; only a photo's main face takes it.
     """
-    from lookalike.faces.detect import DEFAULT_MIN_FACE, LEGACY_DETECTOR, create_detector, detector_spec
+    from lookalike.faces.detect import DEFAULT_MIN_FACE, create_detector
     from lookalike.faces.photos import read_labels
-    from lookalike.heads import DEFAULT_HEAD, create_head, get_head_spec
+    from lookalike.heads import create_head
     from lookalike.index.build import IndexOptions, run_index
-    from lookalike.index.store import FaceStore
-    from lookalike.index.vector_index import check_factory
+    from lookalike.index.plan import plan_index
 
-    named = name or (None if out is not None else source.resolve().name)
-    if out is None:
-        out = config.index_home() / str(named)
-        old = config.legacy_index_home() / str(named)
-        if not FaceStore.looks_like_index(out) and old != out and FaceStore.looks_like_index(old):
-            from lookalike.index.store import legacy_notice
-
-            legacy_notice(old, out)  # keep adding to the index where it is, rather than start a second one
-            out = old
     if min(max_pixels, max_file_mb, max_pixels_in_flight, batch_size) <= 0:
         raise LookalikeError("--max-pixels, --max-file-mb, --max-pixels-in-flight and --batch-size must be > 0")
     # everything that can refuse the run does so before any model loads
-    FaceStore.check_target(out)
-    built = FaceStore.open(out).manifest.get("params", {}) if FaceStore.exists(out) else None
-    if head_name is None:
-        head_name = FaceStore.open(out).head if built is not None else DEFAULT_HEAD
-    elif built is not None:
-        FaceStore.open(out).check_head(head_name)
-    if built is not None:  # the same weights with another preprocessing give other vectors: refuse before loading
-        FaceStore.open(out).check_head(head_name, None, get_head_spec(head_name).preprocess_version)
-    if built is not None:  # an index keeps the detector and thresholds it was built with
-        was = detector_spec(str(built.get("detector", LEGACY_DETECTOR))).name
-        if detector_name not in (None, was):
-            raise LookalikeError(f"index {out} was built with detector {was!r}: use --detector {was} or a new index")
-        detector_name = was
-        min_prob = built.get("min_prob") if min_prob is None else min_prob
-        min_face = built.get("min_face_size") if min_face is None else min_face
-    check_factory(index_type, get_head_spec(head_name).dim)
+    plan = plan_index(source, name, out, head_name, detector_name, min_prob, min_face, index_type)
+    out, named = plan.out, plan.name
     label_map = read_labels(labels) if labels else None
-    head = create_head(head_name, device=device)
-    detector = create_detector(detector_name, min_prob, int(min_face or DEFAULT_MIN_FACE), device=device)
+    head = create_head(plan.head, device=device)
+    detector = create_detector(plan.detector, plan.min_prob, int(plan.min_face or DEFAULT_MIN_FACE), device=device)
     opts = IndexOptions(
         max_pixels=max_pixels,
         max_bytes=max_file_mb * 2**20,
@@ -161,6 +137,7 @@ def index_cmd(
         bar.close()
     if named:  # `--index NAME` finds it from any folder
         from lookalike.index.registry import remember
+        from lookalike.index.store import FaceStore
 
         remember(named, out, FaceStore.exists)
     for w in report.warnings:
@@ -486,34 +463,12 @@ def verify_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Print what the index holds as one JSON object.")
 def info_cmd(index: str | None, as_json: bool) -> None:
     """What an index holds: head, faces, files, rejects, where it is; damage is an error (exit 2)."""
-    from lookalike.errors import IndexCorruptError
     from lookalike.index.store import FaceStore
+    from lookalike.index.summary import describe
 
-    store = FaceStore.open(_resolve_index(index))
-    problems = store.check()
-    if problems:
-        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-        raise IndexCorruptError(problems[0] + more)
-    m = store.manifest
-    faces = store.faces(["path", "identity"])
-    rejects = store.rejects()
-    identities = {i for i in faces["identity"].to_pylist() if i is not None}
-    info = {
-        "index": str(store.root),
-        "head": m["head"],
-        "dim": m["dim"],
-        "faces": faces.num_rows,
-        "files": len(set(faces["path"].to_pylist())),
-        "rejects": rejects.num_rows,
-        "identities": len(identities),
-        "weights_sha256": m["weights_sha256"],
-        "index_factory": m.get("index_factory", "Flat"),
-        "index_active": m.get("index_active", m.get("index_factory", "Flat")),
-        "index_state": m.get("index_state"),
-        "pending_parts": len(m["pending"]),
-        "created": m["created"],
-        "updated": m["updated"],
-    }
+    root = _resolve_index(index)
+    info = describe(root)
+    rejects = FaceStore.open(root).rejects()
     if as_json:
         _emit_json(info)
         return
@@ -525,6 +480,33 @@ def info_cmd(index: str | None, as_json: bool) -> None:
             key = r.split(":")[0].split("(")[0].strip()
             reasons[key] = reasons.get(key, 0) + 1
         click.echo("        rejects: " + ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda x: -x[1])))
+
+
+@cli.command("indexes", context_settings=CONTEXT)
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON array: name, folder, faces, files, head, detector, updated."
+)
+def indexes_cmd(as_json: bool) -> None:
+    """The named indexes you have (in the index home, or recorded where `index --name` built them)."""
+    from lookalike.index.summary import list_indexes
+
+    rows = list_indexes()
+    if as_json:
+        _emit_json(rows)
+        return
+    if not rows:
+        click.echo(f"no indexes yet in {config.index_home()}: build one with `lookalike index PHOTOS --name NAME`")
+        return
+    click.echo(f"{'name':<20} {'faces':>8} {'files':>8}  {'head':<16} {'detector':<8} {'updated':<20} folder")
+    for r in rows:
+        if "problem" in r:
+            click.echo(f"{r['name']:<20} {'?':>8} {'?':>8}  {r['problem']}  {r['folder']}")
+            continue
+        when = str(r.get("updated") or "")[:19].replace("T", " ")
+        faces = "?" if r["faces"] is None else r["faces"]
+        files = "?" if r["files"] is None else r["files"]
+        click.echo(f"{r['name']:<20} {faces:>8} {files:>8}  {r['head']:<16} {r['detector'] or '-':<8} {when:<20} "
+                   f"{r['folder']}")  # fmt: skip
 
 
 @cli.command("repair", context_settings=CONTEXT)

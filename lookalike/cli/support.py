@@ -6,9 +6,6 @@ import sys
 import time
 from pathlib import Path
 
-from lookalike import config
-from lookalike.errors import LookalikeError
-
 #: Context settings of every command: `-h` too, and wide help.
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -81,23 +78,7 @@ class ProgressBar:
 
 
 def resolve_index(name_or_path: str | None) -> Path:
-    """The index a verb means: a name or folder, else the only index in the index home (or the old ./indexes)."""
-    from lookalike.index.store import FaceStore, resolve_index_path
+    """The index a verb means: a name or folder, else the only index there is (`index.summary.find_index`)."""
+    from lookalike.index.summary import find_index
 
-    if name_or_path:
-        return resolve_index_path(name_or_path)
-    home = config.index_home()
-    found = sorted(p for p in home.iterdir() if FaceStore.exists(p)) if home.is_dir() else []
-    legacy = config.legacy_index_home()
-    if not found and legacy.is_dir() and legacy != home:  # named indexes built before they moved
-        found = sorted(p for p in legacy.iterdir() if FaceStore.exists(p))
-        if len(found) == 1:
-            from lookalike.index.store import legacy_notice
-
-            legacy_notice(found[0], home / found[0].name)
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise LookalikeError(f"no index in {home}: build one with `lookalike index PHOTOS --name NAME`")
-    names = ", ".join(p.name for p in found)
-    raise LookalikeError(f"several indexes in {home} ({names}): pick one with --index NAME")
+    return find_index(name_or_path)

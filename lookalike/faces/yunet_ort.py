@@ -41,6 +41,8 @@ class OrtYuNet:
     def __init__(self, path: Path, threads: int, score_threshold: float, nms_threshold: float, top_k: int) -> None:
         import onnxruntime as ort
 
+        if hasattr(ort, "disable_telemetry_events"):  # a second belt: onnxruntime imported before lookalike was
+            ort.disable_telemetry_events()  # (lookalike.privacy's switch is the one that stops everything)
         so = ort.SessionOptions()
         so.intra_op_num_threads = max(1, int(threads))
         so.inter_op_num_threads = 1

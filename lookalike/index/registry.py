@@ -47,3 +47,8 @@ def lookup(name: str) -> Path | None:
     """The folder recorded for index `name` (the caller checks it still holds one), or None."""
     folder = _read(state_dir() / RECORD).get(name)
     return Path(folder) if folder else None
+
+
+def recorded() -> dict[str, Path]:
+    """Every recorded name and its folder (folders not checked)."""
+    return {k: Path(v) for k, v in _read(state_dir() / RECORD).items()}

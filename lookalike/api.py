@@ -1,0 +1,181 @@
+"""The library's front: build an index, open one, ask it who looks like whom. `import lookalike` exposes these names.
+
+    ix = lookalike.build_index("photos/", name="family")
+    answer = ix.query("me.jpg", k=5)          # a QueryAnswer: .results, each a Match (rank, score, identity, path)
+    verdict = ix.verify("a.jpg", "b.jpg")     # a Verdict: .score, .threshold, .same_person
+    ix.info()                                 # faces, files, head, detector, ...
+    lookalike.indexes()                       # every named index
+
+Each function takes what the matching CLI verb takes and refuses the same way (a `LookalikeError` with the
+one-line message the CLI prints). Models load on first use and stay loaded in the `Index` object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lookalike.errors import LookalikeError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from lookalike.index.build import IndexReport
+    from lookalike.search.query import QueryAnswer, Searcher
+    from lookalike.search.verify import Verdict
+
+__all__ = ["Index", "build_index", "indexes", "open_index"]
+
+
+class _Progress:
+    """A run's progress as calls to `callback(files_done, total_files, faces_found)`."""
+
+    def __init__(self, callback: Callable[[int, int, int], None]) -> None:
+        self.callback, self.total, self.files, self.faces = callback, 0, 0, 0
+
+    def start(self, total_files: int) -> None:
+        self.total = total_files
+        self.callback(0, total_files, 0)
+
+    def advance(self, files: int, faces: int) -> None:
+        self.files += files
+        self.faces += faces
+        self.callback(self.files, self.total, self.faces)
+
+
+def build_index(
+    source: str | Path,
+    name: str | None = None,
+    *,
+    out: str | Path | None = None,
+    head: str | None = None,
+    detector: str | None = None,
+    labels: str | Path | dict[str, str] | None = None,
+    prune: bool = False,
+    workers: int | None = None,
+    device: str | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> Index:
+    """Find, align and embed every face under `source` (a folder, a photo, or a text file of paths), as
+    `lookalike index` does: into the named index `name` (default: the folder's name) or the folder `out`.
+
+    Re-running adds only new or changed photos. labels: a `path,identity` CSV file or a `{path: identity}` dict.
+    progress: called with `(files_done, total_files, faces_found)` as the run goes. Returns the open `Index`; its
+    `report` holds what this run did.
+    """
+    from lookalike.faces.detect import DEFAULT_MIN_FACE, create_detector
+    from lookalike.faces.photos import read_labels
+    from lookalike.heads import create_head
+    from lookalike.index.build import IndexOptions, run_index
+    from lookalike.index.plan import plan_index
+    from lookalike.index.registry import remember
+    from lookalike.index.store import FaceStore
+
+    source = Path(source).expanduser()
+    if not source.exists():
+        raise LookalikeError(f"no such folder or file: {source}")
+    plan = plan_index(source, name, out, head, detector)
+    label_map = read_labels(Path(labels)) if isinstance(labels, (str, Path)) else labels
+    opts = IndexOptions(labels=label_map, prune=prune, workers=workers)
+    report = run_index(
+        source,
+        plan.out,
+        create_head(plan.head, device=device),
+        create_detector(plan.detector, plan.min_prob, int(plan.min_face or DEFAULT_MIN_FACE), device=device),
+        opts,
+        _Progress(progress) if progress else None,
+    )
+    if plan.name:
+        remember(plan.name, plan.out, FaceStore.exists)
+    ix = Index(plan.out, device=device)
+    ix.report = report
+    return ix
+
+
+def open_index(name_or_path: str | Path | None = None, *, device: str | None = None) -> Index:
+    """An index by name or folder (None: the only one there is), as `--index` finds it."""
+    from lookalike.index.store import FaceStore
+    from lookalike.index.summary import find_index
+
+    root = find_index(name_or_path)
+    FaceStore.open(root)  # a missing or damaged index is refused here, not at the first query
+    return Index(root, device=device)
+
+
+def indexes() -> list[dict]:
+    """Every named index: `name`, `folder`, `faces`, `files`, `head`, `detector`, `updated` (as `lookalike
+    indexes --json`)."""
+    from lookalike.index.summary import list_indexes
+
+    return list_indexes()
+
+
+class Index:
+    """An index folder. Queries load its head and detector once, on first use, and keep them."""
+
+    def __init__(self, root: str | Path, device: str | None = None) -> None:
+        self.root = Path(root)
+        self.device = device
+        self.report: IndexReport | None = None
+        self._searcher: Searcher | None = None
+
+    def __repr__(self) -> str:
+        return f"Index({str(self.root)!r})"
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def searcher(self) -> Searcher:
+        """The loaded `Searcher` (models, vectors and metadata), made on first use."""
+        if self._searcher is None:
+            from lookalike.search.query import Searcher
+
+            self._searcher = Searcher(self.root, device=self.device)
+        return self._searcher
+
+    def query(
+        self,
+        photo: str | Path | np.ndarray,
+        k: int = 10,
+        *,
+        mode: str = "faces",
+        face: int | None = None,
+        identity: str | None = None,
+        include_self: bool = False,
+        fmr: float = 0.001,
+    ) -> QueryAnswer:
+        """Who looks like the main face (or face `face`) of `photo` (a file, or an `(H, W, 3)` RGB uint8 array)?
+
+        mode "faces": the k most similar faces; "identities": the best face of each of the k most similar people.
+        Returns a `QueryAnswer` (`.results`: `Match`es best first; `.as_json()`: what `query --json` prints);
+        a photo that cannot be answered (unreadable, no face) is a LookalikeError.
+        """
+        if mode not in ("faces", "identities"):
+            raise LookalikeError(f"mode must be 'faces' or 'identities', not {mode!r}")
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise LookalikeError(f"k must be a whole number >= 1, not {k!r}")
+        photo = photo if not isinstance(photo, (str, Path)) else str(Path(photo).expanduser())
+        (answer,) = self.searcher.query_photos(
+            [photo], k=k, mode=mode, face=face, identity=identity, include_self=include_self, fmr=fmr
+        )
+        if answer.error:
+            raise LookalikeError(answer.error)
+        return answer
+
+    def verify(self, a: str | Path | np.ndarray, b: str | Path | np.ndarray, *, fmr: float = 0.001) -> Verdict:
+        """Are the main faces of photos `a` and `b` the same person, judged as this index's query marks judge
+        (its head, detector and the threshold measured at false match rate `fmr`)?"""
+        from lookalike.search.verify import verify
+
+        a = a if not isinstance(a, (str, Path)) else str(Path(a).expanduser())
+        b = b if not isinstance(b, (str, Path)) else str(Path(b).expanduser())
+        return verify(self.searcher.analyzer, a, b, fmr=fmr)
+
+    def info(self) -> dict:
+        """What the index holds (as `lookalike info --json`); damage is an IndexCorruptError."""
+        from lookalike.index.summary import describe
+
+        return describe(self.root)
