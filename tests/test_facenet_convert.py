@@ -155,7 +155,7 @@ def test_missing_layer_is_named(graph_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_not_a_graph_is_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "graph_final.pb"
     bad.write_bytes(b"\x0a\xff\xff\xff\xff\x0fgarbage" * 50)
-    with pytest.raises(LookalikeError, match="not a TensorFlow graph|no TensorFlow graph nodes|no node"):
+    with pytest.raises(LookalikeError, match=r"not a TensorFlow graph|no TensorFlow graph nodes|no node"):
         facenet_convert.convert_facenet_graph(bad)
 
 
