@@ -71,3 +71,16 @@ def embedded_page(html: str) -> tuple[list[str], list[str]]:
     assert imgs and not linked, linked
     assert all(href.startswith("file://") for href in links), links
     return imgs, links
+
+
+#: The address tests give Starlette's TestClient: a Host the server answers to (its front door refuses others).
+LOCAL_URL = "http://127.0.0.1:8765"
+
+
+def csrf_of(html: str) -> str:
+    """The per-server token a page's forms carry (`lookalike.serve.guard.CSRF_FIELD`)."""
+    import re
+
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "the page has no form token"
+    return found.group(1)

@@ -116,3 +116,33 @@ def test_a_bad_upload_is_said_on_the_page(app, browser, tmp_path):
     assert "not a readable photo" in error.text
     browser.get(url + "/")  # still up
     assert browser.find_element(By.ID, "ask")
+
+
+def test_a_page_on_another_site_cannot_remove_a_photo(app, browser, tmp_path):
+    """A page served from another origin (here another port of this machine) auto-submits Review's form with the
+    real pair: the browser sends it, the server refuses it, the index keeps the photo."""
+    import http.server
+    import threading
+    from html import escape
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, ix, root = app
+    keep, drop = root / "Tony_Blair" / "Tony_Blair_0002.jpg", root / "Tony_Blair" / "Tony_Blair_0002 copy.jpg"
+    page = (f'<form id="f" method="post" action="{url}/review/remove">'
+            f'<input name="keep" value="{escape(str(keep))}"><input name="drop" value="{escape(str(drop))}"></form>'
+            '<script>document.getElementById("f").submit()</script>')  # fmt: skip
+    (tmp_path / "evil.html").write_text(page)
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path))  # noqa: E731
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    try:
+        browser.get(f"http://127.0.0.1:{evil.server_address[1]}/evil.html")
+        WebDriverWait(browser, 60).until(lambda b: "refused" in b.find_element(By.TAG_NAME, "body").text)
+        assert "another site" in browser.find_element(By.TAG_NAME, "body").text
+    finally:
+        evil.shutdown()
+    assert not (ix / "removed.parquet").exists()
+    browser.get(url + "/people/Tony_Blair")
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".card.face")) == 5  # the copy is still there

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from .conftest import build_index, require_data
+from .conftest import build_index, csrf_of, require_data
 
 pytest.importorskip("open_clip", reason="open_clip not installed: pip install 'lookalike[clip]'")
 
@@ -108,14 +108,15 @@ def test_the_server_answers_texts_on_a_clip_index(tmp_path, clip_head, clip_weig
         (src / p.parent.name / p.name).symlink_to(p)
     ix = build_index(tmp_path, src, clip_head, detector)
     monkeypatch.setenv("LOOKALIKE_WEIGHTS", str(clip_weights))
-    with TestClient(create_app({"few": ix})) as client:
+    with TestClient(base_url="http://127.0.0.1:8765", app=create_app({"few": ix})) as client:
         r = client.post("/query", json={"texts": ["a smiling woman"], "k": 2})
         assert r.status_code == 200, r.text
         [answer] = r.json()
         assert answer["query"] == "a smiling woman" and len(answer["results"]) == 2
         page = client.get("/")
         assert 'name="text"' in page.text
-        shown = client.post("/ask", data={"text": "a smiling woman", "k": "2"})
+        token = csrf_of(page.text)
+        shown = client.post("/ask", data={"text": "a smiling woman", "k": "2", "csrf": token})
         assert shown.status_code == 200 and '"a smiling woman"' in shown.text and "CLIP similarity" in shown.text
-        nothing = client.post("/ask", data={"k": "2"})
+        nothing = client.post("/ask", data={"k": "2", "csrf": token})
         assert "or describe a face" in nothing.text

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -65,8 +66,12 @@ def _serve_and_ask(prefix: list[str], env: dict, cwd: Path) -> dict:
     """Start `serve` (under `prefix`, e.g. strace), ask it one query over HTTP, stop it; its answer."""
     proc = subprocess.Popen(
         [*prefix, *LK, "serve", "--index", "people", "--port", "0"],
-        env=env, cwd=cwd, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        env=env,
+        cwd=cwd,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )  # fmt: skip  (its own process group: under strace, stopping strace alone would leave the server running)
     try:
         url, t0 = None, time.monotonic()
         while url is None and time.monotonic() - t0 < 300:
@@ -81,11 +86,11 @@ def _serve_and_ask(prefix: list[str], env: dict, cwd: Path) -> dict:
         with urllib.request.urlopen(req, timeout=300) as r:
             return json.loads(r.read())[0]
     finally:
-        proc.terminate()
+        os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
 

@@ -52,7 +52,8 @@ def test_upload_verify_face_and_bad_input(server, lfw10_index):
         r = requests.post(f"{url}/query", files={"photo": ("me.jpg", fh, "image/jpeg")}, data={"k": "3"}, timeout=120)
     assert r.status_code == 200, r.text
     answer = r.json()[0]
-    assert answer["query"] == "<array 0>" and answer["results"][0]["identity"] == "Tony_Blair"
+    assert answer["query"] == "me.jpg" and answer["results"][0]["identity"] == "Tony_Blair"
+    assert str(_blair()) not in [m["path"] for m in answer["results"]]  # the upload is that photo: left out
     face = requests.get(f"{url}/faces/{answer['results'][0]['vector_id']}", timeout=5).json()
     assert face["identity"] == "Tony_Blair" and face["path"] == answer["results"][0]["path"]
     # verify over the API equals the CLI's verdict with the same index
@@ -65,7 +66,9 @@ def test_upload_verify_face_and_bad_input(server, lfw10_index):
     assert bad.status_code == 400 and "not a readable photo" in bad.json()["error"] and "\n" not in bad.json()["error"]
     faceless = requests.post(f"{url}/query", json={"paths": [str(Path(__file__))]}, timeout=30)
     assert faceless.status_code == 200 and faceless.json()[0]["error"].startswith("cannot use ")
-    assert requests.post(f"{url}/query", data=b"{", timeout=30).status_code == 400
+    assert requests.post(f"{url}/query", data=b"{", timeout=30).status_code == 415  # not said to be JSON
+    half = requests.post(f"{url}/query", data=b"{", headers={"Content-Type": "application/json"}, timeout=30)
+    assert half.status_code == 400 and "not JSON" in half.json()["error"]
     assert requests.get(f"{url}/faces/99999999", timeout=5).status_code == 404
     people = requests.get(f"{url}/people", headers={"Accept": "application/json"}, timeout=30).json()
     assert "Tony_Blair" in {p["person"] for p in people["people"]}
@@ -92,7 +95,9 @@ def test_a_server_reachable_from_elsewhere_takes_uploads_only(lfw10_index):
 
     from lookalike.serve.app import create_app
 
-    with TestClient(create_app({"lfw10": lfw10_index}, allow_paths=False)) as client:
+    with TestClient(
+        base_url="http://127.0.0.1:8765", app=create_app({"lfw10": lfw10_index}, allow_paths=False)
+    ) as client:
         refused = client.post("/query", json={"paths": [str(_blair())]})
         assert refused.status_code == 400 and "uploads only" in refused.json()["error"]
         with open(_blair(), "rb") as fh:
@@ -106,7 +111,9 @@ def test_uploads_too_large_or_without_a_face_are_4xx(lfw10_index):
     from lookalike.serve.app import create_app
 
     cup = require_data("lfw", "images", "Tony_Blair", "Tony_Blair_0001.jpg").read_bytes()
-    with TestClient(create_app({"lfw10": lfw10_index}, max_upload=len(cup) - 1)) as client:
+    with TestClient(
+        base_url="http://127.0.0.1:8765", app=create_app({"lfw10": lfw10_index}, max_upload=len(cup) - 1)
+    ) as client:
         big = client.post("/query", files={"photo": ("big.jpg", cup, "image/jpeg")})
         assert big.status_code == 400 and "upload limit" in big.json()["error"]
     import io
@@ -115,7 +122,7 @@ def test_uploads_too_large_or_without_a_face_are_4xx(lfw10_index):
 
     blank = io.BytesIO()
     Image.new("RGB", (400, 300), (200, 180, 160)).save(blank, format="JPEG")
-    with TestClient(create_app({"lfw10": lfw10_index})) as client:
+    with TestClient(base_url="http://127.0.0.1:8765", app=create_app({"lfw10": lfw10_index})) as client:
         faceless = client.post("/query", files={"photo": ("wall.jpg", blank.getvalue(), "image/jpeg")})
         assert faceless.status_code == 422 and faceless.json()["error"].startswith("no face found")
         assert client.get("/health").status_code == 200
@@ -130,7 +137,7 @@ def test_review_lists_lookalike_pairs_of_different_people(lfw10_index, monkeypat
     from lookalike.serve.app import create_app
 
     monkeypatch.setattr(pages, "VISE_THRESHOLD", 0.3)  # lfw10's ten people rarely pass 0.80 with this head
-    with TestClient(create_app({"lfw10": lfw10_index})) as client:
+    with TestClient(base_url="http://127.0.0.1:8765", app=create_app({"lfw10": lfw10_index})) as client:
         page = client.get("/review").text
     rows = re.findall(r'<div class="row lookalike">(.*?)</div>\s*</div>\s*</div>', page, re.S)
     assert rows, "no look-alike pairs listed"
@@ -146,7 +153,7 @@ def test_a_bad_request_to_a_page_or_the_api_is_one_line(lfw10_index):
 
     from lookalike.serve.app import create_app
 
-    with TestClient(create_app({"lfw10": lfw10_index})) as client:
+    with TestClient(base_url="http://127.0.0.1:8765", app=create_app({"lfw10": lfw10_index})) as client:
         page = client.get("/people?index=nope")
         assert page.status_code == 400 and page.text.startswith("lookalike: error: index 'nope' is not served")
         assert "\n" not in page.text.strip()

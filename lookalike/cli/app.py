@@ -357,8 +357,13 @@ def _query_paths(images: tuple[Path, ...]) -> tuple[list[str], list[tuple[str, s
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (this machine only by default).")  # fmt: skip
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one).")
+@click.option("--allow-host", "allow_hosts", multiple=True,
+              help="Also answer requests addressed to this host name (repeatable; e.g. the machine's name on your "
+              "network). Others are refused, so a web page cannot reach it through a name of its own.")  # fmt: skip
 @click.option("--device", default=None, help="torch device for the heads (default: cuda when present, else cpu).")
-def serve_cmd(index_names: tuple[str, ...], host: str, port: int, device: str | None) -> None:
+def serve_cmd(
+    index_names: tuple[str, ...], host: str, port: int, allow_hosts: tuple[str, ...], device: str | None
+) -> None:
     """Keep indexes and their models loaded and answer over HTTP (JSON): `lookalike query` on this machine uses
     it while it runs (a warm answer instead of seconds of start-up). Stop with Ctrl-C."""
     import socket
@@ -373,18 +378,26 @@ def serve_cmd(index_names: tuple[str, ...], host: str, port: int, device: str | 
     local = host in ("127.0.0.1", "localhost", "::1")
     if not local:
         click.echo(f"lookalike: warning: listening on {host}: other machines can ask this index about faces "
-                   "(uploads only: photo paths on this machine are refused)", err=True)  # fmt: skip
+                   "(uploads only: photo paths on this machine are refused; Review changes nothing; names other than "
+                   "this machine's and its address need --allow-host)", err=True)  # fmt: skip
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))  # before the models load: a port in use is one line at once (OSError in `main`)
     sock.listen(128)  # connections wait in the backlog from now on, so the record below never points at nothing
-    app = create_app(indexes, device=device, on_stop=clear_record, allow_paths=local)
+    from lookalike.serve.guard import allowed_hosts
+
+    hosts = allowed_hosts(host, (*allow_hosts, *(() if local else (socket.gethostname(),))))
+    app = create_app(indexes, device=device, on_stop=clear_record, allow_paths=local, hosts=hosts)
     url = f"http://{host if ':' not in host else f'[{host}]'}:{sock.getsockname()[1]}"
     if local:  # `query` sends photo paths, which a server listening beyond this machine refuses: not recorded
         write_record(url, {n: str(f) for n, f in indexes.items()})
     click.echo(f"serving {', '.join(indexes)} at {url} (Ctrl-C stops)", err=True)
     try:
-        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+        # a kept-alive connection idles 5 s at most; request heads over 64 KB are refused (h11 enforces that bound,
+        # httptools, uvicorn's other parser, has none)
+        config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=5, http="h11",
+                                h11_max_incomplete_event_size=2**16)  # fmt: skip
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
         clear_record()
 

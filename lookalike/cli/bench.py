@@ -167,7 +167,7 @@ def doppelver_cmd(
     help="Protocol file to write (published format; name it doppelganger_*.txt).",
 )
 @click.option("--pairs-per-split", default=14000, show_default=True, help="Target pairs per split (half positive).")
-@click.option("--splits", "n_splits", default=10, show_default=True)
+@click.option("--splits", "n_splits", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True)
 @click.option(
     "--unequal-splits",

@@ -188,7 +188,7 @@ def _peak_rss_mb() -> float:
     type=click.Path(file_okay=False, path_type=Path),
     help="Write paths relative to this folder [default: --images, or the folder above the identity folders].",
 )
-@click.option("--splits", "n_splits", default=10, show_default=True)
+@click.option("--splits", "n_splits", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True)
 @click.option(
     "--unequal-splits",

@@ -21,19 +21,37 @@ def _say(quiet: bool, msg: str) -> None:
 @click.option("--against", help="Arbitrary faces: a folder of photos, or an index (name or folder).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder [./characterize-NAME].")
 @click.option("--arbitrary", default=100, show_default=True, help="How many arbitrary faces to learn against.")
-@click.option("--steps", default=150, show_default=True, help="Optimiser steps of the metric.")
+@click.option("--steps", default=150, show_default=True, type=click.IntRange(min=1),
+              help="Optimiser steps of the metric.")  # fmt: skip
+@click.option("--force", is_flag=True, help="Write into --out even when it holds files this command did not write.")
 @click.option("--quiet", "-q", is_flag=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def characterize_cmd(
-    photos: Path, against: str | None, out: Path | None, arbitrary: int, steps: int, quiet: bool, as_json: bool
+    photos: Path,
+    against: str | None,
+    out: Path | None,
+    arbitrary: int,
+    steps: int,
+    force: bool,
+    quiet: bool,
+    as_json: bool,
 ) -> None:
     """Characterise one person from PHOTOS (a folder of their photos): what sets their face apart from others
     (a similarity learnt from their photos), heat maps of the face parts that matter,
     most/least representative portraits and characteristic face parts, as summary.json + index.html."""
-    from lookalike.faces.photos import iter_photo_files
-    from lookalike.similarity.characterize import arbitrary_from, characterize, default_arbitrary, write_outputs
+    from lookalike.faces.photos import scan_source
+    from lookalike.similarity.characterize import (
+        arbitrary_from,
+        characterize,
+        check_output_folder,
+        default_arbitrary,
+        write_outputs,
+    )
 
-    ind = [str(p) for p in iter_photo_files(photos)]
+    out = out or Path.cwd() / f"characterize-{photos.name}"
+    if not force:
+        check_output_folder(out)  # before minutes of work, not after
+    ind = scan_source(photos).photos  # stored text: a name that is not UTF-8 stays printable and writable
     if against is not None:
         from lookalike.index.store import resolve_index_path
 
@@ -44,7 +62,6 @@ def characterize_cmd(
     else:
         arb, geo = [str(p) for p in default_arbitrary({photos.name}, arbitrary)], {}
     arb = [p for p in arb if Path(p).resolve().parent != photos.resolve()]
-    out = out or Path.cwd() / f"characterize-{photos.name}"
     _say(quiet or as_json, f"characterising {len(ind)} photos of {photos.name} against {len(arb)} faces ...")
     ch = characterize(ind, arb, geometry=geo, steps=steps)
     summary = write_outputs(ch, out, photos.name)

@@ -234,7 +234,8 @@ def _classify(path: str, name: str, scan: SourceScan) -> None:
 
 
 def _read_list(src: Path, scan: SourceScan) -> None:
-    """A list file: one path per line, or a CSV with a `path,identity` header (then the labels come too).
+    """A list file: one path per line (or NUL-separated, as `find -print0` writes), or a CSV with a `path,identity`
+    header (then the labels come too).
 
     Lines are bytes-safe (a name that is not UTF-8 is taken as the OS would); relative paths are taken from
     the list's folder; `#` starts a comment line.
@@ -247,8 +248,10 @@ def _read_list(src: Path, scan: SourceScan) -> None:
         for p in scan.labels:
             scan.photos.append(p)
         return
-    for line in raw.splitlines():
-        text = os.fsdecode(line.strip())
+    # `find -print0` separates names by NUL (a name may hold a newline, never a NUL): split on it when it is there
+    lines = raw.split(b"\0") if b"\0" in raw else raw.splitlines()
+    for line in lines:
+        text = os.fsdecode(line.strip(b"\r\n") if b"\0" in raw else line.strip())
         if not text or text.startswith("#"):
             continue
         scan.photos.append(to_text(os.path.join(base, text)))
@@ -487,6 +490,22 @@ def load_photo(
     return Photo(fstat, sha, rgb, reserved, scale, full)
 
 
+def photo_from_bytes(
+    data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS, draft_side: int | None = None
+) -> Photo | Rejected:
+    """A photo's bytes handed over in memory (an upload) decoded as `load_photo` decodes a file, named `name`; its
+    sha256 is that of the bytes, as for a file, so an upload of an indexed photo is known as that photo."""
+    stat = FileStat(name, len(data), -1)
+    sha = hashlib.sha256(data).hexdigest()
+    try:
+        rgb, _, scale, full = _decode(data, max_pixels, None, draft_side)
+    except ValueError as e:
+        return Rejected(stat, sha, str(e))
+    except MemoryError:
+        return Rejected(stat, sha, "too large: out of memory while decoding")
+    return Photo(stat, sha, rgb, 0, scale, full)
+
+
 def photo_from_array(image: np.ndarray, name: str) -> Photo | Rejected:
     """A decoded image handed over in memory (a library caller's numpy array) as a `Photo` named `name`.
 
@@ -518,6 +537,7 @@ def read_labels(path: str | Path) -> dict[str, str]:
         text = p.read_bytes().decode("utf-8", "surrogateescape")
     except OSError as e:
         raise LookalikeError(f"cannot read labels file {p}: {e.strerror or e}") from None
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte order mark (Excel's "CSV UTF-8") is not part of the header
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         return {}
@@ -528,9 +548,21 @@ def read_labels(path: str | Path) -> dict[str, str]:
         row = [c.strip() for c in row]
         if n == 1 and [c.lower() for c in row[:2]] == ["path", "identity"]:
             continue
-        if len(row) != 2 or not row[0] or not row[1]:
+        if len(row) != 2 or not row[0]:
             raise LookalikeError(f"{p}: row {n}: expected 'path,identity' (quote a comma inside a field), got {row}")
-        labels[to_text(os.path.join(base, row[0]))] = row[1]
+        if not row[1]:
+            raise LookalikeError(f"{p}: row {n}: {row[0]} has an empty identity (leave the photo out to not label it)")
+        try:
+            row[1].encode("utf-8")
+        except UnicodeEncodeError:  # a path may be any bytes; a name is text (Parquet keeps UTF-8 strings only)
+            raise LookalikeError(
+                f"{p}: row {n}: the identity {to_text(row[1])} is not UTF-8 text: save the file as UTF-8 "
+                f"(e.g. `iconv -f latin1 -t utf-8 {p.name}`)"
+            ) from None
+        key = to_text(os.path.join(base, row[0]))
+        if labels.get(key, row[1]) != row[1]:
+            raise LookalikeError(f"{p}: row {n}: {row[0]} is labelled twice, {labels[key]!r} and {row[1]!r}")
+        labels[key] = row[1]
     return labels
 
 

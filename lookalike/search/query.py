@@ -286,7 +286,7 @@ class Searcher:
 
     def query_photos(
         self,
-        paths: list[str | Path | np.ndarray],
+        paths: list[str | Path | np.ndarray | Photo],
         k: int = 10,
         mode: str = "faces",
         face: int | None = None,
@@ -297,7 +297,9 @@ class Searcher:
     ) -> list[QueryAnswer]:
         """Detect and align each photo like the gallery, embed its main face (or face `face`), search.
 
-        paths: photo files, or decoded images (`(H, W, 3)` RGB uint8 numpy arrays, named `<array N>` in answers).
+        paths: photo files, decoded images (`(H, W, 3)` RGB uint8 numpy arrays, named `<array N>` in answers), or
+        `Photo`s already decoded (an upload: `faces.photos.photo_from_bytes`, its sha256 that of its bytes, so the
+        upload of an indexed photo is left out of its own answer as the same file by path is).
 
         A query photo shows someone: its best face counts even below the index's min probability. Each answer
         keeps its photo's sha256 and its face (`face`: box, crop, vector), so nothing detects it again. Photos
@@ -307,7 +309,7 @@ class Searcher:
         `face_index` telling them apart) instead of one for its main face (or face `face`).
         """
         same = same_person(self.store.head, self.analyzer.detector.name, fmr)
-        names = [f"<array {i}>" if isinstance(p, np.ndarray) else to_text(p) for i, p in enumerate(paths)]
+        names = [_query_name(p, i) for i, p in enumerate(paths)]
         per_photo = [QueryAnswer(query=n, head=self.store.head, same_person=same) for n in names]
         answers: list[QueryAnswer] = []
         chosen: list[QueryAnswer] = []
@@ -315,9 +317,11 @@ class Searcher:
             part = per_photo[start : start + QUERY_BATCH]
             side = self.analyzer.detector.max_side  # decoded as the index decodes: a large JPEG reduced
             loaded = [
-                photo_from_array(p, n) if isinstance(p, np.ndarray) else load_photo(p, draft_side=side)
+                p if isinstance(p, Photo)
+                else photo_from_array(p, n) if isinstance(p, np.ndarray)
+                else load_photo(p, draft_side=side)
                 for p, n in zip(paths[start : start + QUERY_BATCH], names[start : start + QUERY_BATCH], strict=True)
-            ]
+            ]  # fmt: skip
             photos = [x for x in loaded if isinstance(x, Photo)]
             which = None if all_faces else face or 0
             analyzed = iter(self.analyzer.analyze(photos, keep_best=True, face=which) if photos else [])
@@ -352,3 +356,9 @@ class Searcher:
             ans.face_box = [round(float(v), 1) for v in ans.face.box]  # type: ignore[union-attr]
             ans.results = res
         return answers
+
+
+def _query_name(p: str | Path | np.ndarray | Photo, i: int) -> str:
+    if isinstance(p, Photo):
+        return p.stat.path
+    return f"<array {i}>" if isinstance(p, np.ndarray) else to_text(p)

@@ -15,7 +15,8 @@ from lookalike.faces.photos import Photo, load_photo, photo_from_array
 from lookalike.heads.calibration import DEFAULT_FMR, SamePerson, threshold_for
 from lookalike.paths import to_text
 
-Image = str | Path | np.ndarray
+#: A photo: a file's path, a decoded `(H, W, 3)` RGB array, or a `Photo` already decoded (an upload).
+Image = str | Path | np.ndarray | Photo
 
 
 @dataclass
@@ -46,7 +47,12 @@ def face_of(analyzer: FaceAnalyzer, image: Image, name: str, face: int = 0) -> F
     """Face `face` (0: the main face) of one photo, embedded; its best face counts even below the min probability
     (the photo is known to show someone). Raises a one-line `LookalikeError` for a bad file or no face."""
     side = analyzer.detector.max_side
-    photo = photo_from_array(image, name) if isinstance(image, np.ndarray) else load_photo(image, draft_side=side)
+    if isinstance(image, Photo):
+        photo = image
+    elif isinstance(image, np.ndarray):
+        photo = photo_from_array(image, name)
+    else:
+        photo = load_photo(image, draft_side=side)
     if not isinstance(photo, Photo):
         raise LookalikeError(f"cannot use {name}: {photo.reason}")
     found = analyzer.analyze([photo], keep_best=True, face=face)[0]
@@ -72,8 +78,17 @@ def verify(
     head, det = analyzer.head.name, analyzer.detector.name
     point = None if threshold is not None else threshold_for(head, det, fmr)
     t = float(threshold) if threshold is not None else point.threshold  # type: ignore[union-attr]
-    names = [("<array a>" if isinstance(x, np.ndarray) else to_text(x)) for x in (a, b)]
+    names = [_name(x, which) for x, which in ((a, "a"), (b, "b"))]
     fa = face_of(analyzer, a, names[0], face_a)
     fb = face_of(analyzer, b, names[1], face_b)
     score = float(np.dot(fa.embedding, fb.embedding))
     return Verdict(names[0], names[1], head, det, score, t, score >= t, point, (fa, fb))
+
+
+def _name(image: Image, which: str) -> str:
+    """How an answer names a photo: its path, an upload's file name, or `<array a>` / `<array b>`."""
+    if isinstance(image, Photo):
+        return image.stat.path
+    if isinstance(image, np.ndarray):
+        return f"<array {which}>"
+    return to_text(image)

@@ -20,14 +20,15 @@ index (a lock), in a worker thread, so the event loop keeps answering `/health`.
 
 from __future__ import annotations
 
-import io
 import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from lookalike.errors import LookalikeError
+from lookalike.faces.photos import Photo
 
 #: The largest upload taken, bytes.
 MAX_UPLOAD = 40 * 2**20
@@ -93,29 +94,40 @@ class Held:
             return 0
 
 
-def _decode_upload(data: bytes, name: str, limit: int = MAX_UPLOAD) -> np.ndarray:
-    from PIL import Image, ImageOps, UnidentifiedImageError
+#: Pixels of an uploaded photo decoded at most (the index's own default limit would take 120 MP per request).
+MAX_UPLOAD_PIXELS = 50_000_000
+#: Form fields and files taken per request (verify: two photos; the rest are a few options).
+MAX_FORM_FILES, MAX_FORM_FIELDS = 2, 20
 
+
+def _decode_upload(data: bytes, name: str, limit: int = MAX_UPLOAD) -> Photo:
+    """An upload decoded as the intake decodes photos (`faces.photos.photo_from_bytes`: EXIF upright, any format
+    it reads, hostile bytes a reason, sha256 of the bytes), within `limit` bytes and `MAX_UPLOAD_PIXELS`; else a
+    one-line error. Named by its file name alone (a client's path means nothing here)."""
+    from lookalike.faces.photos import photo_from_bytes
+
+    name = Path(name.replace("\\", "/")).name or "upload"
     if len(data) > limit:
         raise LookalikeError(f"{name}: {len(data) / 2**20:.1f} MB is over the {limit / 2**20:.1f} MB upload limit")
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.width * img.height > 50_000_000:
-                raise LookalikeError(f"{name}: {img.width}x{img.height} is too large a photo")
-            return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-        raise LookalikeError(f"{name}: not a readable photo ({type(e).__name__})") from None
+    photo = photo_from_bytes(data, name, MAX_UPLOAD_PIXELS)
+    if not isinstance(photo, Photo):
+        raise LookalikeError(f"{name}: not a readable photo ({photo.reason})")
+    return photo
 
 
 def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None, allow_paths: bool = True,
-               max_upload: int = MAX_UPLOAD):  # fmt: skip
-    """The Starlette app holding `indexes` (name -> folder), each loaded now; `on_stop()` runs when the server
-    shuts down (a signal included: uvicorn re-raises it after the shutdown, past any `finally` of the caller).
+               max_upload: int = MAX_UPLOAD, hosts: Iterable[str] | None = None):  # fmt: skip
+    """The app holding `indexes` (name -> folder), each loaded now, behind the front door (`serve.guard`);
+    `on_stop()` runs when the server shuts down (a signal included: uvicorn re-raises it after the shutdown, past
+    any `finally` of the caller).
 
     allow_paths: take photos named by their path on this machine (local callers); False (a server other machines
-    reach) takes uploads only, so nobody elsewhere can have it open this machine's files. max_upload: bytes.
+    reach) takes uploads only, so nobody elsewhere can have it open this machine's files, change the index
+    (Review) or learn its folders. max_upload: bytes of one photo. hosts: the Host names answered (default:
+    loopback names only).
     """
     import contextlib
+    import secrets
 
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
@@ -123,10 +135,18 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
     from starlette.responses import JSONResponse, PlainTextResponse
     from starlette.routing import Route
 
-    held = {name: Held(name, Path(path), device) for name, path in indexes.items()}
+    from lookalike.serve.guard import LOOPBACK_HOSTS, FrontDoor, is_loopback
 
-    def decode(data: bytes, name: str) -> np.ndarray:
-        return _decode_upload(data, name, max_upload)
+    held = {name: Held(name, Path(path), device) for name, path in indexes.items()}
+    token = secrets.token_urlsafe(32)  # the pages' forms carry it; a page elsewhere cannot read it
+
+    async def decode(data: bytes, name: str) -> Photo:
+        """Decoded in a worker thread: a 49 MP photo must not stall the event loop (`/health`, other asks)."""
+        return await run_in_threadpool(_decode_upload, data, name, max_upload)
+
+    def shown_path(request: Request, path: str) -> str:
+        """A stored photo path as a client may see it: whole for this machine, the file name for others."""
+        return path if allow_paths or is_loopback(request.client.host if request.client else None) else Path(path).name
 
     def find(name: str | None) -> Held:
         if name is None and len(held) == 1:
@@ -145,15 +165,18 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
         h.refresh()
         return h
 
-    async def fields(request: Request) -> tuple[dict, dict[str, np.ndarray]]:
+    async def fields(request: Request) -> tuple[dict, dict[str, Photo]]:
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
-            form = await request.form(max_part_size=max_upload + 1)
-            values, uploads = {}, {}
-            for key, value in form.multi_items():
+            form = await request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS,
+                                      max_part_size=max_upload + 1)  # fmt: skip
+            items = list(form.multi_items())
+            values = {k: v for k, v in items if not hasattr(v, "read")}
+            if "paths" in values or "a" in values or "b" in values:  # photo paths only in a JSON body
+                raise LookalikeError("photo paths go in a JSON body (application/json); a form uploads photos")
+            uploads = {}
+            for key, value in items:
                 if hasattr(value, "read"):
-                    uploads[key] = decode(await value.read(), value.filename or key)
-                else:
-                    values[key] = value
+                    uploads[key] = await decode(await value.read(max_upload + 1), value.filename or key)
             return values, uploads
         try:
             body = await request.json()
@@ -200,6 +223,9 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
             return out
 
         out = await run_in_threadpool(run)
+        for a in out:
+            for m in a.get("results", []):
+                m["path"] = shown_path(request, str(m["path"]))
         if uploads and not values.get("paths") and all(a.get("error") for a in out):
             # an upload that gives nothing to answer (no face in it) is the asker's to fix: 422, one line
             return JSONResponse({"error": out[0]["error"]}, status_code=422)
@@ -232,6 +258,8 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
         row = h.searcher.face_record(vid)
         if row is None:
             return JSONResponse({"error": f"no face with vector id {vid} in index {h.name!r}"}, status_code=404)
+        if "path" in row:
+            row["path"] = shown_path(request, str(row["path"]))
         return JSONResponse(row)
 
     @contextlib.asynccontextmanager
@@ -243,7 +271,7 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
     from lookalike.serve.pages import page_routes
 
     routes = [
-        *page_routes(pick, decode, run_in_threadpool),
+        *page_routes(pick, decode, run_in_threadpool, token, allow_paths),
         Route("/health", health),
         Route("/query", query, methods=["POST"]),
         Route("/verify", verify, methods=["POST"]),
@@ -265,5 +293,9 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
             return JSONResponse({"error": why}, status_code=400)
         return PlainTextResponse(f"lookalike: error: {why}", status_code=400)
 
-    handlers = {k: refused for k in (LookalikeError, TypeError, ValueError, KeyError)}
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    from starlette.formparsers import MultiPartException
+
+    handlers = {k: refused for k in (LookalikeError, TypeError, ValueError, KeyError, MultiPartException)}
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    limit = MAX_FORM_FILES * (max_upload + 2**16) + 2**20  # two photos and their fields, as multipart spells them
+    return FrontDoor(app, LOOPBACK_HOSTS if hosts is None else hosts, max_body=limit)

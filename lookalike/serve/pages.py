@@ -14,6 +14,7 @@ import numpy as np
 
 from lookalike.errors import LookalikeError
 from lookalike.render import face_thumbnail, image_data_uri, render_html
+from lookalike.serve.guard import CSRF_FIELD
 
 #: People listed on the People page (the most faces first).
 PEOPLE_SHOWN = 120
@@ -22,15 +23,28 @@ VISE_THRESHOLD = 0.80
 LOOKALIKES_SHOWN = 100
 
 
-def page_routes(pick, decode_upload, run):
-    """Routes for the pages. pick(name) -> the warm index (`Held`, refreshed); decode_upload(bytes, name) -> RGB
-    array; run(fn) -> awaits fn() in a worker thread."""
+def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
+    """Routes for the pages. pick(name) -> the warm index (`Held`, refreshed); `await decode_upload(bytes, name)` ->
+    RGB array; run(fn) -> awaits fn() in a worker thread; token: the per-server token every form carries;
+    allow_paths False (a server other machines reach): Review shows pairs but changes nothing."""
+    import secrets
+
     from starlette.requests import Request
     from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
     from starlette.routing import Route
 
     def page(template: str, h, **values) -> HTMLResponse:
-        return HTMLResponse(render_html(template, title=f"lookalike: {h.name}", index=h.name, **values))
+        return HTMLResponse(render_html(template, title=f"lookalike: {h.name}", index=h.name, csrf=token, **values))
+
+    async def posted(request: Request):
+        """A page's form, refused unless it carries this server's token (a form another site made cannot)."""
+        from lookalike.serve.app import MAX_FORM_FIELDS, MAX_FORM_FILES, MAX_UPLOAD
+
+        form = await request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_UPLOAD)
+        sent = form.get(CSRF_FIELD)
+        if not isinstance(sent, str) or not secrets.compare_digest(sent.encode(), token.encode()):
+            raise LookalikeError("this form did not come from this server's page: reload the page and try again")
+        return form
 
     def texts_ok(h) -> bool:
         """Whether the index's head embeds text (clip): the Ask page then also takes a description."""
@@ -41,7 +55,7 @@ def page_routes(pick, decode_upload, run):
         return page("ask.html", h, k=10, mode="faces", answers=None, same=None, texts=texts_ok(h), text="")
 
     async def ask(request: Request):
-        form = await request.form()
+        form = await posted(request)
         h = pick(form.get("index"))
         upload = form.get("photo")
         takes_text = texts_ok(h)
@@ -52,7 +66,7 @@ def page_routes(pick, decode_upload, run):
         try:
             if not has_photo and not text:
                 raise LookalikeError("choose a photo to upload" + (", or describe a face" if takes_text else ""))
-            rgb = decode_upload(await upload.read(), upload.filename or "photo") if has_photo else None
+            rgb = await decode_upload(await upload.read(), upload.filename or "photo") if has_photo else None
         except LookalikeError as e:
             return page("ask.html", h, answers=None, same=None, error=str(e), **values)
 
@@ -189,17 +203,27 @@ def page_routes(pick, decode_upload, run):
                     lookalikes=alike, vise_threshold=VISE_THRESHOLD,
                     message=request.query_params.get("message"))  # fmt: skip
 
+    def changes_allowed() -> None:
+        if not allow_paths:
+            raise LookalikeError("this server listens beyond this machine: Review changes nothing from here")
+
     async def review_remove(request: Request):
-        form = await request.form()
+        changes_allowed()
+        form = await posted(request)
         h = pick(form.get("index"))
         keep, drop = str(form.get("keep") or ""), str(form.get("drop") or "")
-        score = float(form.get("score") or 1.0)
 
         def work() -> int:
-            from lookalike.curate.dedup import remove_duplicates
+            from lookalike.curate.dedup import find_duplicates, remove_duplicates
 
             if not keep or not drop or keep == drop:
                 raise LookalikeError("a pair needs a photo to keep and another to remove")
+            dups = find_duplicates(h.path)  # only a pair the duplicate finder holds may lose a photo
+            found = {(a, b): dups.scores.get((a, b), 1.0) for a, b in dups.exact}
+            found.update({(a, b): s for a, b, s in dups.near})
+            score = found.get((keep, drop), found.get((drop, keep)))
+            if score is None:
+                raise LookalikeError("that pair is not among the duplicates found: nothing was removed")
             with h.lock:
                 n = remove_duplicates(h.path, [{"path": drop, "kept_path": keep, "score": score,
                                                 "reason": "removed in review as a duplicate"}])  # fmt: skip
@@ -210,7 +234,8 @@ def page_routes(pick, decode_upload, run):
         return RedirectResponse(f"/review?message={quote(f'removed {n} photo: {drop}')}", status_code=303)
 
     async def review_restore(request: Request):
-        form = await request.form()
+        changes_allowed()
+        form = await posted(request)
         h = pick(form.get("index"))
 
         def work() -> int:

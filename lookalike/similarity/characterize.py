@@ -159,6 +159,31 @@ def characterize(
     return Characterization(ind, arb, metric, pi, pa, score, metric.representativeness(mi), parts)
 
 
+#: What `write_outputs` writes into its folder: a folder holding anything else is the user's, not ours to overwrite.
+OUTPUT_NAMES = frozenset({"index.html", "summary.json", "heatmaps"})
+
+
+def check_output_folder(out: Path) -> None:
+    """A one-line error when `out` holds files `write_outputs` did not write (a user's own `index.html`, say); a
+    new folder, an empty one or an earlier characterization's is fine."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise LookalikeError(f"--out {out} is a file, not a folder")
+    names = {p.name for p in out.iterdir()}
+    ours = False
+    try:
+        ours = {"portraits", "metric"} <= set(json.loads((out / "summary.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        pass
+    foreign = sorted(names - OUTPUT_NAMES) if ours else sorted(names)
+    if foreign:
+        raise LookalikeError(
+            f"--out {out} already holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, which "
+            "characterize did not write: choose a new or empty folder, or add --force to write there anyway"
+        )
+
+
 def write_outputs(ch: Characterization, out: Path, title: str) -> dict:
     """Heat maps (`heatmaps/NNN.png`), `summary.json` and `index.html` under `out`; returns the summary."""
     from PIL import Image
