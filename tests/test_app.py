@@ -46,7 +46,7 @@ def browser():
 
     opts = Options()
     opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000"):
         opts.add_argument(arg)
     driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
     yield driver
@@ -70,14 +70,27 @@ def test_ask_browse_and_review_in_a_browser(app, browser, tmp_path):
     assert first == "Tony_Blair"
     assert browser.find_elements(By.CSS_SELECTOR, ".answer .match img")  # the faces are shown
     browser.save_screenshot(str(tmp_path / "ask.png"))
-    # the match links to its photo with the face drawn
+    # the uploaded photo stays on the page; every match is in view at 1280 px (the row wraps, nothing scrolls)
+    assert browser.find_element(By.CSS_SELECTOR, "#asked-photo img").get_attribute("src").startswith("data:image")
+    width = browser.execute_script("return document.documentElement.clientWidth")
+    matches = browser.find_elements(By.CSS_SELECTOR, ".answer .match")
+    assert len(matches) == 10 and all(m.rect["x"] + m.rect["width"] <= width for m in matches)
+    # the match links to a page of its photo with the face drawn, what the index holds, and a way back
     href = browser.find_element(By.CSS_SELECTOR, ".answer .match a").get_attribute("href")
     assert "/photo/" in href
+    browser.get(href)
+    assert browser.find_element(By.ID, "photo").get_attribute("naturalWidth") not in (None, "0")
+    assert "Tony_Blair" in browser.find_element(By.TAG_NAME, "table").text and browser.find_element(By.ID, "back")
 
     # People: the labelled people, then one person's faces
     browser.get(url + "/people")
     names = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".person a")]
     assert set(names) == {"Tony_Blair", "Colin_Powell", "George_W_Bush"}
+    boxes = [e.rect for e in browser.find_elements(By.CSS_SELECTOR, ".person .score")]  # names never overlap
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            apart = a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"] or a["y"] + a["height"] <= b["y"]
+            assert apart or b["y"] + b["height"] <= a["y"], (a, b)
     browser.find_element(By.LINK_TEXT, "Tony_Blair").click()
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".card.face")))
     assert len(browser.find_elements(By.CSS_SELECTOR, ".card.face")) == 5  # 4 photos and the copy

@@ -95,3 +95,16 @@ def test_characterize_takes_a_photo_whose_name_is_not_utf8(photo_dir: Path, tmp_
     photos = scan_source(photo_dir).photos
     assert any(p.endswith("caf\\xe9.jpg") for p in photos), photos
     json.dumps(photos).encode("utf-8")  # every name fits a JSON summary and an HTML page
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["verify", "a.jpg", "b.jpg", "--threshold", "nan"], ["cluster", "--threshold", "nan", "--json"],
+     ["dedup", "photos", "--threshold", "2"], ["query", "a.jpg", "-k", "100000"]],
+    ids=["verify", "cluster", "dedup", "query"],
+)  # fmt: skip
+def test_thresholds_must_be_cosines(photo_dir: Path, args: list[str]) -> None:
+    proc = lookalike(*args, cwd=photo_dir.parent)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and "Invalid value" in err and "Traceback" not in err, err
+    assert proc.stdout.strip() in (b"", b"[]"), proc.stdout  # no NaN printed as if it were JSON

@@ -3,7 +3,9 @@ the file's coordinates and the face's vector; bf16 vectors agree with fp32."""
 
 from __future__ import annotations
 
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -158,3 +160,54 @@ def test_the_plan_knows_the_median_photo_size(tmp_path):
         (tmp_path / "src" / f"p{i}.jpg").write_bytes(b"\xff\xd8\xff" + b"\0" * n)
     with FaceStore.writer(tmp_path / "ix", "sface", 128, "0" * 64, {}) as store:
         assert plan(tmp_path / "src", store).todo_median_bytes == 300_003
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(d.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc (Linux)")
+def test_workers_end_when_index_is_killed(tmp_path):
+    """`kill -9` of `lookalike index --workers 2` leaves no worker (nor multiprocessing's tracker) behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = require_data("gallery", "lfw10")
+    proc = subprocess.Popen([sys.executable, "-m", "lookalike", "index", str(src), "--out", str(tmp_path / "ix"),
+                             "--workers", "2", "-q"], stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        kids: list[int] = []
+        while len(kids) < 3 and time.monotonic() < deadline and proc.poll() is None:  # 2 workers + the tracker
+            kids = _children(proc.pid)
+            time.sleep(0.2)
+        assert len(kids) >= 2, f"the workers never started: {kids}"
+        time.sleep(1.0)  # the workers are running their initializer, or finding faces
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while any(_alive(k) for k in kids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [k for k in kids if _alive(k)], "processes of the killed run are still alive"
+    finally:
+        if proc.poll() is None:
+            proc.kill()

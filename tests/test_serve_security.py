@@ -243,3 +243,27 @@ def test_an_upload_is_known_as_the_photo_it_is(client, family) -> None:
                                                                              "image/jpeg")}  # fmt: skip
     verdict = client.post("/verify", files=files).json()
     assert (verdict["a"], verdict["b"]) == ("first.jpg", "second.jpg"), verdict
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ({"k": -1}, "k must be"), ({"k": 1e9}, "k must be"), ({"k": True}, "k must be"), ({"k": 2.5}, "k must be"),
+        ({"fmr": 0.5}, "fmr must be"), ({"fmr": "nan"}, "fmr must be"), ({"fmr": -1}, "fmr must be"),
+        ({"mode": "everyone"}, "mode must be"), ({"face": -2}, "face must be"),
+    ],
+)  # fmt: skip
+def test_the_api_checks_what_it_is_asked(client, family, body: dict, said: str) -> None:
+    photo = str(family[1] / "Tony_Blair" / "Tony_Blair_0001.jpg")
+    r = client.post("/query", json={"paths": [photo], **body})
+    assert r.status_code == 400 and r.json()["error"].startswith(said), r.text
+
+
+def test_the_api_refuses_a_string_of_paths_and_a_nan_threshold(client, family) -> None:
+    photo = str(family[1] / "Tony_Blair" / "Tony_Blair_0001.jpg")
+    r = client.post("/query", json={"paths": photo})  # once per character before
+    assert r.status_code == 400 and "list of photo paths" in r.json()["error"]
+    r = client.post("/verify", json={"a": photo, "b": photo, "threshold": "nan"})
+    assert r.status_code == 400 and "threshold must be a cosine" in r.json()["error"]
+    r = client.post("/ask", data={"k": "100000", "csrf": csrf_of(client.get("/").text)})
+    assert r.status_code == 400 and "k must be" in r.text

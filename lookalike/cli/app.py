@@ -13,9 +13,10 @@ from lookalike import config, paths
 from lookalike.cli.bench import bench
 from lookalike.cli.curate import cluster_cmd, dedup_cmd, mine_vise_cmd
 from lookalike.cli.learn import LEARN_COMMANDS
-from lookalike.cli.support import CONTEXT, ProgressBar
+from lookalike.cli.support import CONTEXT, COSINE, ProgressBar
 from lookalike.cli.support import resolve_index as _resolve_index
 from lookalike.errors import LookalikeError
+from lookalike.search.asking import MAX_K
 
 
 def _emit_json(obj) -> None:
@@ -165,7 +166,7 @@ FMR_CHOICES = ("0.01", "0.001", "0.0001")
 @click.option("--text", "texts", multiple=True,
               help='Faces matching a description ("a man with a grey beard"), on an index built by --head clip '
               "(repeatable; instead of or beside IMAGES).")  # fmt: skip
-@click.option("-k", default=10, show_default=True, type=click.IntRange(min=1), help="Matches per query.")
+@click.option("-k", default=10, show_default=True, type=click.IntRange(1, MAX_K), help="Matches per query.")
 @click.option("--index", "index_name", default=None, help="Index name or folder (default: the only one).")
 @click.option(
     "--mode",
@@ -390,7 +391,9 @@ def serve_cmd(
     app = create_app(indexes, device=device, on_stop=clear_record, allow_paths=local, hosts=hosts)
     url = f"http://{host if ':' not in host else f'[{host}]'}:{sock.getsockname()[1]}"
     if local:  # `query` sends photo paths, which a server listening beyond this machine refuses: not recorded
-        write_record(url, {n: str(f) for n, f in indexes.items()})
+        if write_record(url, {n: str(f) for n, f in indexes.items()}) is None:
+            click.echo("lookalike: note: another `lookalike serve` is recorded and running: `lookalike query` keeps "
+                       "asking that one", err=True)  # fmt: skip
     click.echo(f"serving {', '.join(indexes)} at {url} (Ctrl-C stops)", err=True)
     try:
         # a kept-alive connection idles 5 s at most; request heads over 64 KB are refused (h11 enforces that bound,
@@ -415,7 +418,7 @@ def serve_cmd(
 @click.option("--fmr", type=click.Choice(FMR_CHOICES), default="0.001", show_default=True,
               help="False match rate of the measured threshold: the share of different-person pairs it lets through "
               "(on LFW; benchmarks/verify.md). Lower is stricter.")  # fmt: skip
-@click.option("--threshold", type=float, default=None, help="Decide at this cosine instead of a measured threshold.")
+@click.option("--threshold", type=COSINE, default=None, help="Decide at this cosine instead of a measured threshold.")
 @click.option(
     "--face-a", type=int, default=0, show_default=True, help="Face N of A (0 = main face; query --list-faces)."
 )

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from lookalike import config
-from lookalike.cli.support import CONTEXT, ProgressBar, make_bar, resolve_index
+from lookalike.cli.support import CONTEXT, COSINE, ProgressBar, make_bar, resolve_index
 from lookalike.errors import LookalikeError
 
 
@@ -69,7 +69,7 @@ def _row_bar(total: int, desc: str, quiet: bool):
 
 @click.command("dedup", context_settings=CONTEXT)
 @click.argument("target")
-@click.option("--threshold", default=0.92, show_default=True, help="Near duplicates: cosine above this.")
+@click.option("--threshold", default=0.92, show_default=True, type=COSINE, help="Near duplicates: cosine above this.")
 @click.option(
     "--head",
     "head_name",
@@ -171,7 +171,8 @@ def _peak_rss_mb() -> float:
     help="Or a labelled photo folder IMAGES/<identity>/<photo> (indexed first with --head).",
 )
 @click.option("--head", "head_name", default=None, help="Head (for --images; with --index it must match).")
-@click.option("--threshold", default=0.80, show_default=True, help="Keep different-identity pairs above this cosine.")
+@click.option("--threshold", default=0.80, show_default=True, type=COSINE,
+              help="Keep different-identity pairs above this cosine.")  # fmt: skip
 @click.option(
     "--out",
     required=True,
@@ -307,7 +308,7 @@ def mine_vise_cmd(
 @click.option("--fmr", type=click.Choice(["0.001", "0.0001"]), default="0.0001", show_default=True,
               help="Join two faces when they score at or above the same-person threshold of this false match "
               "rate.")  # fmt: skip
-@click.option("--threshold", type=float, default=None, help="Join at this cosine instead of a measured threshold.")
+@click.option("--threshold", type=COSINE, default=None, help="Join at this cosine instead of a measured threshold.")
 @click.option("-k", default=20, show_default=True, type=click.IntRange(min=1), help="Neighbours looked at per face.")
 @click.option("--ignore-labels", is_flag=True, help="Group as if no face were labelled (to check the grouping).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")

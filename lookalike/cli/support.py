@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+import click
+
 #: Context settings of every command: `-h` too, and wide help.
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -82,3 +84,23 @@ def resolve_index(name_or_path: str | None) -> Path:
     from lookalike.index.summary import find_index
 
     return find_index(name_or_path)
+
+
+class _Cosine(click.ParamType):
+    """A cosine option: a finite number in [-1, 1] (click's FloatRange lets `nan` through)."""
+
+    name = "cosine"
+
+    def convert(self, value, param, ctx):
+        from lookalike.errors import LookalikeError
+        from lookalike.search.asking import check_threshold
+
+        if isinstance(value, float):
+            value = repr(value)
+        try:
+            return check_threshold(value, f"--{param.name}" if param is not None else "threshold")
+        except LookalikeError as e:
+            self.fail(str(e), param, ctx)
+
+
+COSINE = _Cosine()

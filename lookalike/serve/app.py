@@ -96,6 +96,8 @@ class Held:
 
 #: Pixels of an uploaded photo decoded at most (the index's own default limit would take 120 MP per request).
 MAX_UPLOAD_PIXELS = 50_000_000
+#: Photos and texts asked about in one request (a larger batch: several requests, or `lookalike query` locally).
+MAX_QUESTIONS = 256
 #: Form fields and files taken per request (verify: two photos; the rest are a few options).
 MAX_FORM_FILES, MAX_FORM_FIELDS = 2, 20
 
@@ -135,7 +137,14 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
     from starlette.responses import JSONResponse, PlainTextResponse
     from starlette.routing import Route
 
+    from lookalike.heads.calibration import DEFAULT_FMR
+    from lookalike.search.asking import check_fmr, check_k, check_mode, check_paths, check_threshold
     from lookalike.serve.guard import LOOPBACK_HOSTS, FrontDoor, is_loopback
+
+    def check_face(value) -> int:
+        if isinstance(value, bool) or not str(value).isdigit():
+            raise LookalikeError(f"face must be a face number (0 = the main face), not {value!r}")
+        return int(value)
 
     held = {name: Held(name, Path(path), device) for name, path in indexes.items()}
     token = secrets.token_urlsafe(32)  # the pages' forms carry it; a page elsewhere cannot read it
@@ -195,22 +204,26 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
     async def query(request: Request):
         values, uploads = await fields(request)
         h = pick(values.get("index"))
-        if values.get("paths") and not allow_paths:
+        paths = check_paths(values.get("paths"))
+        if paths and not allow_paths:
             raise LookalikeError("this server takes uploads only (it listens beyond this machine): send the photo")
-        inputs = list(values.get("paths") or []) + list(uploads.values())
+        inputs = [*paths, *uploads.values()]
         texts = values.get("texts") or []
         if isinstance(texts, str):
             texts = [texts]
         if not inputs and not texts:
             raise LookalikeError("nothing to ask about: give paths, upload a photo, or texts (a clip index)")
+        if len(inputs) + len(texts) > MAX_QUESTIONS:
+            raise LookalikeError(f"at most {MAX_QUESTIONS} photos and texts a request")
         face = values.get("face")
+        identity = values.get("identity") or None
         kwargs = {
-            "k": int(values.get("k", 10)),
-            "mode": str(values.get("mode", "faces")),
-            "face": None if face in (None, "") else int(face),
+            "k": check_k(values.get("k", 10)),
+            "mode": check_mode(values.get("mode", "faces")),
+            "face": None if face in (None, "") else check_face(face),
             "include_self": str(values.get("include_self", "")).lower() in ("1", "true", "yes"),
-            "identity": values.get("identity") or None,
-            "fmr": float(values.get("fmr", 1e-3)),
+            "identity": None if identity is None else str(identity),
+            "fmr": check_fmr(values.get("fmr", DEFAULT_FMR)),
             "all_faces": str(values.get("all_faces", "")).lower() in ("1", "true", "yes"),
         }
 
@@ -242,9 +255,8 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
         b = uploads.get("b", values.get("b"))
         if a is None or b is None:
             raise LookalikeError("give two photos: a and b (paths, or uploads)")
-        t = values.get("threshold")
-        threshold = None if t in (None, "") else float(t)
-        fmr = float(values.get("fmr", 1e-3))
+        threshold = check_threshold(values.get("threshold"))
+        fmr = check_fmr(values.get("fmr", DEFAULT_FMR))
 
         def run():
             with h.lock:

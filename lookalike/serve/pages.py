@@ -60,7 +60,9 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
         upload = form.get("photo")
         takes_text = texts_ok(h)
         text = str(form.get("text") or "").strip() if takes_text else ""
-        k, mode = int(form.get("k") or 10), str(form.get("mode") or "faces")
+        from lookalike.search.asking import check_k, check_mode
+
+        k, mode = check_k(form.get("k") or 10), check_mode(str(form.get("mode") or "faces"))
         values = {"k": k, "mode": mode, "texts": takes_text, "text": text}
         has_photo = upload is not None and hasattr(upload, "read") and bool(getattr(upload, "filename", ""))
         try:
@@ -87,7 +89,23 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
 
         shown, same = await run(work)
         err = shown[0].get("error") if len(shown) == 1 else None
+        if rgb is not None:  # the photo stays on the page beside its answers (a file field cannot keep it)
+            values["asked_photo"] = await run(lambda: image_data_uri(rgb.rgb, 320))
+            values["asked_name"] = rgb.stat.path
         return page("ask.html", h, answers=None if err else shown, same=same, error=err, **values)
+
+    async def photo_page(request: Request):
+        """One indexed face: its photo with the box drawn, what the index holds of it, and the way back."""
+        h = pick(request.query_params.get("index"))
+        vid = int(request.path_params["vector_id"])
+        rec = h.searcher.face_record(vid)
+        if rec is None:
+            return page("people.html", h, people=[], source=None, more=0, error=f"no face with vector id {vid}")
+        rows = h.searcher.rows_of(np.array([vid]))
+        person = h.searcher.persons()[int(rows[0])] if len(rows) else None
+        if not allow_paths:
+            rec = {**rec, "path": rec["path"].rsplit("/", 1)[-1]}
+        return page("photo.html", h, face=rec, person=person)
 
     async def photo(request: Request):
         h = pick(request.query_params.get("index"))
@@ -256,7 +274,8 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
     return [
         Route("/", ask_form),
         Route("/ask", ask, methods=["POST"]),
-        Route("/photo/{vector_id:int}", photo),
+        Route("/photo/{vector_id:int}", photo_page),
+        Route("/photo/{vector_id:int}/image", photo),
         Route("/people", people),
         Route("/people/{name:path}", person),
         Route("/review", review),

@@ -15,11 +15,19 @@ from lookalike.config import state_dir
 RECORD = "server.json"
 
 
-def write_record(url: str, indexes: dict[str, str]) -> Path:
-    """Record this process as the server at `url` holding `indexes` (name -> absolute folder)."""
+def write_record(url: str, indexes: dict[str, str]) -> Path | None:
+    """Record this process as the server at `url` holding `indexes` (name -> absolute folder); None, recording
+    nothing, while another live server is recorded (the first keeps its record: a second one stopping would
+    otherwise delete it and leave the first unfound)."""
     d = state_dir()
     d.mkdir(parents=True, exist_ok=True)
     path = d / RECORD
+    try:
+        other = int(json.loads(path.read_text()).get("pid", 0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        other = 0
+    if other and other != os.getpid() and _alive(other):
+        return None
     atomic_write_text(path, json.dumps({"url": url, "pid": os.getpid(), "indexes": indexes}, indent=2))
     return path
 
