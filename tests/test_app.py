@@ -159,3 +159,40 @@ def test_a_page_on_another_site_cannot_remove_a_photo(app, browser, tmp_path):
     assert not (ix / "removed.parquet").exists()
     browser.get(url + "/people/Tony_Blair")
     assert len(browser.find_elements(By.CSS_SELECTOR, ".card.face")) == 5  # the copy is still there
+
+
+def test_people_renamed_merged_hidden_in_a_browser_survive_a_recluster(app, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    from lookalike.curate.cluster import cluster_index
+    from lookalike.index.people import PEOPLE
+    from lookalike.index.people_edits import EDITS
+
+    url, ix, _ = app
+    wait = WebDriverWait(browser, 60)
+    try:
+        browser.get(url + "/people/Colin_Powell")
+        browser.find_element(By.ID, "rename-to").send_keys("General Powell")
+        browser.find_element(By.ID, "rename").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "name"), "General Powell"))
+        browser.get(url + "/people/George_W_Bush")
+        Select(browser.find_element(By.ID, "merge-into")).select_by_visible_text("Tony_Blair")
+        browser.find_element(By.ID, "merge").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "message"), "merged into Tony_Blair"))
+        assert len(browser.find_elements(By.CSS_SELECTOR, ".card.face")) == 5 + 3
+        browser.get(url + "/people/General%20Powell")
+        browser.find_element(By.ID, "hide").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "message"), "hidden"))
+        cluster_index(ix)  # the grouping is made again (the server takes it up): the edits stay
+        browser.get(url + "/people")
+        names = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".person a")]
+        assert names == ["Tony_Blair"], names
+        browser.find_element(By.ID, "show-hidden").click()
+        names = {e.text for e in browser.find_elements(By.CSS_SELECTOR, ".person a")}
+        assert names == {"Tony_Blair", "General Powell"}, names
+        browser.save_screenshot(str(tmp_path / "people.png"))
+    finally:
+        for name in (EDITS, PEOPLE):
+            (ix / name).unlink(missing_ok=True)

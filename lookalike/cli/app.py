@@ -13,6 +13,7 @@ from lookalike import config, paths
 from lookalike.cli.bench import bench
 from lookalike.cli.curate import cluster_cmd, dedup_cmd, mine_vise_cmd
 from lookalike.cli.learn import LEARN_COMMANDS
+from lookalike.cli.people import people_group
 from lookalike.cli.support import CONTEXT, COSINE, ProgressBar
 from lookalike.cli.support import resolve_index as _resolve_index
 from lookalike.errors import LookalikeError
@@ -705,6 +706,7 @@ cli.add_command(bench)
 cli.add_command(dedup_cmd)
 cli.add_command(cluster_cmd)
 cli.add_command(mine_vise_cmd)
+cli.add_command(people_group)
 for _cmd in LEARN_COMMANDS:
     cli.add_command(_cmd)
 

@@ -17,7 +17,8 @@ from lookalike.faces.detect import Detector, detector_from_params
 from lookalike.faces.photos import Photo, load_photo, photo_from_array
 from lookalike.heads import create_head
 from lookalike.heads.calibration import DEFAULT_FMR, SamePerson, same_person
-from lookalike.index.people import read_people
+from lookalike.index.people import PEOPLE, read_people
+from lookalike.index.people_edits import edits_stamp, read_edits
 from lookalike.index.store import FaceStore
 from lookalike.index.vector_index import search, to_gpu_if_available
 from lookalike.paths import to_text
@@ -107,8 +108,7 @@ class Searcher:
         self._ids = self.meta.ids
         self._sha_identity: dict[str, str] | None = None  # sha256 -> the label of its main face, built on first use
         self.index = to_gpu_if_available(index)
-        people = read_people(self.store.root, int(self.store.manifest.get("generation", -1)))
-        self._person = dict(zip(people["vector_id"].to_pylist(), people["person"].to_pylist())) if people else {}
+        self._load_people()
         self._device = device
         self._detector: Detector | None = None
         self._analyzer: FaceAnalyzer | None = None
@@ -219,8 +219,60 @@ class Searcher:
         return [None if i is None else str(i) for i in self.meta.column("identity")]
 
     def persons(self) -> list[str | None]:
-        """Every face's person from `lookalike cluster` (None where it has not run on this version), by row."""
+        """Every face's person from `lookalike cluster` with the user's edits (None where it has not run on this
+        version and no edit names it), by row."""
+        self.refresh_people()
         return [self._person.get(int(v)) for v in self._ids]
+
+    def people(self) -> tuple[list[str | None], str]:
+        """Every face's person as the user sees it, by row: the people `lookalike cluster` found, else the labelled
+        identities, with the user's edits (`index.people_edits`) on top; and which of the two."""
+        self.refresh_people()
+        if self._clustered:
+            return self.persons(), "as `lookalike cluster` grouped them" + (", with your edits" if self._edited else "")
+        shown = self._edits.apply(self.identities(), self.face_ids()) if self._edited else self.identities()
+        return shown, "labelled identities; `lookalike cluster` finds the others" + (
+            ", with your edits" if self._edited else ""
+        )
+
+    def hidden_people(self) -> set[str]:
+        """The people the user hid from the People page."""
+        self.refresh_people()
+        return set(self._edits.hidden)
+
+    def face_ids(self) -> list[str]:
+        """Every face's `face_id`, by row."""
+        return [str(f) for f in self.meta.column("face_id")]
+
+    def _load_people(self) -> None:
+        root = self.store.root
+        self._people_stamp = self._stamp()
+        self._edits = read_edits(root)
+        self._edited = bool(self._edits)
+        people = read_people(root, int(self.store.manifest.get("generation", -1)))
+        self._clustered = people is not None
+        if people is not None:
+            found = people["person"].to_pylist()
+            shown = self._edits.apply(found, [str(f) for f in people["face_id"].to_pylist()])
+            self._person = dict(zip(people["vector_id"].to_pylist(), shown, strict=True))
+        elif self._edited:  # no clustering: a labelled face shows the name the user gave its identity
+            shown = self._edits.apply(self.identities(), self.face_ids())
+            self._person = {int(v): p for v, p in zip(self._ids, shown, strict=True) if p is not None}
+        else:
+            self._person = {}
+
+    def refresh_people(self) -> None:
+        """Take up edits made since (by `lookalike people` or the web app) and a new `lookalike cluster` run."""
+        if self._stamp() != self._people_stamp:
+            self._load_people()
+
+    def _stamp(self) -> tuple[int, int]:
+        """Changes when the user's edits or `lookalike cluster`'s people do."""
+        try:
+            clustered = (self.store.root / PEOPLE).stat().st_mtime_ns
+        except OSError:
+            clustered = 0
+        return edits_stamp(self.store.root), clustered
 
     def face_record(self, vector_id: int) -> dict | None:
         """The stored record of one face by its vector id: `{"vector_id", "face_id", "path", "identity", "box"}`."""

@@ -67,12 +67,8 @@ class Held:
                     self._load()
 
     def people(self) -> tuple[list[str | None], str]:
-        """Each face's person (rows in the searcher's order): the people `lookalike cluster` found, else the
-        labelled identities; and which of the two."""
-        persons = self.searcher.persons()
-        if any(p is not None for p in persons):
-            return persons, "as `lookalike cluster` grouped them"
-        return self.searcher.identities(), "labelled identities; `lookalike cluster` finds the others"
+        """Each face's person (rows in the searcher's order) as the user sees it (`Searcher.people`)."""
+        return self.searcher.people()
 
     def vectors(self) -> np.ndarray:
         """The stored vectors in the searcher's row order (loaded on first use)."""

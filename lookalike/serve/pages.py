@@ -143,9 +143,12 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
             listed = [{"person": n, "faces": c} for n, c in counts.most_common()]
             return JSONResponse({"source": source, "people": listed})
 
+        show_hidden = request.query_params.get("hidden") == "1"
+
         def work():
             names, source = h.people()
-            counts = Counter(n for n in names if n is not None)
+            hidden = h.searcher.hidden_people()
+            counts = Counter(n for n in names if n is not None and (show_hidden or n not in hidden))
             first = {}
             for row, n in enumerate(names):
                 if n is not None and n not in first:
@@ -153,10 +156,11 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
             s = h.searcher
             rows = [{"name": n, "faces": c, "thumb": face_thumbnail(s.path_at(first[n]), s.box_at(first[n]))}
                     for n, c in counts.most_common(PEOPLE_SHOWN)]  # fmt: skip
-            return rows, source, max(0, len(counts) - PEOPLE_SHOWN)
+            n_hidden = len({n for n in names if n in hidden}) if not show_hidden else 0
+            return rows, source, max(0, len(counts) - PEOPLE_SHOWN), n_hidden
 
-        rows, source, more = await run(work)
-        return page("people.html", h, people=rows, source=source, more=more)
+        rows, source, more, n_hidden = await run(work)
+        return page("people.html", h, people=rows, source=source, more=more, hidden=n_hidden)
 
     async def person(request: Request):
         h = pick(request.query_params.get("index"))
@@ -179,7 +183,55 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
         faces = await run(work)
         if faces is None:
             return page("people.html", h, people=[], source=None, more=0, error=f"nobody called {name!r} here")
-        return page("person.html", h, name=name, faces=faces)
+        names, _ = h.people()
+        others = sorted({n for n in names if n is not None and n != name})
+        hidden = name in h.searcher.hidden_people()
+        return page("person.html", h, name=name, faces=faces, others=others, hidden=hidden, editable=allow_paths,
+                    message=request.query_params.get("message"))  # fmt: skip
+
+    def known_people(h) -> set[str]:
+        names, _ = h.people()
+        return {n for n in names if n is not None}
+
+    async def person_edit(request: Request):
+        """Rename, merge or hide a person (`index.people_edits`), then back to their (new) page."""
+        from lookalike.index import people_edits
+
+        changes_allowed()
+        form = await posted(request)
+        h = pick(form.get("index"))
+        name, action = request.path_params["name"], request.path_params["action"]
+
+        def work() -> tuple[str, str]:
+            known = known_people(h)
+            if action == "rename":
+                to = people_edits.check_name(str(form.get("to") or ""))
+                return people_edits.rename(h.path, name, to, known), to
+            if action == "merge":
+                into = str(form.get("into") or "")
+                return people_edits.merge(h.path, name, into, known), into
+            if action == "hide":
+                hide = str(form.get("hidden") or "1") != "0"
+                return people_edits.hide(h.path, name, known, hidden=hide), name
+            raise LookalikeError(f"unknown change {action!r}")
+
+        said, now = await run(work)
+        h.searcher.refresh_people()
+        return RedirectResponse(f"/people/{quote(now, safe='')}?message={quote(said)}", status_code=303)
+
+    async def face_move(request: Request):
+        from lookalike.index import people_edits
+
+        changes_allowed()
+        form = await posted(request)
+        h = pick(form.get("index"))
+        rec = h.searcher.face_record(int(request.path_params["vector_id"]))
+        if rec is None:
+            raise LookalikeError("no such face")
+        to = people_edits.check_name(str(form.get("to") or ""))
+        said = await run(lambda: people_edits.move_face(h.path, rec["face_id"], to))
+        h.searcher.refresh_people()
+        return RedirectResponse(f"/people/{quote(to, safe='')}?message={quote(said)}", status_code=303)
 
     async def review(request: Request):
         h = pick(request.query_params.get("index"))
@@ -277,7 +329,9 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
         Route("/photo/{vector_id:int}", photo_page),
         Route("/photo/{vector_id:int}/image", photo),
         Route("/people", people),
+        Route("/people/{name:path}/{action:str}", person_edit, methods=["POST"]),
         Route("/people/{name:path}", person),
+        Route("/faces/{vector_id:int}/move", face_move, methods=["POST"]),
         Route("/review", review),
         Route("/review/remove", review_remove, methods=["POST"]),
         Route("/review/restore", review_restore, methods=["POST"]),
