@@ -332,3 +332,30 @@ def test_full_disk_is_one_line_and_loses_nothing(photos, tmp_path, capsys, monke
     clean = pq.read_table(tmp_path / "clean" / FACES)  # the same photos indexed with a disk that never fills
     assert sorted(t["face_id"].to_pylist()) == sorted(clean["face_id"].to_pylist())
     assert len(set(t["vector_id"].to_pylist())) == t.num_rows
+
+
+def test_a_flipped_byte_in_the_vectors_is_found_and_not_carried(healthy, photos, tmp_path, capsys):
+    """One bit flipped on disk inside faces.parquet's embeddings: `info` says which file, `repair` does not keep the
+    wrong vectors, and the next `index` run embeds those faces again."""
+    ix = tmp_path / "ix"
+    shutil.copytree(healthy, ix)
+    before = pq.read_table(healthy / FACES)
+    md = pq.read_metadata(ix / FACES)
+    col = md.schema.to_arrow_schema().get_field_index("embedding")
+    chunk = md.row_group(0).column(col)
+    data = bytearray((ix / FACES).read_bytes())
+    start = chunk.dictionary_page_offset or chunk.data_page_offset  # the column chunk begins with its dictionary
+    data[start + chunk.total_compressed_size // 2] ^= 0x04
+    (ix / FACES).write_bytes(bytes(data))
+    code, _, err = _cli(capsys, "info", str(ix))
+    assert code == 2 and "faces.parquet holds a damaged page" in err and "repair" in err, err
+    code, _, err = _cli(capsys, "repair", str(ix))
+    assert code == 0, err
+    kept = pq.read_table(ix / FACES)
+    old = {f: v for f, v in zip(before["face_id"].to_pylist(), before["embedding"].to_pylist(), strict=True)}
+    assert all(v == old[f] for f, v in zip(kept["face_id"].to_pylist(), kept["embedding"].to_pylist(), strict=True))
+    code, _, err = _cli(capsys, "index", str(photos), "--out", str(ix), "-q")
+    assert code == 0, err
+    final = pq.read_table(ix / FACES)
+    assert sorted(final["face_id"].to_pylist()) == sorted(before["face_id"].to_pylist())
+    assert _cli(capsys, "info", str(ix), "--verify")[0] == 0

@@ -478,13 +478,15 @@ def verify_cmd(
 @cli.command("info", context_settings=CONTEXT)
 @click.argument("index", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print what the index holds as one JSON object.")
-def info_cmd(index: str | None, as_json: bool) -> None:
+@click.option("--verify", is_flag=True,
+              help="Read every page against its checksum (done anyway for indexes under 2 GB).")  # fmt: skip
+def info_cmd(index: str | None, as_json: bool, verify: bool) -> None:
     """What an index holds: head, faces, files, rejects, where it is; damage is an error (exit 2)."""
     from lookalike.index.store import FaceStore
     from lookalike.index.summary import describe
 
     root = _resolve_index(index)
-    info = describe(root)
+    info = describe(root, deep=True if verify else None)
     rejects = FaceStore.open(root).rejects()
     if as_json:
         _emit_json(info)

@@ -84,7 +84,7 @@ def repair_index(root: str | Path, head_info: dict | None = None) -> RepairRepor
 
         def readable(path: Path) -> pa.Table | None:
             try:
-                return pq.read_table(path)
+                return pq.read_table(path, page_checksum_verification=True)  # a damaged page is not carried
             except (OSError, pa.ArrowInvalid) as e:
                 if path.exists():
                     report.lost.append(f"{path.name}: {' '.join(str(e).split())[:80]}")

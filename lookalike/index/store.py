@@ -168,6 +168,8 @@ def _parquet_generation(path: Path, strict: bool = False) -> int | None:
 #: (`FaceStore.faces_by_id`), not the whole file. It costs each finalize time (300k faces: 4.8 s to write instead of
 #: 2.8, benchmarks/scale.md), so a smaller index, whose searchers load its metadata whole, keeps Parquet's groups.
 FACES_ROW_GROUP = 4_096
+#: `check()` reads every data page when the index's Parquet files are this small or smaller (`info --verify` always).
+DEEP_CHECK_BYTES = 2 * 2**30
 #: Faces above which an index is written for on-demand metadata, and a one-off searcher reads it that way.
 LARGE_INDEX = 200_000
 
@@ -178,7 +180,7 @@ class _SortedFaces:
     when the file is not sorted by vector id (written before it was)."""
 
     def __init__(self, path: Path) -> None:
-        self.file = pq.ParquetFile(path)
+        self.file = pq.ParquetFile(path, page_checksum_verification=True)
         md = self.file.metadata
         col = self.file.schema_arrow.get_field_index("vector_id")
         lo, hi = [], []
@@ -212,7 +214,10 @@ def _write_parquet(table: pa.Table, path: Path, generation: int | None = None, r
         meta = dict(table.schema.metadata or {})
         meta[_GEN_KEY] = str(generation).encode()
         table = table.replace_schema_metadata(meta)
-    atomic_write_with(path, lambda tmp: pq.write_table(table, tmp, compression="zstd", row_group_size=row_group))
+    # page checksums: a byte flipped on disk is found when the page is read (`read_verified`), not decoded as a
+    # vector that is slightly wrong
+    atomic_write_with(path, lambda tmp: pq.write_table(table, tmp, compression="zstd", row_group_size=row_group,
+                                                       write_page_checksum=True))  # fmt: skip
 
 
 def _manifest_core(manifest: dict) -> bytes:
@@ -372,8 +377,9 @@ class FaceStore:
                 if gen is not None and gen != int(m.get("generation", 0)):
                     raise self._damage(f"{name} is of generation {gen}, the manifest of {m.get('generation')}")
 
-    def check(self) -> list[str]:
-        """A deeper look (every file's footer, the FAISS index): one line per problem, [] when healthy."""
+    def check(self, deep: bool | None = None) -> list[str]:
+        """A deeper look (every file's footer, the FAISS index; with `deep`, every data page against its checksum):
+        one line per problem, [] when healthy. deep None: when the Parquet files are under `DEEP_CHECK_BYTES`."""
         problems: list[str] = []
         with self.snapshot():
             try:
@@ -403,11 +409,38 @@ class FaceStore:
                     except (OSError, pa.ArrowInvalid) as e:
                         why = " ".join(str(e).split())[:80]
                         problems.append(str(self._damage(f"part {part}.{kind} cannot be read ({why})")))
+            if deep is None:
+                deep = sum(self._data_files_size()) <= DEEP_CHECK_BYTES
+            if deep and not problems:
+                problems += self._read_every_page()
             if (self.root / INDEX).exists():
                 try:
                     self._read_faiss()
                 except IndexCorruptError as e:
                     problems.append(str(e))
+        return problems
+
+    def _parquet_files(self) -> list[tuple[str, Path]]:
+        files = [(n, self.root / n) for n in (FACES, REJECTS) if (self.root / n).exists()]
+        files += [(f"part {p}.{k}", self.root / PARTS / f"{p}.{k}.parquet") for p in self.manifest["pending"]
+                  for k in ("faces", "rejects")]  # fmt: skip
+        return files
+
+    def _data_files_size(self) -> list[int]:
+        return [p.stat().st_size for _, p in self._parquet_files() if p.exists()]
+
+    def _read_every_page(self) -> list[str]:
+        """Every page of every Parquet file decoded and held against its checksum (files written before checksums
+        were: decoded only)."""
+        problems = []
+        for name, path in self._parquet_files():
+            try:
+                f = pq.ParquetFile(path, page_checksum_verification=True)
+                for g in range(f.metadata.num_row_groups):
+                    f.read_row_group(g)
+            except (OSError, pa.ArrowInvalid, ValueError) as e:
+                why = " ".join(str(e).split())[:100]
+                problems.append(str(self._damage(f"{name} holds a damaged page ({why})")))
         return problems
 
     @staticmethod
@@ -584,7 +617,7 @@ class FaceStore:
     def _read_part(self, part: str, kind: str, columns: list[str] | None = None) -> pa.Table:
         path = self.root / PARTS / f"{part}.{kind}.parquet"
         try:
-            return pq.read_table(path, columns=columns)
+            return pq.read_table(path, columns=columns, page_checksum_verification=True)
         except (OSError, pa.ArrowInvalid) as e:
             raise self._damage(f"part {path.name} cannot be read ({' '.join(str(e).split())[:80]})") from None
 
@@ -599,7 +632,7 @@ class FaceStore:
             t = schema.empty_table()
             return t.select(columns) if columns else t
         try:
-            return pq.read_table(path, columns=columns)
+            return pq.read_table(path, columns=columns, page_checksum_verification=True)
         except (OSError, pa.ArrowInvalid) as e:
             raise self._damage(f"{name} cannot be read ({' '.join(str(e).split())[:100]})") from None
 

@@ -10,14 +10,15 @@ from lookalike import config
 from lookalike.errors import IndexCorruptError, LookalikeError
 
 
-def describe(root: str | Path, check: bool = True) -> dict:
+def describe(root: str | Path, check: bool = True, deep: bool | None = None) -> dict:
     """Head, faces, files, rejects, identities and dates of the index at `root`; with `check`, damage is an
-    IndexCorruptError naming the first problem."""
+    IndexCorruptError naming the first problem (`deep`: every page read against its checksum; None: for indexes
+    under `store.DEEP_CHECK_BYTES`)."""
     from lookalike.index.store import FaceStore
 
     store = FaceStore.open(root)
     if check:
-        problems = store.check()
+        problems = store.check(deep)
         if problems:
             more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
             raise IndexCorruptError(problems[0] + more)
