@@ -103,3 +103,66 @@ def test_planted_copies_found_shown_removed_restored(planted, tmp_path):
     assert [back[k] for k in ("faces", "files", "rejects")] == [info[k] for k in ("faces", "files", "rejects")]
     assert not (ix / "removed.parquet").exists()
     assert len(json.loads(_run(["dedup", str(ix), "--json"], tmp_path))["exact"]) == len(out["exact"])
+
+
+@pytest.fixture
+def with_copy(tmp_path, sface, detector):
+    from lookalike.index.build import IndexOptions, run_index
+
+    src = require_data("lfw", "images", "Tony_Blair")
+    photos = tmp_path / "photos" / "Tony_Blair"
+    photos.mkdir(parents=True)
+    for p in sorted(src.glob("*.jpg"))[:2]:
+        shutil.copy(p, photos / p.name)
+    shutil.copy(photos / "Tony_Blair_0001.jpg", photos / "Tony_Blair_0001 copy.jpg")
+    ix = tmp_path / "ix"
+    run_index(tmp_path / "photos", ix, sface, detector, IndexOptions(workers=0))
+    plan = [{"path": str(photos / "Tony_Blair_0001 copy.jpg"), "kept_path": str(photos / "Tony_Blair_0001.jpg"),
+             "score": 1.0, "reason": "exact copy"}]  # fmt: skip
+    return ix, plan
+
+
+def _paths(ix) -> set[str]:
+    from lookalike.index.store import FaceStore
+
+    return set(FaceStore.open(ix).faces(["path"])["path"].to_pylist())
+
+
+def test_a_removal_that_cannot_be_written_changes_nothing(with_copy, monkeypatch):
+    """A full disk while the removal is committed: one line, the index as it was, no record of a removal."""
+    import errno
+
+    from lookalike.curate.dedup import remove_duplicates
+    from lookalike.index.store import REMOVED, FaceStore
+
+    ix, plan = with_copy
+    before = _paths(ix)
+
+    def full(self, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(FaceStore, "commit_part", full)
+    with pytest.raises(OSError):
+        remove_duplicates(ix, plan)
+    monkeypatch.undo()
+    assert _paths(ix) == before and not (ix / REMOVED).exists()
+    assert not [f for f in ix.iterdir() if f.name.startswith(f".{REMOVED}")]  # no temp record left either
+
+
+def test_a_removal_whose_compaction_fails_is_said_as_done(with_copy, monkeypatch):
+    from lookalike.curate.dedup import remove_duplicates, restore_removed
+    from lookalike.errors import LookalikeError
+    from lookalike.index.store import REMOVED, FaceStore
+
+    ix, plan = with_copy
+    before = _paths(ix)
+
+    def full(self, *a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(FaceStore, "finalize", full)
+    with pytest.raises(LookalikeError, match=r"removed 1 photos .* compacting the index failed"):
+        remove_duplicates(ix, plan)
+    monkeypatch.undo()
+    assert _paths(ix) == before - {plan[0]["path"]} and (ix / REMOVED).exists()  # as said: removed, recorded
+    assert restore_removed(ix) == 1 and _paths(ix) == before

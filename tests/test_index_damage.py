@@ -145,6 +145,12 @@ def test_recovery_touches_only_its_own_files(healthy, photos, tmp_path, capsys):
     (photos / "Tony_Blair" / "Tony_Blair_0001.jpg").touch()  # a run that finalizes, so recovery runs twice
     assert _cli(capsys, "index", str(photos), "--out", str(ix), "-q")[0] == 0
     assert all(f.read_text() == "the user's" for f in mine)
+    # the temp file of a journal a killed finalize was writing goes with the next run
+    left = ix / ".finalize.json.k1ll3d_x.tmp"
+    left.write_text("{")
+    (photos / "Tony_Blair" / "Tony_Blair_0001.jpg").touch()
+    assert _cli(capsys, "index", str(photos), "--out", str(ix), "-q")[0] == 0
+    assert not left.exists() and all(f.read_text() == "the user's" for f in mine)
     # and a new index is never made in a folder of someone else's files
     foreign = tmp_path / "thesis"
     foreign.mkdir()

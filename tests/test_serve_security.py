@@ -267,3 +267,31 @@ def test_the_api_refuses_a_string_of_paths_and_a_nan_threshold(client, family) -
     assert r.status_code == 400 and "threshold must be a cosine" in r.json()["error"]
     r = client.post("/ask", data={"k": "100000", "csrf": csrf_of(client.get("/").text)})
     assert r.status_code == 400 and "k must be" in r.text
+
+
+def test_review_removes_a_copy_whose_name_holds_a_newline(tmp_path, sface, detector) -> None:
+    """A browser sends a form value's newline as CR LF; Review's form carries paths as JSON, which has none."""
+    import html
+    import re
+
+    from starlette.testclient import TestClient
+
+    from lookalike.index.build import IndexOptions, run_index
+    from lookalike.serve.app import create_app
+
+    src = require_data("lfw", "images", "Tony_Blair")
+    photos = tmp_path / "photos" / "Tony_Blair"
+    photos.mkdir(parents=True)
+    for p in sorted(src.glob("*.jpg"))[:2]:
+        shutil.copy(p, photos / p.name)
+    shutil.copy(photos / "Tony_Blair_0001.jpg", photos / "Tony_Blair_0001\ncopy.jpg")
+    ix = tmp_path / "ix"
+    run_index(tmp_path / "photos", ix, sface, detector, IndexOptions(workers=0))
+    with TestClient(create_app({"ix": ix}), base_url=LOCAL_URL) as c:
+        page = c.get("/review").text
+        form = re.search(r'action="/review/remove">(.*?)</form>', page, re.S).group(1)
+        fields = {k: html.unescape(v) for k, v in re.findall(r"name=\"(\w+)\" value='([^']*)'", form)}
+        sent = {k: v.replace("\n", "\r\n") for k, v in fields.items()}  # as a browser normalises form values
+        sent["csrf"] = csrf_of(page)
+        r = c.post("/review/remove", data=sent, headers={"Origin": LOCAL_URL}, follow_redirects=False)
+        assert r.status_code == 303 and "removed%201%20photo" in r.headers["location"], r.text

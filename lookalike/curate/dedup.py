@@ -20,10 +20,9 @@ import pyarrow.parquet as pq
 from lookalike.atomic import atomic_write_with
 from lookalike.curate.pairs import similar_pairs
 from lookalike.errors import LookalikeError
-from lookalike.index.store import REJECTS_SCHEMA, FaceStore, faces_schema, now_utc, vectors_of
+from lookalike.index.store import REJECTS_SCHEMA, REMOVED, FaceStore, faces_schema, now_utc, vectors_of
 from lookalike.render import face_thumbnail, file_link, render_page
 
-REMOVED = "removed.parquet"
 EXACT_COSINE = 0.9999
 #: Pixel confirmation: a pair whose head cosine is only above `PIXEL_FLOOR` is still a near duplicate when
 #: the photos' 8x8 colour thumbnails correlate above `PIXEL_THRESHOLD`. Face-identity heads (the offline
@@ -198,7 +197,6 @@ def remove_duplicates(index_dir: Path, plan: list[dict]) -> int:
     record = Path(index_dir) / REMOVED
     if record.exists():
         rows = pa.concat_tables([_read_record(record), rows])
-    atomic_write_with(record, lambda tmp: pq.write_table(rows, tmp, compression="zstd"))
     first = {}
     for r in faces.filter(mask).select(["path", "sha256", "file_size", "mtime_ns"]).to_pylist():
         first.setdefault(r["path"], r)
@@ -215,9 +213,21 @@ def remove_duplicates(index_dir: Path, plan: list[dict]) -> int:
         ],
         schema=REJECTS_SCHEMA,
     )
-    with _writer(store) as w:
-        w.commit_part(faces_schema(store.dim).empty_table(), rejects)  # a later part supersedes their faces
-        w.finalize()
+    with _writer(store) as w:  # the record and the removal under the writer lock, all or nothing:
+
+        def record_then_remove(tmp: str) -> None:
+            pq.write_table(rows, tmp, compression="zstd", write_page_checksum=True)  # full disk: nothing changed
+            w.commit_part(faces_schema(store.dim).empty_table(), rejects)  # a later part supersedes their faces
+
+        # the record is in place only once the removal is committed (atomic_write_with renames it after this)
+        atomic_write_with(record, record_then_remove)
+        try:
+            w.finalize()
+        except OSError as e:  # the removal stands (a committed part) and is recorded; only compacting failed
+            raise LookalikeError(
+                f"removed {len(first)} photos (recorded in {record.name}; `lookalike dedup --restore` puts them "
+                f"back), but compacting the index failed ({e.strerror or e}): the next `lookalike index` finishes it"
+            ) from None
     return len(first)
 
 

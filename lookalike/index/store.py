@@ -57,7 +57,7 @@ PART_RE = re.compile(r"^\d{6}-\d+\.(faces|rejects)\.parquet$")
 _PART_TMP_RE = re.compile(r"^\.\d{6}-\d+\.(faces|rejects)\.parquet\.[a-z0-9_]+\.tmp$")
 _FINAL_RE = re.compile(r"^finalize-\d+-(faces\.parquet|rejects\.parquet|index\.faiss)$")
 _ROOT_TMP_RE = re.compile(
-    r"^\.(manifest\.json|faces\.parquet|rejects\.parquet|index\.faiss|removed\.parquet|"
+    r"^\.(manifest\.json|finalize\.json|faces\.parquet|rejects\.parquet|index\.faiss|removed\.parquet|"
     r"finalize-\d+-(faces\.parquet|rejects\.parquet|index\.faiss))\.[a-z0-9_]+\.tmp$"
 )
 

@@ -281,7 +281,7 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
         changes_allowed()
         form = await posted(request)
         h = pick(form.get("index"))
-        keep, drop = str(form.get("keep") or ""), str(form.get("drop") or "")
+        keep, drop = _form_path(form.get("keep")), _form_path(form.get("drop"))
 
         def work() -> int:
             from lookalike.curate.dedup import find_duplicates, remove_duplicates
@@ -336,3 +336,18 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
         Route("/review/remove", review_remove, methods=["POST"]),
         Route("/review/restore", review_restore, methods=["POST"]),
     ]
+
+
+def _form_path(value: object) -> str:
+    """A photo path from Review's form: JSON text there (a browser turns a newline inside a plain form value into
+    CR LF, which names another file), or the bare path a program sends."""
+    import json
+
+    text = str(value or "")
+    if text.startswith('"'):
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            return text
+        return decoded if isinstance(decoded, str) else text
+    return text
