@@ -108,3 +108,22 @@ def test_thresholds_must_be_cosines(photo_dir: Path, args: list[str]) -> None:
     err = proc.stderr.decode()
     assert proc.returncode == 2 and "Invalid value" in err and "Traceback" not in err, err
     assert proc.stdout.strip() in (b"", b"[]"), proc.stdout  # no NaN printed as if it were JSON
+
+
+def test_a_folder_that_cannot_be_listed_is_a_reject_not_silence(tmp_path: Path) -> None:
+    """A sub-folder whose path is over the system's limit (or unreadable) is named in the scan, not dropped."""
+    import os
+
+    from lookalike.faces.photos import scan_source
+
+    root = tmp_path / "photos"
+    os.makedirs(root)
+    try:  # a chain of folders longer than PATH_MAX, made by walking down with relative names
+        os.chdir(root)
+        for _ in range(40):
+            os.mkdir("d" * 200)
+            os.chdir("d" * 200)
+    finally:
+        os.chdir(tmp_path)
+    scan = scan_source(root)
+    assert any("folder cannot be read" in why for _, why in scan.unsupported), scan.unsupported

@@ -269,7 +269,11 @@ def scan_source(source: str | Path) -> SourceScan:
     if src.is_dir():
         root = os.path.abspath(src)
         scan = SourceScan("folder", root)
-        for dirpath, dirnames, filenames in os.walk(root):
+        def unreadable(e: OSError) -> None:  # os.walk skips a folder it cannot list: say so, as a reject
+            where = e.filename if isinstance(e.filename, str) else root
+            scan.unsupported.append((to_text(where), f"folder cannot be read: {e.strerror or e}"))
+
+        for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
                 if name.startswith("."):
