@@ -118,12 +118,13 @@ def test_a_folder_that_cannot_be_listed_is_a_reject_not_silence(tmp_path: Path) 
 
     root = tmp_path / "photos"
     os.makedirs(root)
+    here = os.getcwd()
     try:  # a chain of folders longer than PATH_MAX, made by walking down with relative names
         os.chdir(root)
         for _ in range(40):
             os.mkdir("d" * 200)
             os.chdir("d" * 200)
     finally:
-        os.chdir(tmp_path)
+        os.chdir(here)
     scan = scan_source(root)
     assert any("folder cannot be read" in why for _, why in scan.unsupported), scan.unsupported
