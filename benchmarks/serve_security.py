@@ -146,6 +146,17 @@ def main() -> None:
         r = requests.get(f"{url}/health", timeout=30)
         row("GET /health beside 50 half-sent requests", "200 at once", f"{r.status_code} in "
             f"{(time.perf_counter() - t) * 1000:.0f} ms", r.status_code == 200)  # fmt: skip
+        import select
+
+        from lookalike.serve.protocol import HEAD_TIMEOUT
+
+        t = time.perf_counter()
+        open_ = list(socks)
+        while open_ and time.perf_counter() - t < HEAD_TIMEOUT + 10:
+            readable, _, _ = select.select(open_, [], [], 1)
+            open_ = [s for s in open_ if s not in readable]
+        row("50 half-sent request heads", f"closed by the server after {HEAD_TIMEOUT:.0f} s",
+            f"{50 - len(open_)} closed {time.perf_counter() - t:.1f} s later, {len(open_)} open", not open_)  # fmt: skip
         for s in socks:
             s.close()
         status = raw(port, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n")
@@ -173,8 +184,8 @@ def main() -> None:
         "uploads decoded in a worker thread by the intake's decoder (`faces.photos.photo_from_bytes`).",
         "",
         "Known limit: the 64 KB bound on request heads is h11's, which counts a head still incomplete after a read; "
-        "a 100 KB head that arrives whole in one read is answered (tried: 200). Half-sent heads wait for the client "
-        "and take no worker (the row above); uvicorn has no header-read timeout.",
+        "a 100 KB head that arrives whole in one read is answered (tried: 200). The head deadline is "
+        "`lookalike/serve/protocol.py` (uvicorn has none of its own).",
         "",
     ]
     write_report(HERE, "serve_security", {"machine": m, "date": today(), "rows": rows}, "\n".join(lines))

@@ -295,3 +295,42 @@ def test_review_removes_a_copy_whose_name_holds_a_newline(tmp_path, sface, detec
         sent["csrf"] = csrf_of(page)
         r = c.post("/review/remove", data=sent, headers={"Origin": LOCAL_URL}, follow_redirects=False)
         assert r.status_code == 303 and "removed%201%20photo" in r.headers["location"], r.text
+
+
+def test_half_sent_requests_are_closed_and_whole_ones_answered(family, tmp_path) -> None:
+    """300 connections that never finish their request head are closed after the head deadline; the server
+    answers others meanwhile, and a kept-alive connection that finishes its heads in time is not cut."""
+    import socket
+
+    from lookalike.bench.server import start_server
+    from lookalike.serve.protocol import HEAD_TIMEOUT
+
+    proc, url = start_server(family[0], tmp_path / "state")
+    port = int(url.rsplit(":", 1)[1])
+    socks = []
+    try:
+        for _ in range(300):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            socks.append(s)
+        assert requests.get(f"{url}/health", timeout=30).status_code == 200
+        with requests.Session() as keep:  # heads that come in time, one after another on one connection
+            for _ in range(3):
+                assert keep.get(f"{url}/health", timeout=30).status_code == 200
+                time.sleep(1)
+        time.sleep(HEAD_TIMEOUT + 2)
+        import select
+
+        readable, _, _ = select.select(socks, [], [], 5)  # a closed connection reads as end of file at once
+        closed = 0
+        for s in readable:
+            try:
+                closed += s.recv(1) == b""
+            except ConnectionResetError:
+                closed += 1
+        assert closed == len(socks), f"{len(socks) - closed} half-sent connections still open"
+    finally:
+        for s in socks:
+            s.close()
+        proc.terminate()
+        proc.wait(timeout=30)

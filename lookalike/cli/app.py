@@ -397,9 +397,11 @@ def serve_cmd(
                        "asking that one", err=True)  # fmt: skip
     click.echo(f"serving {', '.join(indexes)} at {url} (Ctrl-C stops)", err=True)
     try:
-        # a kept-alive connection idles 5 s at most; request heads over 64 KB are refused (h11 enforces that bound,
-        # httptools, uvicorn's other parser, has none)
-        config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=5, http="h11",
+        from lookalike.serve.protocol import HeadTimeoutH11Protocol
+
+        # a kept-alive connection idles 5 s at most, a request head must be whole within 10 s and under 64 KB (h11
+        # enforces that bound; httptools, uvicorn's other parser, has none)
+        config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=5, http=HeadTimeoutH11Protocol,
                                 h11_max_incomplete_event_size=2**16)  # fmt: skip
         uvicorn.Server(config).run(sockets=[sock])
     finally:

@@ -269,6 +269,7 @@ def scan_source(source: str | Path) -> SourceScan:
     if src.is_dir():
         root = os.path.abspath(src)
         scan = SourceScan("folder", root)
+
         def unreadable(e: OSError) -> None:  # os.walk skips a folder it cannot list: say so, as a reject
             where = e.filename if isinstance(e.filename, str) else root
             scan.unsupported.append((to_text(where), f"folder cannot be read: {e.strerror or e}"))
