@@ -192,6 +192,17 @@ def test_people_renamed_merged_hidden_in_a_browser_survive_a_recluster(app, brow
         browser.find_element(By.ID, "show-hidden").click()
         names = {e.text for e in browser.find_elements(By.CSS_SELECTOR, ".person a")}
         assert names == {"Tony_Blair", "General Powell"}, names
+        # a long name wraps inside its card: no two names overlap at 1280 px
+        long = "Tony Blair, Prime Minister of the United Kingdom of Great Britain and Northern Ireland 1997-2007"
+        browser.get(url + "/people/Tony_Blair")
+        browser.find_element(By.ID, "rename-to").send_keys(long)
+        browser.find_element(By.ID, "rename").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "name"), "Prime Minister"))
+        browser.get(url + "/people?hidden=1")
+        boxes = [e.rect for e in browser.find_elements(By.CSS_SELECTOR, ".person .score")]
+        assert len(boxes) == 2
+        a, b = boxes
+        assert a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"] or a["y"] + a["height"] <= b["y"]
         browser.save_screenshot(str(tmp_path / "people.png"))
     finally:
         for name in (EDITS, PEOPLE):
