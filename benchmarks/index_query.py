@@ -305,8 +305,8 @@ def main() -> None:
         except Exception as e:  # missing weights: listed, not fatal
             print(f"skip {name}: {e}", file=sys.stderr)
             continue
-        if hasattr(head, "net"):
-            res["precision"] = head.precision
+        res["precision"] = head.precision
+        res["engine"] = getattr(head, "engine", "own")
         print(f"[{name}] galleries", file=sys.stderr)
         res["galleries"][name] = galleries(head, detector, args.work)
         print(f"[{name}] LFW sample", file=sys.stderr)

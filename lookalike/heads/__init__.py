@@ -77,7 +77,8 @@ def create_head(
     precision = precision or config.precision()
     if precision not in ("auto", "fp32", "bf16"):
         raise LookalikeError(f"unknown precision {precision!r}: auto, fp32 or bf16")
-    if hasattr(head, "net") and precision != "fp32":  # a torch network (sface runs in OpenCV, int8)
+    uses_torch = getattr(head, "engine", "torch") == "torch" and hasattr(head, "net")  # not sface (OpenCV, int8)
+    if uses_torch and precision != "fp32":  # nor FaceNet in onnxruntime
         head.precision = "bf16" if precision == "bf16" or fast_bf16(head.device) else "fp32"
     return head
 

@@ -137,11 +137,11 @@ def normalize(x: np.ndarray) -> np.ndarray:
 
 def fast_bf16(device: str) -> bool:
     """Whether `device` computes bf16 natively: a CUDA GPU that supports it, or a CPU with AVX512-BF16 or AMX
-    (elsewhere bf16 is emulated and slower than fp32)."""
-    import torch
-
-    kind = torch.device(device or "cpu").type
+    (elsewhere bf16 is emulated and slower than fp32). Asks torch only about a CUDA device."""
+    kind = str(device or "cpu").split(":", 1)[0]
     if kind == "cuda":
+        import torch
+
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     if kind != "cpu":
         return False

@@ -9,6 +9,7 @@ Input: the 160x160 MTCNN box crop with a 32-pixel margin, RGB scaled as (x - 127
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from lookalike import config
 from lookalike.errors import LookalikeError, WeightsMismatchError, one_line
-from lookalike.heads.base import Head, HeadSpec, load_state_file
+from lookalike.heads.base import Head, HeadSpec, fast_bf16, load_state_file
 from lookalike.weights import WeightsSpec, package_file
 
 CASIA_FILE = "facenet-casia-webface.pt"
@@ -24,11 +25,82 @@ VGGFACE2_FILE = "20180402-114759-vggface2.pt"
 
 
 def _torch_device(device: str | None) -> str:
-    import torch
-
+    """The device asked for, else CUDA where torch sees one, else the CPU; torch is not imported on a machine with
+    no NVIDIA driver (an onnxruntime head then never loads it)."""
     if device:
         return device
+    if not any(os.path.exists(p) for p in ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0")):
+        return "cpu"
+    import torch
+
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+#: `LOOKALIKE_FACENET_ENGINE`: how a FaceNet head runs its network. auto: onnxruntime on a CPU without native bf16
+#: (2x torch's fp32 there, benchmarks/facenet-engines.md), torch elsewhere (bf16 on AVX512-BF16/AMX CPUs, CUDA).
+ENGINE_ENV = "LOOKALIKE_FACENET_ENGINE"
+ENGINES = ("auto", "torch", "onnxruntime")
+
+
+def choose_engine(device: str) -> str:
+    """The engine a FaceNet head uses on `device`, as `ENGINE_ENV` asks (a bad value is one line)."""
+    from lookalike.errors import LookalikeError
+    from lookalike.faces import yunet_ort
+
+    asked = os.environ.get(ENGINE_ENV, "auto").strip().lower() or "auto"
+    if asked not in ENGINES:
+        raise LookalikeError(f"${ENGINE_ENV}={asked!r}: use one of {', '.join(ENGINES)}")
+    on_cpu = str(device).split(":", 1)[0] == "cpu"
+    if asked == "onnxruntime":
+        if not on_cpu:
+            raise LookalikeError(f"${ENGINE_ENV}=onnxruntime runs on the CPU only, not on {device!r}")
+        if not yunet_ort.available():
+            raise LookalikeError(f"${ENGINE_ENV}=onnxruntime but onnxruntime and onnx do not import here")
+        return "onnxruntime"
+    if asked == "torch" or not on_cpu or fast_bf16("cpu") or not yunet_ort.available():
+        return "torch"
+    return "onnxruntime"
+
+
+def cpu_threads() -> int:
+    """Threads for a CPU network: $OMP_NUM_THREADS's outer count when set (Ray actors, worker pools), else the CPUs
+    this process may run on."""
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",", 1)[0].strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def onnx_graph(path: Path, sha: str, quiet: bool = False) -> bytes:
+    """The ONNX graph of the FaceNet weights at `path` (sha256 `sha`), built once and kept beside them
+    (`<weights>.onnx` with a `.json` record of the weights it came from); rebuilt when the weights change, and made
+    in memory only where the weights folder is read-only."""
+    import json
+
+    from lookalike.atomic import atomic_write_bytes, atomic_write_text
+    from lookalike.heads.facenet_onnx import build_model
+    from lookalike.weights import sha256_file
+
+    dest = path.with_suffix(".onnx")
+    record = dest.with_name(dest.name + ".json")
+    try:
+        rec = json.loads(record.read_text())
+        if rec.get("weights_sha256") == sha and dest.exists() and sha256_file(dest) == rec.get("sha256"):
+            return dest.read_bytes()
+    except (OSError, ValueError, AttributeError):
+        pass
+    if not quiet:
+        print(f"building {dest.name} for onnxruntime (once)", file=sys.stderr)
+    data = build_model(load_state_file(path, "")).SerializeToString()
+    try:
+        atomic_write_bytes(dest, data)
+        atomic_write_text(record, json.dumps({"weights_sha256": sha, "sha256": sha256_file(dest)}, indent=2))
+    except OSError:
+        pass  # a read-only weights folder: built again next time
+    return data
 
 
 def build_backbone(state_dict: dict | None = None, fold: bool = True):
@@ -97,11 +169,37 @@ def forward_with_taps(net, x, taps: tuple[str, ...] = ()):
 
 
 class FaceNetHead(Head):
-    def __init__(self, spec: HeadSpec, path: Path, sha: str, device: str) -> None:
+    """Inception-ResNet-v1 in torch, or in onnxruntime on a CPU without native bf16 (`choose_engine`); the torch
+    network is loaded only when something needs it (feature maps, training)."""
 
+    #: "torch" or "onnxruntime": what runs `embed`.
+    engine = "torch"
+
+    def __init__(self, spec: HeadSpec, path: Path, sha: str, device: str) -> None:
         super().__init__(spec, sha, _torch_device(device))
-        state = load_state_file(path, spec.weights.how_to_get)
-        self.net = build_backbone(state).to(self.device)
+        self._path, self._how = path, spec.weights.how_to_get
+        self._net = None
+        self.engine = choose_engine(self.device)
+        if self.engine == "onnxruntime":
+            from lookalike.heads.facenet_onnx import OrtFaceNet
+
+            self._ort = OrtFaceNet(onnx_graph(path, sha), cpu_threads())
+        else:
+            self._net = build_backbone(load_state_file(path, self._how)).to(self.device)
+
+    @property
+    def net(self):
+        """The torch network (loaded on first use under onnxruntime: `embed_with_maps`, training)."""
+        if self._net is None:
+            self._net = build_backbone(load_state_file(self._path, self._how)).to(self.device)
+        return self._net
+
+    @net.setter
+    def net(self, value) -> None:
+        self._net = value
+
+    def pads_batches(self) -> bool:
+        return self.engine == "torch" and str(self.device).startswith("cuda")
 
     def preprocess(self, crops: np.ndarray):
         """`(N, 160, 160, 3) uint8 RGB` -> `(N, 3, 160, 160) float32` tensor on the head's device."""
@@ -111,7 +209,9 @@ class FaceNetHead(Head):
         return (x.permute(0, 3, 1, 2).float() - 127.5) / 128.0
 
     def _forward(self, crops: np.ndarray) -> np.ndarray:
-
+        if self.engine == "onnxruntime":
+            x = (np.ascontiguousarray(crops).transpose(0, 3, 1, 2).astype(np.float32) - 127.5) / 128.0
+            return self._ort.run(x)
         with self.inference():
             return self.net(self.preprocess(crops)).float().cpu().numpy()
 
@@ -170,6 +270,13 @@ def import_casia(weights_dir: Path | None = None, quiet: bool = False) -> Path:
         "source_sha256": sha256_file(graph),
     }
     atomic_write_text(dest.with_name(dest.name + ".json"), json.dumps(record, indent=2))
+    from lookalike.faces import yunet_ort
+
+    if yunet_ort.available():  # the onnxruntime graph too, now rather than at the first index run
+        try:
+            onnx_graph(dest, record["sha256"], quiet=quiet)
+        except Exception as e:  # the torch weights stand; the graph is made again when first needed
+            print(f"lookalike: warning: the onnxruntime graph was not built ({one_line(e)})", file=sys.stderr)
     return dest
 
 
