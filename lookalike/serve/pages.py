@@ -270,6 +270,7 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
         pairs, dups = await run(work)
         alike = await run(lookalikes)
         return page("review.html", h, pairs=pairs, threshold=dups.threshold, removed=h.removed_count(),
+                    editable=allow_paths,
                     lookalikes=alike, vise_threshold=VISE_THRESHOLD,
                     message=request.query_params.get("message"))  # fmt: skip
 
