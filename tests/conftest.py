@@ -84,3 +84,24 @@ def csrf_of(html: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', html)
     assert found, "the page has no form token"
     return found.group(1)
+
+
+def index_with_copy(tmp: Path, sface, detector, people: dict[str, int], copy: tuple[str, str]) -> tuple[Path, Path]:
+    """A small real index: `people` (LFW name -> how many of their photos) under `tmp/photos`, plus `copy[1]`, an
+    exact copy of the photo `copy[0]` of the first person (a duplicate pair Review and dedup offer), indexed in
+    this process with sface. Returns `(index, photos folder)`."""
+    import shutil
+
+    from lookalike.index.build import IndexOptions, run_index
+
+    lfw = require_data("lfw", "images")
+    root = tmp / "photos"
+    for name, n in people.items():
+        (root / name).mkdir(parents=True)
+        for f in sorted((lfw / name).glob("*.jpg"))[:n]:
+            shutil.copy(f, root / name / f.name)
+    first = root / next(iter(people))
+    shutil.copy(first / copy[0], first / copy[1])
+    ix = tmp / "ix"
+    run_index(root, ix, sface, detector, IndexOptions(workers=0))
+    return ix, root

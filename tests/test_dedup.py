@@ -12,7 +12,7 @@ from PIL import Image
 
 from lookalike.cli.app import cli
 
-from .conftest import embedded_page, require_data
+from .conftest import embedded_page, index_with_copy, require_data
 
 KINDS = ("copy", "resized", "q50", "crop5")
 
@@ -107,16 +107,10 @@ def test_planted_copies_found_shown_removed_restored(planted, tmp_path):
 
 @pytest.fixture
 def with_copy(tmp_path, sface, detector):
-    from lookalike.index.build import IndexOptions, run_index
-
-    src = require_data("lfw", "images", "Tony_Blair")
-    photos = tmp_path / "photos" / "Tony_Blair"
-    photos.mkdir(parents=True)
-    for p in sorted(src.glob("*.jpg"))[:2]:
-        shutil.copy(p, photos / p.name)
-    shutil.copy(photos / "Tony_Blair_0001.jpg", photos / "Tony_Blair_0001 copy.jpg")
-    ix = tmp_path / "ix"
-    run_index(tmp_path / "photos", ix, sface, detector, IndexOptions(workers=0))
+    ix, root = index_with_copy(
+        tmp_path, sface, detector, {"Tony_Blair": 2}, ("Tony_Blair_0001.jpg", "Tony_Blair_0001 copy.jpg")
+    )
+    photos = root / "Tony_Blair"
     plan = [{"path": str(photos / "Tony_Blair_0001 copy.jpg"), "kept_path": str(photos / "Tony_Blair_0001.jpg"),
              "score": 1.0, "reason": "exact copy"}]  # fmt: skip
     return ix, plan

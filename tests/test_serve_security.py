@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import LOCAL_URL, csrf_of, require_data
+from .conftest import LOCAL_URL, csrf_of, index_with_copy
 
 EVIL = "http://evil.example"
 
@@ -21,18 +21,9 @@ EVIL = "http://evil.example"
 @pytest.fixture(scope="module")
 def family(tmp_path_factory, sface, detector) -> tuple[Path, Path]:
     """An index of 3 people, one photo of which has an exact copy (a duplicate pair Review offers)."""
-    from lookalike.index.build import IndexOptions, run_index
-
-    lfw = require_data("lfw", "images")
-    root = tmp_path_factory.mktemp("photos")
-    for name, n in (("Tony_Blair", 3), ("Colin_Powell", 2), ("George_W_Bush", 2)):
-        (root / name).mkdir()
-        for f in sorted((lfw / name).glob("*.jpg"))[:n]:
-            shutil.copy(f, root / name / f.name)
-    shutil.copy(root / "Tony_Blair" / "Tony_Blair_0002.jpg", root / "Tony_Blair" / "Tony_Blair_0002 copy.jpg")
-    ix = tmp_path_factory.mktemp("ix") / "family"
-    run_index(root, ix, sface, detector, IndexOptions(workers=0))
-    return ix, root
+    people = {"Tony_Blair": 3, "Colin_Powell": 2, "George_W_Bush": 2}
+    return index_with_copy(tmp_path_factory.mktemp("family"), sface, detector, people,
+                           ("Tony_Blair_0002.jpg", "Tony_Blair_0002 copy.jpg"))  # fmt: skip
 
 
 @pytest.fixture
@@ -278,17 +269,11 @@ def test_review_removes_a_copy_whose_name_holds_a_newline(tmp_path, sface, detec
 
     from starlette.testclient import TestClient
 
-    from lookalike.index.build import IndexOptions, run_index
     from lookalike.serve.app import create_app
 
-    src = require_data("lfw", "images", "Tony_Blair")
-    photos = tmp_path / "photos" / "Tony_Blair"
-    photos.mkdir(parents=True)
-    for p in sorted(src.glob("*.jpg"))[:2]:
-        shutil.copy(p, photos / p.name)
-    shutil.copy(photos / "Tony_Blair_0001.jpg", photos / "Tony_Blair_0001\ncopy.jpg")
-    ix = tmp_path / "ix"
-    run_index(tmp_path / "photos", ix, sface, detector, IndexOptions(workers=0))
+    ix, _ = index_with_copy(
+        tmp_path, sface, detector, {"Tony_Blair": 2}, ("Tony_Blair_0001.jpg", "Tony_Blair_0001\ncopy.jpg")
+    )
     with TestClient(create_app({"ix": ix}), base_url=LOCAL_URL) as c:
         page = c.get("/review").text
         form = re.search(r'action="/review/remove">(.*?)</form>', page, re.S).group(1)

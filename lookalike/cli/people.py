@@ -19,6 +19,12 @@ def _known(root) -> tuple[list[str], list[str | None], str]:
     return people_view(root)
 
 
+def _names(index_name: str | None):
+    """`(index folder, the names shown now)` for an edit."""
+    root = resolve_index(index_name)
+    return root, {n for n in _known(root)[1] if n}
+
+
 @click.group("people", context_settings=CONTEXT)
 def people_group() -> None:
     """The people of an index (`cluster` found them, or labels name them) and your edits of them, which stay
@@ -54,8 +60,8 @@ def people_rename(person: str, new_name: str, index_name: str | None) -> None:
     """Show PERSON as NEW_NAME (a person-N that clustering found, or a labelled identity)."""
     from lookalike.index.people_edits import rename
 
-    root = resolve_index(index_name)
-    click.echo(rename(root, person, new_name, {n for n in _known(root)[1] if n}))
+    root, known = _names(index_name)
+    click.echo(rename(root, person, new_name, known))
 
 
 @people_group.command("merge")
@@ -66,8 +72,8 @@ def people_merge(person: str, into: str, index_name: str | None) -> None:
     """Make PERSON's faces INTO's: one person from now on."""
     from lookalike.index.people_edits import merge
 
-    root = resolve_index(index_name)
-    click.echo(merge(root, person, into, {n for n in _known(root)[1] if n}))
+    root, known = _names(index_name)
+    click.echo(merge(root, person, into, known))
 
 
 @people_group.command("hide")
@@ -78,8 +84,8 @@ def people_hide(person: str, undo: bool, index_name: str | None) -> None:
     """Leave PERSON off the People page (their faces still answer queries)."""
     from lookalike.index.people_edits import hide
 
-    root = resolve_index(index_name)
-    click.echo(hide(root, person, {n for n in _known(root)[1] if n}, hidden=not undo))
+    root, known = _names(index_name)
+    click.echo(hide(root, person, known, hidden=not undo))
 
 
 @people_group.command("move")

@@ -486,13 +486,20 @@ def load_photo(
     sha = hashlib.sha256(data).hexdigest()
     if known_sha256 is not None and sha == known_sha256:
         return Unchanged(fstat, sha)
+    return _photo(fstat, sha, data, max_pixels, budget, draft_side)
+
+
+def _photo(
+    stat: FileStat, sha: str, data: bytes, max_pixels: int, budget: PixelBudget | None, draft_side: int | None
+) -> Photo | Rejected:
+    """Bytes read (a file's, an upload's) decoded into a `Photo`, or the reason they could not be."""
     try:
         rgb, reserved, scale, full = _decode(data, max_pixels, budget, draft_side)
     except ValueError as e:
-        return Rejected(fstat, sha, str(e))
+        return Rejected(stat, sha, str(e))
     except MemoryError:
-        return Rejected(fstat, sha, "too large: out of memory while decoding")
-    return Photo(fstat, sha, rgb, reserved, scale, full)
+        return Rejected(stat, sha, "too large: out of memory while decoding")
+    return Photo(stat, sha, rgb, reserved, scale, full)
 
 
 def photo_from_bytes(
@@ -500,15 +507,7 @@ def photo_from_bytes(
 ) -> Photo | Rejected:
     """A photo's bytes handed over in memory (an upload) decoded as `load_photo` decodes a file, named `name`; its
     sha256 is that of the bytes, as for a file, so an upload of an indexed photo is known as that photo."""
-    stat = FileStat(name, len(data), -1)
-    sha = hashlib.sha256(data).hexdigest()
-    try:
-        rgb, _, scale, full = _decode(data, max_pixels, None, draft_side)
-    except ValueError as e:
-        return Rejected(stat, sha, str(e))
-    except MemoryError:
-        return Rejected(stat, sha, "too large: out of memory while decoding")
-    return Photo(stat, sha, rgb, 0, scale, full)
+    return _photo(FileStat(name, len(data), -1), hashlib.sha256(data).hexdigest(), data, max_pixels, None, draft_side)
 
 
 def photo_from_array(image: np.ndarray, name: str) -> Photo | Rejected:
