@@ -158,6 +158,6 @@ def test_a_bad_request_to_a_page_or_the_api_is_one_line(lfw10_index):
         assert page.status_code == 400 and page.text.startswith("lookalike: error: index 'nope' is not served")
         assert "\n" not in page.text.strip()
         api = client.post("/query", json={"paths": [str(_blair())], "k": "ten"})
-        assert api.status_code == 400 and api.json()["error"].startswith("bad request: ValueError")
+        assert api.status_code == 400 and api.json()["error"].startswith("k must be a whole number")
         assert client.post("/review/remove", data={}).status_code == 400
         assert client.get("/health").status_code == 200
