@@ -37,7 +37,8 @@ def _torch_device(device: str | None) -> str:
 
 
 #: `LOOKALIKE_FACENET_ENGINE`: how a FaceNet head runs its network. auto: onnxruntime on a CPU without native bf16
-#: (2x torch's fp32 there, benchmarks/facenet-engines.md), torch elsewhere (bf16 on AVX512-BF16/AMX CPUs, CUDA).
+#: (1.22x torch's fp32 on a 2-core AVX2 EPYC, benchmarks/facenet-engines.md), torch elsewhere (bf16 on
+#: AVX512-BF16/AMX CPUs, CUDA).
 ENGINE_ENV = "LOOKALIKE_FACENET_ENGINE"
 ENGINES = ("auto", "torch", "onnxruntime")
 
