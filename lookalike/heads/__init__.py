@@ -77,6 +77,8 @@ def create_head(
     precision = precision or config.precision()
     if precision not in ("auto", "fp32", "bf16"):
         raise LookalikeError(f"unknown precision {precision!r}: auto, fp32 or bf16")
+    if precision == "bf16" and getattr(head, "engine", "torch") == "onnxruntime":
+        head.use_torch()  # bf16 asked for by name: torch computes it, onnxruntime's CPU graph is fp32
     uses_torch = getattr(head, "engine", "torch") == "torch" and hasattr(head, "net")  # not sface (OpenCV, int8)
     if uses_torch and precision != "fp32":  # nor FaceNet in onnxruntime
         head.precision = "bf16" if precision == "bf16" or fast_bf16(head.device) else "fp32"

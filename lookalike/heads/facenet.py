@@ -93,7 +93,7 @@ def onnx_graph(path: Path, sha: str, quiet: bool = False) -> bytes:
             return dest.read_bytes()
     except (OSError, ValueError, AttributeError):
         pass
-    if not quiet:
+    if not quiet and sys.stderr.isatty():  # progress, as the bars: a log or a script's stderr stays clean
         print(f"building {dest.name} for onnxruntime (once)", file=sys.stderr)
     data = build_model(load_state_file(path, "")).SerializeToString()
     try:
@@ -187,6 +187,11 @@ class FaceNetHead(Head):
             self._ort = OrtFaceNet(onnx_graph(path, sha), cpu_threads())
         else:
             self._net = build_backbone(load_state_file(path, self._how)).to(self.device)
+
+    def use_torch(self) -> None:
+        """Run `embed` in torch from now on (bf16 asked for explicitly: onnxruntime here computes fp32)."""
+        self.engine, self._ort = "torch", None
+        _ = self.net
 
     @property
     def net(self):
