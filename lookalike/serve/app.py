@@ -29,9 +29,7 @@ import numpy as np
 
 from lookalike.errors import LookalikeError
 from lookalike.faces.photos import Photo
-
-#: The largest upload taken, bytes.
-MAX_UPLOAD = 40 * 2**20
+from lookalike.serve.guard import MAX_FORM_FIELDS, MAX_FORM_FILES, MAX_UPLOAD
 
 
 class Held:
@@ -94,8 +92,6 @@ class Held:
 MAX_UPLOAD_PIXELS = 50_000_000
 #: Photos and texts asked about in one request (a larger batch: several requests, or `lookalike query` locally).
 MAX_QUESTIONS = 256
-#: Form fields and files taken per request (verify: two photos; the rest are a few options).
-MAX_FORM_FILES, MAX_FORM_FIELDS = 2, 20
 
 
 def _decode_upload(data: bytes, name: str, limit: int = MAX_UPLOAD) -> Photo:

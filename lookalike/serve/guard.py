@@ -32,6 +32,10 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_FIELD = "csrf"
 #: Bounds on request bodies, bytes: JSON (paths, a few options) and uploads (two photos and their fields).
 MAX_JSON = 1 * 2**20
+#: The largest photo an upload may be, bytes.
+MAX_UPLOAD = 40 * 2**20
+#: Form fields and files taken per request (verify: two photos; the rest are a few options).
+MAX_FORM_FILES, MAX_FORM_FIELDS = 2, 20
 #: Paths of the JSON API (the rest are pages).
 API_PATHS = ("/query", "/verify")
 

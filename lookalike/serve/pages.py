@@ -14,7 +14,7 @@ import numpy as np
 
 from lookalike.errors import LookalikeError
 from lookalike.render import face_thumbnail, image_data_uri, render_html
-from lookalike.serve.guard import CSRF_FIELD
+from lookalike.serve.guard import CSRF_FIELD, MAX_FORM_FIELDS, MAX_FORM_FILES, MAX_UPLOAD
 
 #: People listed on the People page (the most faces first).
 PEOPLE_SHOWN = 120
@@ -38,8 +38,6 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
 
     async def posted(request: Request):
         """A page's form, refused unless it carries this server's token (a form another site made cannot)."""
-        from lookalike.serve.app import MAX_FORM_FIELDS, MAX_FORM_FILES, MAX_UPLOAD
-
         form = await request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_UPLOAD)
         sent = form.get(CSRF_FIELD)
         if not isinstance(sent, str) or not secrets.compare_digest(sent.encode(), token.encode()):
