@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lookalike.errors import LookalikeError
+from lookalike.heads.calibration import DEFAULT_FMR
 
 if TYPE_CHECKING:
     import numpy as np
@@ -145,7 +146,7 @@ class Index:
         face: int | None = None,
         identity: str | None = None,
         include_self: bool = False,
-        fmr: float = 0.001,
+        fmr: float = DEFAULT_FMR,
     ) -> QueryAnswer:
         """Who looks like the main face (or face `face`) of `photo` (a file, or an `(H, W, 3)` RGB uint8 array)?
 
@@ -153,10 +154,10 @@ class Index:
         Returns a `QueryAnswer` (`.results`: `Match`es best first; `.as_json()`: what `query --json` prints);
         a photo that cannot be answered (unreadable, no face) is a LookalikeError.
         """
-        if mode not in ("faces", "identities"):
-            raise LookalikeError(f"mode must be 'faces' or 'identities', not {mode!r}")
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise LookalikeError(f"k must be a whole number >= 1, not {k!r}")
+        from lookalike.search.asking import check_face, check_fmr, check_k, check_mode
+
+        k, mode, fmr = check_k(k), check_mode(mode), check_fmr(fmr)  # the CLI's and the server's checks
+        face = None if face is None else check_face(face)
         photo = photo if not isinstance(photo, (str, Path)) else str(Path(photo).expanduser())
         (answer,) = self.searcher.query_photos(
             [photo], k=k, mode=mode, face=face, identity=identity, include_self=include_self, fmr=fmr
@@ -165,11 +166,13 @@ class Index:
             raise LookalikeError(answer.error)
         return answer
 
-    def verify(self, a: str | Path | np.ndarray, b: str | Path | np.ndarray, *, fmr: float = 0.001) -> Verdict:
+    def verify(self, a: str | Path | np.ndarray, b: str | Path | np.ndarray, *, fmr: float = DEFAULT_FMR) -> Verdict:
         """Are the main faces of photos `a` and `b` the same person, judged as this index's query marks judge
         (its head, detector and the threshold measured at false match rate `fmr`)?"""
+        from lookalike.search.asking import check_fmr
         from lookalike.search.verify import verify
 
+        fmr = check_fmr(fmr)
         a = a if not isinstance(a, (str, Path)) else str(Path(a).expanduser())
         b = b if not isinstance(b, (str, Path)) else str(Path(b).expanduser())
         return verify(self.searcher.analyzer, a, b, fmr=fmr)

@@ -56,7 +56,7 @@ def package_file(module: str, rel: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations))) / rel
 
 
-def _verified_digest(path: Path) -> str:
+def verified_digest(path: Path) -> str:
     """sha256 of `path`, cached in a sidecar keyed by size and mtime so a query does not rehash 100 MB."""
     st = path.stat()
     side = path.with_name(path.name + ".verified")
@@ -104,7 +104,7 @@ def resolve(spec: WeightsSpec, head: str, weights_dir: Path | None = None) -> tu
                 f"head {head!r} needs weights file {spec.filename} in {wdir} (set ${config.WEIGHTS_ENV} "
                 f"or --weights-dir): {spec.how_to_get}"
             )
-    digest = _verified_digest(path)
+    digest = verified_digest(path)
     want = expected_digest(spec, path)
     if want and digest != want:
         raise WeightsMismatchError(

@@ -321,3 +321,26 @@ def test_half_sent_requests_are_closed_and_whole_ones_answered(family, tmp_path)
             s.close()
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_face_moved_on_the_page_and_refused_from_elsewhere(client, family) -> None:
+    """The person page's Move form: refused from another origin and without the token, done from the page."""
+    import re
+
+    from lookalike.index import people_edits
+
+    ix = family[0]
+    try:
+        page = client.get("/people/Colin_Powell").text
+        vid = re.search(r'action="/faces/(\d+)/move"', page).group(1)
+        data = {"to": "Someone Else", "csrf": csrf_of(page)}
+        r = client.post(f"/faces/{vid}/move", data=data, headers={"Origin": EVIL}, follow_redirects=False)
+        assert r.status_code == 403
+        r = client.post(f"/faces/{vid}/move", data={"to": "Someone Else"}, follow_redirects=False)
+        assert r.status_code == 400 and not (ix / people_edits.EDITS).exists()
+        r = client.post(f"/faces/{vid}/move", data=data, headers={"Origin": LOCAL_URL}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/people/Someone%20Else")
+        shown = [n for n in people_edits.people_view(ix)[1] if n is not None]
+        assert shown.count("Someone Else") == 1 and shown.count("Colin_Powell") == 1
+    finally:
+        (ix / people_edits.EDITS).unlink(missing_ok=True)

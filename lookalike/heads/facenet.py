@@ -75,7 +75,7 @@ def cpu_threads() -> int:
         return os.cpu_count() or 1
 
 
-def onnx_graph(path: Path, sha: str, quiet: bool = False) -> bytes:
+def onnx_graph(path: Path, sha: str, quiet: bool = False, how_to_get: str = "") -> bytes:
     """The ONNX graph of the FaceNet weights at `path` (sha256 `sha`), built once and kept beside them
     (`<weights>.onnx` with a `.json` record of the weights it came from); rebuilt when the weights change, and made
     in memory only where the weights folder is read-only."""
@@ -83,19 +83,20 @@ def onnx_graph(path: Path, sha: str, quiet: bool = False) -> bytes:
 
     from lookalike.atomic import atomic_write_bytes, atomic_write_text
     from lookalike.heads.facenet_onnx import build_model
-    from lookalike.weights import sha256_file
+    from lookalike.weights import sha256_file, verified_digest
 
     dest = path.with_suffix(".onnx")
     record = dest.with_name(dest.name + ".json")
     try:
         rec = json.loads(record.read_text())
-        if rec.get("weights_sha256") == sha and dest.exists() and sha256_file(dest) == rec.get("sha256"):
+        # the digest is cached by size and mtime, as the weights' own: a query does not rehash 94 MB
+        if rec.get("weights_sha256") == sha and dest.exists() and verified_digest(dest) == rec.get("sha256"):
             return dest.read_bytes()
     except (OSError, ValueError, AttributeError):
         pass
     if not quiet and sys.stderr.isatty():  # progress, as the bars: a log or a script's stderr stays clean
         print(f"building {dest.name} for onnxruntime (once)", file=sys.stderr)
-    data = build_model(load_state_file(path, "")).SerializeToString()
+    data = build_model(load_state_file(path, how_to_get)).SerializeToString()
     try:
         atomic_write_bytes(dest, data)
         atomic_write_text(record, json.dumps({"weights_sha256": sha, "sha256": sha256_file(dest)}, indent=2))
@@ -184,7 +185,7 @@ class FaceNetHead(Head):
         if self.engine == "onnxruntime":
             from lookalike.heads.facenet_onnx import OrtFaceNet
 
-            self._ort = OrtFaceNet(onnx_graph(path, sha), cpu_threads())
+            self._ort = OrtFaceNet(onnx_graph(path, sha, how_to_get=self._how), cpu_threads())
         else:
             self._net = build_backbone(load_state_file(path, self._how)).to(self.device)
 

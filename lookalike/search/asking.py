@@ -27,6 +27,13 @@ def check_k(value: object, field: str = "k") -> int:
     return k
 
 
+def check_face(value: object) -> int:
+    """A face number of a photo (0 = its main face)."""
+    if isinstance(value, bool) or not str(value).isdigit():
+        raise LookalikeError(f"face must be a face number (0 = the main face), not {value!r}")
+    return int(value)
+
+
 def check_mode(value: object) -> str:
     if value not in MODES:
         raise LookalikeError(f"mode must be {' or '.join(MODES)}, not {value!r}")

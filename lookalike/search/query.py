@@ -235,6 +235,11 @@ class Searcher:
             ", with your edits" if self._edited else ""
         )
 
+    def person_of(self, vector_id: int) -> str | None:
+        """One face's person as `persons` gives it."""
+        self.refresh_people()
+        return self._person.get(int(vector_id))
+
     def hidden_people(self) -> set[str]:
         """The people the user hid from the People page."""
         self.refresh_people()

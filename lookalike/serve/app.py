@@ -130,13 +130,8 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
     from starlette.routing import Route
 
     from lookalike.heads.calibration import DEFAULT_FMR
-    from lookalike.search.asking import check_fmr, check_k, check_mode, check_paths, check_threshold
+    from lookalike.search.asking import check_face, check_fmr, check_k, check_mode, check_paths, check_threshold
     from lookalike.serve.guard import LOOPBACK_HOSTS, FrontDoor, is_loopback
-
-    def check_face(value) -> int:
-        if isinstance(value, bool) or not str(value).isdigit():
-            raise LookalikeError(f"face must be a face number (0 = the main face), not {value!r}")
-        return int(value)
 
     held = {name: Held(name, Path(path), device) for name, path in indexes.items()}
     token = secrets.token_urlsafe(32)  # the pages' forms carry it; a page elsewhere cannot read it

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import io
 from collections import Counter
+from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
 
 from lookalike.errors import LookalikeError
 from lookalike.render import face_thumbnail, image_data_uri, render_html
+from lookalike.search.asking import check_k, check_mode
 from lookalike.serve.guard import CSRF_FIELD, MAX_FORM_FIELDS, MAX_FORM_FILES, MAX_UPLOAD
 
 #: People listed on the People page (the most faces first).
@@ -58,8 +60,6 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
         upload = form.get("photo")
         takes_text = texts_ok(h)
         text = str(form.get("text") or "").strip() if takes_text else ""
-        from lookalike.search.asking import check_k, check_mode
-
         k, mode = check_k(form.get("k") or 10), check_mode(str(form.get("mode") or "faces"))
         values = {"k": k, "mode": mode, "texts": takes_text, "text": text}
         has_photo = upload is not None and hasattr(upload, "read") and bool(getattr(upload, "filename", ""))
@@ -99,11 +99,9 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
         rec = h.searcher.face_record(vid)
         if rec is None:
             return page("people.html", h, people=[], source=None, more=0, error=f"no face with vector id {vid}")
-        rows = h.searcher.rows_of(np.array([vid]))
-        person = h.searcher.persons()[int(rows[0])] if len(rows) else None
         if not allow_paths:
-            rec = {**rec, "path": rec["path"].rsplit("/", 1)[-1]}
-        return page("photo.html", h, face=rec, person=person)
+            rec = {**rec, "path": Path(rec["path"]).name}
+        return page("photo.html", h, face=rec, person=h.searcher.person_of(vid))
 
     async def photo(request: Request):
         h = pick(request.query_params.get("index"))
@@ -274,7 +272,7 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
 
     def changes_allowed() -> None:
         if not allow_paths:
-            raise LookalikeError("this server listens beyond this machine: Review changes nothing from here")
+            raise LookalikeError("this server listens beyond this machine: it changes nothing from there")
 
     async def review_remove(request: Request):
         changes_allowed()
