@@ -344,3 +344,19 @@ def test_a_face_moved_on_the_page_and_refused_from_elsewhere(client, family) -> 
         assert shown.count("Someone Else") == 1 and shown.count("Colin_Powell") == 1
     finally:
         (ix / people_edits.EDITS).unlink(missing_ok=True)
+
+
+def test_an_edit_that_cannot_be_written_is_one_line(client, family, monkeypatch) -> None:
+    import errno
+
+    from lookalike.index import people_edits
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(people_edits, "atomic_write_text", full)
+    page = client.get("/people/Colin_Powell").text
+    r = client.post("/people/Colin_Powell/rename", data={"to": "X", "csrf": csrf_of(page)},
+                    headers={"Origin": LOCAL_URL}, follow_redirects=False)  # fmt: skip
+    assert r.status_code == 400 and r.text.startswith("lookalike: error: the server could not write: No space")
+    assert not (family[0] / people_edits.EDITS).exists()

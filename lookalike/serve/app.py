@@ -282,6 +282,8 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
         the server stays up."""
         if isinstance(e, LookalikeError):
             why = str(e)
+        elif isinstance(e, OSError):  # a full disk, a read-only index folder: the change was not made
+            why = f"the server could not write: {e.strerror or e}; nothing was changed"
         else:  # a field of the wrong type or shape: int("ten"), a missing form value
             why = f"bad request: {type(e).__name__}: {' '.join(str(e).split())}"[:300]
         if (
@@ -294,7 +296,7 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
 
     from starlette.formparsers import MultiPartException
 
-    handlers = {k: refused for k in (LookalikeError, TypeError, ValueError, KeyError, MultiPartException)}
+    handlers = {k: refused for k in (LookalikeError, TypeError, ValueError, KeyError, OSError, MultiPartException)}
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
     limit = MAX_FORM_FILES * (max_upload + 2**16) + 2**20  # two photos and their fields, as multipart spells them
     return FrontDoor(app, LOOPBACK_HOSTS if hosts is None else hosts, max_body=limit)
