@@ -125,7 +125,7 @@ def dedup_section(work: Path) -> dict:
     from lookalike.faces.detect import FaceDetector
     from lookalike.faces.photos import Photo, load_photo
     from lookalike.heads import create_head
-    from lookalike.index.build import IndexOptions, run_index
+    from lookalike.index.runner import IndexOptions, run_index
 
     head, det = create_head("sface"), FaceDetector()
     lfw = config.data_dir() / "lfw" / "images"

@@ -31,7 +31,7 @@ from lookalike import config
 from lookalike.bench.retrieval import leave_one_out
 from lookalike.faces.detect import create_detector
 from lookalike.heads import DEFAULT_HEAD, create_head, list_heads
-from lookalike.index.build import run_index
+from lookalike.index.runner import run_index
 from lookalike.index.store import REJECTS_SCHEMA, FaceStore, vectors_of
 from lookalike.search.query import Searcher
 

@@ -32,7 +32,7 @@ from lookalike import config
 from lookalike.bench.report import machine, machine_line, today
 from lookalike.faces.detect import FaceDetector
 from lookalike.heads import create_head
-from lookalike.index.build import IndexOptions, run_index
+from lookalike.index.runner import IndexOptions, run_index
 from lookalike.search.query import Searcher
 from lookalike.search.rerank import MetricReranker
 from lookalike.similarity.metric import learn_global_metric

@@ -22,7 +22,7 @@ from lookalike.heads.calibration import DEFAULT_FMR
 if TYPE_CHECKING:
     import numpy as np
 
-    from lookalike.index.build import IndexReport
+    from lookalike.index.runner import IndexReport
     from lookalike.search.query import QueryAnswer, Searcher
     from lookalike.search.verify import Verdict
 
@@ -65,28 +65,20 @@ def build_index(
     progress: called with `(files_done, total_files, faces_found)` as the run goes. Returns the open `Index`; its
     `report` holds what this run did.
     """
-    from lookalike.faces.detect import DEFAULT_MIN_FACE, create_detector
     from lookalike.faces.photos import read_labels
-    from lookalike.heads import create_head
-    from lookalike.index.build import IndexOptions, run_index
-    from lookalike.index.plan import plan_index
     from lookalike.index.registry import remember
+    from lookalike.index.runner import IndexOptions, run_index
+    from lookalike.index.settings import resolve
     from lookalike.index.store import FaceStore
 
     source = Path(source).expanduser()
     if not source.exists():
         raise LookalikeError(f"no such folder or file: {source}")
-    plan = plan_index(source, name, out, head, detector)
+    plan = resolve(source, name, out, head, detector)
     label_map = read_labels(Path(labels)) if isinstance(labels, (str, Path)) else labels
     opts = IndexOptions(labels=label_map, prune=prune, workers=workers)
-    report = run_index(
-        source,
-        plan.out,
-        create_head(plan.head, device=device),
-        create_detector(plan.detector, plan.min_prob, int(plan.min_face or DEFAULT_MIN_FACE), device=device),
-        opts,
-        _Progress(progress) if progress else None,
-    )
+    head_model, detector_model = plan.load(device)
+    report = run_index(source, plan.out, head_model, detector_model, opts, _Progress(progress) if progress else None)
     if plan.name:
         remember(plan.name, plan.out, FaceStore.exists)
     ix = Index(plan.out, device=device)

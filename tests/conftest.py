@@ -48,7 +48,7 @@ def default_head():
 
 
 def build_index(tmp: Path, source: Path, head, detector, **opts):
-    from lookalike.index.build import IndexOptions, run_index
+    from lookalike.index.runner import IndexOptions, run_index
 
     out = tmp / f"{source.name}-{head.name}"
     run_index(source, out, head, detector, IndexOptions(**opts))
@@ -92,7 +92,7 @@ def index_with_copy(tmp: Path, sface, detector, people: dict[str, int], copy: tu
     this process with sface. Returns `(index, photos folder)`."""
     import shutil
 
-    from lookalike.index.build import IndexOptions, run_index
+    from lookalike.index.runner import IndexOptions, run_index
 
     lfw = require_data("lfw", "images")
     root = tmp / "photos"
@@ -105,3 +105,44 @@ def index_with_copy(tmp: Path, sface, detector, people: dict[str, int], copy: tu
     ix = tmp / "ix"
     run_index(root, ix, sface, detector, IndexOptions(workers=0))
     return ix, root
+
+
+def sample_faces() -> dict[str, object]:
+    """Photos of three people that the installed packages ship (no data folder needed): scikit-image's astronaut
+    (Eileen Collins) and cameraman, matplotlib's Grace Hopper, as RGB arrays by a folder-style identity name."""
+    import numpy as np
+    import skimage.data
+    from matplotlib import cbook
+    from PIL import Image
+
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as im:
+        hopper = np.asarray(im.convert("RGB"))
+    return {
+        "Eileen_Collins": skimage.data.astronaut(),
+        "Grace_Hopper": hopper,
+        "Cameraman": np.stack([skimage.data.camera()] * 3, axis=-1),
+    }
+
+
+def write_sample_photos(root: Path, side: int | None = None, per_person: int = 3) -> Path:
+    """`root/<person>/<n>.jpg` from `sample_faces`: the photo, mirrored, then brighter and a little rotated, each
+    resized so its long side is `side` (None: as shipped); plus `notes/coffee.jpg`, a photo without a face.
+    Returns `root`."""
+    import numpy as np
+    import skimage.data
+    from PIL import Image, ImageEnhance
+
+    def save(rgb, path: Path) -> None:
+        img = Image.fromarray(rgb)
+        if side:
+            w, h = img.size
+            img = img.resize((round(w * side / max(w, h)), round(h * side / max(w, h))), Image.Resampling.BICUBIC)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img.save(path, quality=92)
+
+    for name, rgb in sample_faces().items():
+        variants = [rgb, rgb[:, ::-1], np.asarray(ImageEnhance.Brightness(Image.fromarray(rgb).rotate(4)).enhance(1.2))]
+        for n, v in enumerate(variants[:per_person]):
+            save(np.ascontiguousarray(v), root / name / f"{n}.jpg")
+    save(skimage.data.coffee(), root / "notes" / "coffee.jpg")
+    return root

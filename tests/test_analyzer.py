@@ -12,7 +12,7 @@ from lookalike.bench.embed import embed_photos
 from lookalike.faces.analyzer import FaceAnalyzer
 from lookalike.faces.detect import create_detector
 from lookalike.heads import create_head
-from lookalike.index.build import run_index
+from lookalike.index.runner import run_index
 from lookalike.search.query import Searcher
 from lookalike.similarity.facecrops import main_face_crops
 

@@ -18,7 +18,7 @@ DRIVER = shutil.which("chromedriver")
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, sface, detector):
-    from lookalike.index.build import IndexOptions, run_index
+    from lookalike.index.runner import IndexOptions, run_index
 
     lfw = require_data("lfw", "images")
     root = tmp_path_factory.mktemp("photos")

@@ -38,7 +38,7 @@ def test_arcface_embeds_and_maps(tmp_path):
 
 def test_arcface_real_face_through_pipeline(tmp_path, detector):
     from lookalike.heads import create_head
-    from lookalike.index.build import process_files
+    from lookalike.index.runner import process_files
 
     photos = sorted(require_data("gallery", "lfw10").rglob("*.jpg"))[:2]
     head = create_head("arcface-r50", device="cpu", weights_dir=_random_weights(tmp_path))

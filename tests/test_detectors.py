@@ -110,7 +110,7 @@ def test_main_face_is_the_centred_subject_not_a_cut_off_edge_face(tmp_path, dete
     import shutil
 
     from lookalike.heads import create_head
-    from lookalike.index.build import run_index
+    from lookalike.index.runner import run_index
 
     root = tmp_path / "photos"
     for name, n in (("Lindsay_Lohan", 1), ("Andre_Agassi", 1)):
@@ -133,7 +133,7 @@ def test_a_labelled_photo_or_a_query_keeps_its_best_face_below_the_threshold(tmp
     import shutil
 
     from lookalike.heads import create_head
-    from lookalike.index.build import run_index
+    from lookalike.index.runner import run_index
 
     marilyn = _lfw("Marilyn_Monroe", 1)  # MTCNN finds her face at 0.763 only
     (tmp_path / "labelled" / "Marilyn_Monroe").mkdir(parents=True)

@@ -44,7 +44,7 @@ def test_dinov2_embeds_cca224_crops(tmp_path, original):
 def test_dinov2_real_face_through_pipeline(tmp_path, detector):
     """A real photo goes through detect -> cca224 crop -> dinov2 (random weights) like any head."""
     from lookalike.heads import create_head
-    from lookalike.index.build import process_files
+    from lookalike.index.runner import process_files
 
     photos = sorted(require_data("gallery", "lfw10").rglob("*.jpg"))[:2]
     head = create_head("dinov2", device="cpu", weights_dir=_random_checkpoint(tmp_path, True))

@@ -221,7 +221,7 @@ def test_pixels_in_flight_are_bounded(tmp_path):
     """The reader never holds more decoded pixels than the budget (one photo above it, alone), hands over
     what it holds instead of waiting forever, and yields every file once, in order."""
     from lookalike.faces.photos import PixelBudget
-    from lookalike.index.build import read_batches, release_batch
+    from lookalike.ingest.find import FindSettings, Task, read_batches, release_batch
 
     paths = []
     for k in range(12):
@@ -240,7 +240,8 @@ def test_pixels_in_flight_are_bounded(tmp_path):
 
     budget.acquire = acquire  # type: ignore[method-assign]
     seen = []
-    for batch in read_batches(paths, batch_files=8, budget=budget):
+    settings = FindSettings({}, "facenet160", batch_files=8)
+    for batch in read_batches([Task(p) for p in paths], settings, budget):
         assert budget.used <= budget.limit
         seen += [b.stat.path for b in batch]
         assert all(isinstance(b, Photo) for b in batch)

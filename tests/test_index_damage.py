@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lookalike.cli.app import main
-from lookalike.index.build import run_index
+from lookalike.index.runner import run_index
 from lookalike.index.repair import repair_index
 from lookalike.index.store import FACES, INDEX, MANIFEST, REJECTS, FaceStore, faces_schema
 from lookalike.search.query import Searcher

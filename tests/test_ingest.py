@@ -15,7 +15,7 @@ from lookalike.faces.analyzer import FaceAnalyzer
 from lookalike.faces.detect import create_detector
 from lookalike.faces.photos import Photo, load_photo
 from lookalike.heads import create_head
-from lookalike.index.build import IndexOptions, run_index
+from lookalike.index.runner import IndexOptions, run_index
 from lookalike.index.store import FaceStore, vectors_of
 
 from .conftest import require_data
@@ -122,9 +122,9 @@ def test_a_yunet_worker_does_not_load_torch():
     code = (
         "import sys\n"
         "from lookalike.faces.detect import create_detector\n"
-        "from lookalike.faces.ingest import FinderSettings, _start_worker\n"
+        "from lookalike.ingest.distribute import _start_worker\nfrom lookalike.ingest.find import FindSettings\n"
         "d = create_detector('yunet', device='cpu')\n"
-        "_start_worker(FinderSettings(d.params, 'facenet160', 10**8, 10**8, 10**8, d.max_side))\n"
+        "_start_worker(FindSettings(d.params, 'facenet160', 10**8, 10**8, 10**8, d.max_side))\n"
         "print('torch' in sys.modules)\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -135,7 +135,7 @@ def test_a_yunet_worker_does_not_load_torch():
 def test_workers_by_machine_and_photo_size(monkeypatch):
     """Workers where they were measured to pay: many cores; on 2-3 cores only for large photos (detection-bound),
     never for a short run; a head that embeds in the workers gets one per CPU."""
-    from lookalike.faces import ingest
+    from lookalike.ingest import distribute as ingest
 
     def on(cpus: int) -> None:
         monkeypatch.setattr(ingest.os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
@@ -152,7 +152,7 @@ def test_workers_by_machine_and_photo_size(monkeypatch):
 
 
 def test_the_plan_knows_the_median_photo_size(tmp_path):
-    from lookalike.index.build import plan
+    from lookalike.index.runner import plan
     from lookalike.index.store import FaceStore
 
     for i, n in enumerate([10, 20, 300_000, 400_000, 500_000]):

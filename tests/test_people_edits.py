@@ -73,7 +73,7 @@ def test_query_shows_the_edited_name(clustered: Path) -> None:
 
 def test_edits_stay_across_an_index_addition(tmp_path, sface, detector) -> None:
     from lookalike.curate.cluster import cluster_index
-    from lookalike.index.build import IndexOptions, run_index
+    from lookalike.index.runner import IndexOptions, run_index
 
     src = require_data("gallery", "lfw10")
     photos = tmp_path / "photos"

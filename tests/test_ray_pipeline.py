@@ -1,4 +1,4 @@
-"""The Ray Data job runs the CLI's stages and writes the same index as `run_index`."""
+"""The Ray Data entry point (`pipelines/ray_index.py`) writes the index `lookalike index` writes."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import shutil
 import numpy as np
 import pytest
 
-from lookalike.index.build import run_index
+from lookalike.index.runner import run_index
 from lookalike.index.store import FaceStore, vectors_of
 
 from .conftest import require_data
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
-ray_index = pytest.importorskip("lookalike.index.ray_job")
+ray_index = pytest.importorskip("pipelines.ray_index")
 
 
 def test_ray_job_matches_the_cli(tmp_path, sface, detector):
@@ -27,9 +27,7 @@ def test_ray_job_matches_the_cli(tmp_path, sface, detector):
     run_index(photos, tmp_path / "cli", sface, detector)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        report = ray_index.run(
-            photos, tmp_path / "ray", "sface", workers=1, batch_size=4, commit_every=4, detector=detector.name
-        )
+        report = ray_index.build(photos, tmp_path / "ray", "sface", detector=detector.name, actors=1, batch_size=4)
     finally:
         ray.shutdown()
     a, b = FaceStore.open(tmp_path / "cli"), FaceStore.open(tmp_path / "ray")

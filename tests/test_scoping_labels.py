@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from lookalike.cli.app import cli
 from lookalike.curate.dedup import Duplicates, plan_removal
-from lookalike.index.build import run_index
+from lookalike.index.runner import run_index
 from lookalike.search.rerank import MetricReranker, metric_file_name
 from lookalike.similarity.metric import Metric
 

@@ -39,7 +39,7 @@ def test_sface_input_is_what_opencv_feeds_the_network(sface, detector):
 
 
 def test_an_index_of_the_old_sface_input_is_refused(tmp_path, sface, detector):
-    from lookalike.index.build import run_index
+    from lookalike.index.runner import run_index
 
     src = tmp_path / "photos" / "Tony_Blair"
     src.mkdir(parents=True)

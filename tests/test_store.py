@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lookalike.index import store as store_mod
-from lookalike.index.build import IndexOptions, run_index
+from lookalike.index.runner import IndexOptions, run_index
 from lookalike.index.store import FaceStore, vectors_of
 
 from .conftest import require_data

@@ -62,7 +62,7 @@ def test_a_worker_runs_it_on_one_thread(monkeypatch):
 
     before = cv2.getNumThreads()
     try:
-        cv2.setNumThreads(1)  # what faces/ingest.py's worker start does first
+        cv2.setNumThreads(1)  # what ingest/distribute.py's worker start does first
         det = YuNetDetector()
         assert det._engine.session.get_session_options().intra_op_num_threads == 1
     finally:

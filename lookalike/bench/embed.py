@@ -78,8 +78,7 @@ def embed_photos(
     joins them (`combine_parts`). It is the same vector: the same detector picks the same main face, each part
     cuts its own crop from it (tests/test_fused.py checks the fused head against its parts).
     """
-    from lookalike.faces.detect import create_detector
-    from lookalike.heads import create_head, get_head_spec
+    from lookalike.heads import get_head_spec
 
     spec = get_head_spec(head_name)
     if spec.parts:
@@ -90,16 +89,17 @@ def embed_photos(
                 raise ValueError(f"cannot name part {part!r}'s cache after {index_dir}: it must contain {head_name!r}")
             parts.append(embed_photos(paths, part, part_dir, labels, device, progress, detector))
         return combine_parts(parts, [w for _, w in spec.parts])
-    from lookalike.index.build import IndexOptions, run_index
+    from lookalike.index.runner import IndexOptions, run_index
+    from lookalike.index.settings import resolve
 
     uniq = sorted({os.path.abspath(p) for p in paths})
-    head = create_head(head_name, device=device)  # FaceStore.writer refuses an index of another head
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
         fh.write("\n".join(uniq) + "\n")
         listing = fh.name
     try:
-        det = create_detector(detector, device=device)
-        run_index(listing, index_dir, head, det, IndexOptions(labels=labels), progress)
+        settings = resolve(listing, out=index_dir, head=head_name, detector=detector)  # refuses another head's index
+        head, det = settings.load(device)
+        run_index(listing, settings.out, head, det, IndexOptions(labels=labels), progress)
     finally:
         os.unlink(listing)
     return main_face_vectors(index_dir, uniq)

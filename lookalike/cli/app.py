@@ -108,20 +108,17 @@ def index_cmd(
     Identity labels come from each photo's folder name, from --labels, or from a list file whose first line
     is `path,identity`; only a photo's main face takes it.
     """
-    from lookalike.faces.detect import DEFAULT_MIN_FACE, create_detector
     from lookalike.faces.photos import read_labels
-    from lookalike.heads import create_head
-    from lookalike.index.build import IndexOptions, run_index
-    from lookalike.index.plan import plan_index
+    from lookalike.index.runner import IndexOptions, run_index
+    from lookalike.index.settings import resolve
 
     if min(max_pixels, max_file_mb, max_pixels_in_flight, batch_size) <= 0:
         raise LookalikeError("--max-pixels, --max-file-mb, --max-pixels-in-flight and --batch-size must be > 0")
     # everything that can refuse the run does so before any model loads
-    plan = plan_index(source, name, out, head_name, detector_name, min_prob, min_face, index_type)
-    out, named = plan.out, plan.name
+    settings = resolve(source, name, out, head_name, detector_name, min_prob, min_face, index_type)
+    out, named = settings.out, settings.name
     label_map = read_labels(labels) if labels else None
-    head = create_head(plan.head, device=device)
-    detector = create_detector(plan.detector, plan.min_prob, int(plan.min_face or DEFAULT_MIN_FACE), device=device)
+    head, detector = settings.load(device)
     opts = IndexOptions(
         max_pixels=max_pixels,
         max_bytes=max_file_mb * 2**20,

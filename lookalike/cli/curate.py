@@ -29,17 +29,15 @@ def folder_index_path(folder: Path, head_name: str) -> Path:
 def _index_folder(folder: Path, head_name: str, quiet: bool, device: str | None = None) -> Path:
     """Index a photo folder into its own index (`folder_index_path`), incrementally and pruned: the index
     holds exactly the folder's photos as they are now; identities from sub-folders."""
-    from lookalike.faces.detect import create_detector
-    from lookalike.heads import create_head
-    from lookalike.index.build import IndexOptions, run_index
-    from lookalike.index.store import FaceStore
+    from lookalike.index.runner import IndexOptions, run_index
+    from lookalike.index.settings import resolve
 
-    out = folder_index_path(folder, head_name)
-    FaceStore.check_target(out)
-    head = create_head(head_name, device=device)  # FaceStore.writer refuses an index of another head
+    settings = resolve(folder, out=folder_index_path(folder, head_name), head=head_name)  # the index's own rules
+    out = settings.out
+    head, detector = settings.load(device)
     bar = ProgressBar(f"index {folder.name}", "photo", disabled=quiet)
     try:
-        run_index(folder, out, head, create_detector(device=device), IndexOptions(prune=True), progress=bar)
+        run_index(folder, out, head, detector, IndexOptions(prune=True), progress=bar)
     finally:
         bar.close()
     return out

@@ -1,18 +1,24 @@
-"""What an indexing run will use, decided before any model loads: where the index is, and the head, detector and
-thresholds of a new index or the ones an existing index keeps. The CLI and the library (`lookalike.index`) both
-start here, so an existing index's rules live in one place."""
+"""What an indexing run will use, decided before any model loads (`resolve`): where the index is, and the head,
+detector and thresholds of a new index or the ones an existing index keeps. The CLI, the library, the curate verbs,
+the benchmarks and the Ray pipeline all start here, so an existing index's rules live in one place; `load` then
+makes the models those settings name."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lookalike import config
 from lookalike.errors import LookalikeError
 
+if TYPE_CHECKING:
+    from lookalike.faces.detect import Detector
+    from lookalike.heads import Head
+
 
 @dataclass(frozen=True)
-class IndexPlan:
+class IndexSettings:
     """The settings a run builds with: the folder, the index's name (None for a bare folder), the head and the
     detector with its thresholds (None: the detector's own default)."""
 
@@ -23,6 +29,15 @@ class IndexPlan:
     min_prob: float | None
     min_face: int | None
     existing: bool
+
+    def load(self, device: str | None = None) -> tuple[Head, Detector]:
+        """The head and detector these settings name, loaded (`device`: torch device, default cuda when present)."""
+        from lookalike.faces.detect import DEFAULT_MIN_FACE, create_detector
+        from lookalike.heads import create_head
+
+        head = create_head(self.head, device=device)
+        detector = create_detector(self.detector, self.min_prob, int(self.min_face or DEFAULT_MIN_FACE), device=device)
+        return head, detector
 
 
 def target_folder(source: Path, name: str | None, out: Path | None) -> tuple[Path, str | None]:
@@ -43,7 +58,7 @@ def target_folder(source: Path, name: str | None, out: Path | None) -> tuple[Pat
     return out, named
 
 
-def plan_index(
+def resolve(
     source: str | Path,
     name: str | None = None,
     out: str | Path | None = None,
@@ -52,7 +67,7 @@ def plan_index(
     min_prob: float | None = None,
     min_face: int | None = None,
     index_type: str = "auto",
-) -> IndexPlan:
+) -> IndexSettings:
     """The run's settings, or a one-line error for anything that would refuse it (a foreign folder, another
     head or detector than the index was built with, a bad index type). Loads no model."""
     from lookalike.faces.detect import LEGACY_DETECTOR, detector_spec
@@ -80,4 +95,4 @@ def plan_index(
         if detector is not None:
             detector = detector_spec(detector).name
     check_factory(index_type, get_head_spec(head).dim)
-    return IndexPlan(folder, named, head, detector, min_prob, min_face, existing)
+    return IndexSettings(folder, named, head, detector, min_prob, min_face, existing)

@@ -1,19 +1,15 @@
-"""Indexing as plain stages over batches: read -> detect/align -> embed -> write.
-
-`process_files` (read, detect, crop, embed) is a pure function of a list of paths and the models, so the
-Ray Data job in `lookalike/index/ray_job.py` maps the very same function over partitions; only `run_index` (the single
-writer: ids, parts, finalize) runs on one machine.
+"""The one indexing runner: plan -> find faces (a distributor runs `lookalike.ingest.find.find_faces`) -> embed ->
+write. `run_index` is the single writer (ids, parts, finalize) whichever distributor found the faces: this process,
+worker processes, or Ray actors on a cluster (`pipelines/ray_index.py`); the CLI, the library and the pipeline all
+call it, so an index is the same byte for byte whichever way it was built.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import queue
 import statistics
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -23,27 +19,27 @@ import pyarrow as pa
 
 from lookalike.faces.analyzer import AnalyzedPhoto, FaceAnalyzer
 from lookalike.faces.detect import Detector
-from lookalike.faces.ingest import FinderSettings, Found, ParallelFinder, default_workers
 from lookalike.faces.photos import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
     DEFAULT_PIXELS_IN_FLIGHT,
     FileStat,
-    Photo,
-    PixelBudget,
     Rejected,
     SourceScan,
     Unchanged,
-    drop_pixels,
     identity_from_folder,
-    load_photo,
     scan_source,
     stat_file,
 )
 from lookalike.heads import Head, create_head
 from lookalike.index.store import REJECTS_SCHEMA, FaceStore, faces_schema, now_utc
 from lookalike.index.writer import IndexWriter
+from lookalike.ingest.distribute import Distributor, choose
+from lookalike.ingest.find import DEFAULT_BATCH_FILES, FindSettings, Found, Task, find_faces
 from lookalike.paths import fs_path
+
+#: Files written to the index between commits (a crash loses at most this many files' work).
+DEFAULT_COMMIT_EVERY = 256
 
 
 @dataclass
@@ -53,8 +49,8 @@ class IndexOptions:
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_bytes: int = DEFAULT_MAX_BYTES
     pixels_in_flight: int = DEFAULT_PIXELS_IN_FLIGHT
-    batch_files: int = 32
-    commit_every: int = 256
+    batch_files: int = DEFAULT_BATCH_FILES
+    commit_every: int = DEFAULT_COMMIT_EVERY
     index_factory: str = "auto"
     labels: dict[str, str] | None = None
     prune: bool = False
@@ -71,6 +67,17 @@ class IndexOptions:
             "main_face": "largest clipped box, discounted by distance from centre; a labelled photo keeps its best "
             "face down to the detector's floor",
         }
+
+    def find_settings(
+        self, detector: Detector, head: Head, embed: bool = False, device: str | None = "cpu"
+    ) -> FindSettings:
+        """What each finder is given: the detector's settings, the head's crop, the limits; `embed`: the finder
+        embeds too, with a head of the same name made where it runs, on `device`."""
+        make_head = partial(create_head, head.name, device=device) if embed else None
+        return FindSettings(
+            detector.params, head.crop, self.max_pixels, self.max_bytes, self.pixels_in_flight, detector.max_side,
+            self.batch_files, make_head,
+        )  # fmt: skip
 
 
 class Progress(Protocol):
@@ -96,6 +103,7 @@ class IndexReport:
     rejects_added: int = 0
     pruned_files: int = 0
     workers: int = 0
+    distributor: str = "inline"
     seconds: float = 0.0
     counts: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -104,84 +112,7 @@ class IndexReport:
         return dict(self.__dict__)
 
 
-# ---------------------------------------------------------------------------------------------- stages
-Loaded = Photo | Rejected | Unchanged
-
-
-def read_batches(
-    paths: list[str],
-    batch_files: int,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    budget: PixelBudget | None = None,
-    known_sha256: dict[str, str | None] | None = None,
-    draft_side: int | None = None,
-) -> Iterator[list[Loaded]]:
-    """Batches of loaded files, read by one background thread one batch ahead of the caller.
-
-    Memory is bounded by decoded pixels, not photos: each decode draws its pixels from `budget`, and the
-    caller gives a batch's pixels back (`release_batch`) when it is done with it. When a decode would have to
-    wait for pixels, the reader hands over the batch it holds first, so the caller can free some.
-    """
-    budget = budget or PixelBudget(DEFAULT_PIXELS_IN_FLIGHT)
-    known = known_sha256 or {}
-    out: queue.Queue = queue.Queue(maxsize=1)
-    stop = threading.Event()
-    done = object()
-    current: list[Loaded] = []
-
-    def hand_over() -> None:
-        nonlocal current
-        if current:
-            batch, current = current, []
-            out.put(batch)
-
-    def produce() -> None:
-        try:
-            budget.on_wait = hand_over
-            for p in paths:
-                if stop.is_set():
-                    return
-                # loaded first, appended after: the load may hand `current` over while it waits for pixels
-                item = load_photo(
-                    p, max_pixels, max_bytes=max_bytes, budget=budget, known_sha256=known.get(p), draft_side=draft_side
-                )
-                current.append(item)
-                if len(current) >= batch_files:
-                    hand_over()
-            hand_over()
-            out.put(done)
-        except BaseException as e:  # surfaced in the caller's thread
-            out.put(e)
-
-    worker = threading.Thread(target=produce, name="lookalike-reader", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = out.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while worker.is_alive():
-            budget.release(budget.limit)  # wake a reader waiting for pixels
-            try:
-                out.get(timeout=0.05)  # make room for a reader waiting to hand over
-            except queue.Empty:
-                pass
-        budget.on_wait = None
-
-
-def release_batch(batch: list[Loaded], budget: PixelBudget) -> None:
-    """Give a batch's decoded pixels back to the budget (and drop them)."""
-    for item in batch:
-        if isinstance(item, Photo):
-            drop_pixels(item, budget)
-
-
+# ---------------------------------------------------------------------------------------------- rows
 def face_rows(analyzed: list[AnalyzedPhoto], head: str, dim: int, identity_of: Callable[[str], str | None]) -> pa.Table:
     """Face records of analysed photos (vector ids still null: the writer assigns them)."""
     rows: dict[str, list] = {k: [] for k in faces_schema(dim).names}
@@ -248,24 +179,6 @@ def tables_of(
     return face_rows(done, head.name, head.dim, identity_of), reject_rows(rejects)
 
 
-def process_loaded(
-    loaded: list[Loaded],
-    detector: Detector,
-    head: Head,
-    identity_of: Callable[[str], str | None],
-) -> tuple[pa.Table, pa.Table]:
-    """Detect, crop and embed decoded photos (`FaceAnalyzer`): `(faces table, rejects table)`; a photo with
-    no face to use is a reject. A labelled photo keeps its best face below the min probability.
-
-    `Unchanged` items are left to the caller (their rows are already in the index).
-    """
-    analyzer = FaceAnalyzer(detector, head)
-    photos = [x for x in loaded if isinstance(x, Photo)]
-    labelled = [identity_of(p.stat.path) is not None for p in photos]
-    analyzed = analyzer.analyze(photos, keep_best=labelled, embed=False) if photos else []
-    return tables_of([*analyzed, *(x for x in loaded if isinstance(x, Rejected))], analyzer, identity_of)
-
-
 def process_files(
     paths: list[str],
     detector: Detector,
@@ -274,21 +187,16 @@ def process_files(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     pixels_in_flight: int = DEFAULT_PIXELS_IN_FLIGHT,
 ) -> tuple[pa.Table, pa.Table]:
-    """One batch end to end: `(faces table, rejects table)`. Photos with no face become rejects.
-
-    Decoded pixels stay under `pixels_in_flight`: a batch of large photos is taken in as many pieces as needed.
-    """
-    budget = PixelBudget(pixels_in_flight)
-    faces, rejects = [], []
-    with contextlib.closing(read_batches(paths, max(1, len(paths)), max_pixels, budget=budget)) as batches:
-        for loaded in batches:
-            f, r = process_loaded(loaded, detector, head, identity_of)
-            release_batch(loaded, budget)
-            faces.append(f)
-            rejects.append(r)
-    if not faces:
+    """Files end to end in this process, without an index: `(faces table, rejects table)` (a head's plumbing tests
+    use it). Photos with no face become rejects; decoded pixels stay under `pixels_in_flight`."""
+    analyzer = FaceAnalyzer(detector, head)
+    settings = FindSettings(detector.params, head.crop, max_pixels, pixels_in_flight=pixels_in_flight,
+                            batch_files=max(1, len(paths)))  # fmt: skip
+    tasks = [Task(p, identity_of(p) is not None) for p in paths]
+    tables = [tables_of(found, analyzer, identity_of) for found in find_faces(tasks, settings, analyzer)]
+    if not tables:
         return faces_schema(head.dim).empty_table(), REJECTS_SCHEMA.empty_table()
-    return pa.concat_tables(faces), pa.concat_tables(rejects)
+    return pa.concat_tables([f for f, _ in tables]), pa.concat_tables([r for _, r in tables])
 
 
 # ---------------------------------------------------------------------------------------------- runner
@@ -341,47 +249,6 @@ def plan(source: str | Path, store: FaceStore) -> Plan:
     return Plan(scan, todo, unsupported, vanished, unchanged, known_sha, median_bytes)
 
 
-def _found_batches(
-    p: Plan, analyzer: FaceAnalyzer, identity_of: Callable[[str], str | None], opts: IndexOptions, workers: int
-) -> Iterator[list[Found]]:
-    """The files to read, found (decoded, detected, chosen, cropped; not embedded) about `batch_files` at a time.
-
-    workers > 0: worker processes find the faces (`ParallelFinder`); 0: this process does, with one reader
-    thread decoding ahead (small runs, where starting processes costs more than it saves).
-    """
-    detector = analyzer.detector
-    if workers > 0:
-        head = analyzer.head
-        in_workers = head is not None and head.embeds_in_workers
-        make_head = partial(create_head, head.name, device="cpu") if in_workers else None
-        settings = FinderSettings(
-            detector.params, analyzer.crop or "", opts.max_pixels, opts.max_bytes, opts.pixels_in_flight,
-            detector.max_side, make_head,
-        )  # fmt: skip
-        tasks = [(path, identity_of(path) is not None, p.known_sha256.get(path)) for path in p.todo]
-        with ParallelFinder(settings, workers) as finder:
-            group: list[Found] = []
-            for found in finder.find(tasks):
-                group += found
-                if len(group) >= opts.batch_files:
-                    yield group
-                    group = []
-            if group:
-                yield group
-        return
-    budget = PixelBudget(opts.pixels_in_flight)
-    batches = read_batches(
-        p.todo, opts.batch_files, opts.max_pixels, opts.max_bytes, budget, p.known_sha256, detector.max_side
-    )
-    with contextlib.closing(batches):  # a failed run stops its reader thread too
-        for loaded in batches:
-            photos = [x for x in loaded if isinstance(x, Photo)]
-            labelled = [identity_of(x.stat.path) is not None for x in photos]
-            analyzed = analyzer.analyze(photos, keep_best=labelled, embed=False) if photos else []
-            release_batch(loaded, budget)
-            yield [*analyzed, *(x for x in loaded if not isinstance(x, Photo))]
-
-
 def _label_warnings(scan: SourceScan, labels: dict[str, str] | None) -> list[str]:
     out = []
     if scan.kind == "list" and labels is None:
@@ -398,6 +265,18 @@ def _label_warnings(scan: SourceScan, labels: dict[str, str] | None) -> list[str
     return out
 
 
+def labeller(scan: SourceScan, labels: dict[str, str] | None) -> Callable[[str], str | None]:
+    """A path's identity label: from `labels` when given (or the list file's), else its folder's name under a
+    folder source, else none."""
+
+    def identity_of(path: str) -> str | None:
+        if labels is not None:
+            return labels.get(path)
+        return identity_from_folder(path, scan.root) if scan.kind == "folder" else None
+
+    return identity_of
+
+
 def run_index(
     source: str | Path,
     out: str | Path,
@@ -405,8 +284,14 @@ def run_index(
     detector: Detector,
     options: IndexOptions | None = None,
     progress: Progress | None = None,
+    distributor: Distributor | None = None,
 ) -> IndexReport:
-    """Index a folder, list file or photo into the index folder `out`; only new or changed files are embedded."""
+    """Index a folder, list file or photo into the index folder `out`; only new or changed files are embedded.
+
+    distributor: who finds the faces (`lookalike.ingest.distribute`); default `Inline` or a `ProcessPool` by
+    `options.workers` (None: `default_workers`). A distributor that embeds (Ray actors, a head that embeds in
+    workers) hands back vectors; the rest are embedded here, in batches across photos.
+    """
     opts = options or IndexOptions()
     t0 = time.perf_counter()
     report = IndexReport(index=str(out), head=head.name)
@@ -415,12 +300,7 @@ def run_index(
         p = plan(source, store)
         labels = opts.labels if opts.labels is not None else p.scan.labels
         report.warnings = _label_warnings(p.scan, labels)
-
-        def identity_of(path: str) -> str | None:
-            if labels is not None:
-                return labels.get(path)
-            return identity_from_folder(path, p.scan.root) if p.scan.kind == "folder" else None
-
+        identity_of = labeller(p.scan, labels)
         report.files_seen = len(p.todo) + len(p.unsupported) + p.unchanged
         report.files_unchanged = p.unchanged
         report.files_skipped = p.scan.skipped
@@ -429,17 +309,28 @@ def run_index(
         writer = IndexWriter(store, head.dim, opts.commit_every)
         writer.add(None, reject_rows(p.unsupported) if p.unsupported else None)
         analyzer = FaceAnalyzer(detector, head)
-        workers = opts.workers
-        if workers is None:
-            workers = default_workers(len(p.todo), head.embeds_in_workers, p.todo_median_bytes)
-        report.workers = workers
-        for found in _found_batches(p, analyzer, identity_of, opts, workers):
-            writer.touched([x for x in found if isinstance(x, Unchanged)])
-            faces_t, rejects_t = tables_of(found, analyzer, identity_of)
-            writer.add(faces_t, rejects_t, files=len(found))
-            report.files_processed += len(found)
-            if progress:
-                progress.advance(len(found), faces_t.num_rows)
+        own = distributor is None
+        if distributor is None:
+            distributor = choose(opts.workers, len(p.todo), head.embeds_in_workers, p.todo_median_bytes)
+        # Ray actors embed where they run; worker processes embed for a head that holds the GIL on one core (dlib)
+        embeds_there = distributor.embeds or (distributor.workers > 0 and head.embeds_in_workers)
+        settings = opts.find_settings(detector, head, embeds_there, distributor.head_device)
+        report.workers = distributor.workers
+        report.distributor = distributor.name
+        tasks = [Task(path, identity_of(path) is not None, p.known_sha256.get(path)) for path in p.todo]
+        try:
+            group: list[Found] = []
+            for found in distributor.find(tasks, settings, analyzer):
+                group += found
+                if len(group) < opts.batch_files:
+                    continue
+                _write(group, analyzer, identity_of, writer, report, progress)
+                group = []
+            if group:
+                _write(group, analyzer, identity_of, writer, report, progress)
+        finally:
+            if own:
+                distributor.close()
         report.files_touched = writer.touched_files
         drop = set(p.vanished) if opts.prune else set()
         report.pruned_files = len(drop)
@@ -448,3 +339,20 @@ def run_index(
         report.rejects_added = writer.rejects_added
     report.seconds = round(time.perf_counter() - t0, 3)
     return report
+
+
+def _write(
+    found: list[Found],
+    analyzer: FaceAnalyzer,
+    identity_of: Callable[[str], str | None],
+    writer: IndexWriter,
+    report: IndexReport,
+    progress: Progress | None,
+) -> None:
+    """Embed what the finders did not, and hand one group's rows to the writer."""
+    writer.touched([x for x in found if isinstance(x, Unchanged)])
+    faces_t, rejects_t = tables_of(found, analyzer, identity_of)
+    writer.add(faces_t, rejects_t, files=len(found))
+    report.files_processed += len(found)
+    if progress:
+        progress.advance(len(found), faces_t.num_rows)

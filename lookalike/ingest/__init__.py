@@ -1,0 +1,1 @@
+"""Ingestion: finding faces in files (`find`), and who runs it where (`distribute`)."""
