@@ -88,10 +88,10 @@ def build_index(
 
 def open_index(name_or_path: str | Path | None = None, *, device: str | None = None) -> Index:
     """An index by name or folder (None: the only one there is), as `--index` finds it."""
+    from lookalike.index.layout import locate
     from lookalike.index.store import FaceStore
-    from lookalike.index.summary import find_index
 
-    root = find_index(name_or_path)
+    root = locate(name_or_path)
     FaceStore.open(root)  # a missing or damaged index is refused here, not at the first query
     return Index(root, device=device)
 

@@ -127,7 +127,8 @@ def test_a_removal_that_cannot_be_written_changes_nothing(with_copy, monkeypatch
     import errno
 
     from lookalike.curate.dedup import remove_duplicates
-    from lookalike.index.store import REMOVED, FaceStore
+    from lookalike.index.layout import REMOVED
+    from lookalike.index.store import FaceStore
 
     ix, plan = with_copy
     before = _paths(ix)
@@ -146,7 +147,8 @@ def test_a_removal_that_cannot_be_written_changes_nothing(with_copy, monkeypatch
 def test_a_removal_whose_compaction_fails_is_said_as_done(with_copy, monkeypatch):
     from lookalike.curate.dedup import remove_duplicates, restore_removed
     from lookalike.errors import LookalikeError
-    from lookalike.index.store import REMOVED, FaceStore
+    from lookalike.index.layout import REMOVED
+    from lookalike.index.store import FaceStore
 
     ix, plan = with_copy
     before = _paths(ix)

@@ -73,8 +73,8 @@ def test_without_dlib_the_error_says_what_to_install(monkeypatch):
 def test_workers_embed_with_dlib_and_give_the_same_index(tmp_path, dlib_head, detector, monkeypatch):
     """dlib holds the GIL on one core, so indexing embeds in the worker processes (from 2 CPUs); the vectors are
     those of the in-process path, in the same order."""
-    from lookalike.ingest import distribute as ingest
     from lookalike.index.store import FaceStore
+    from lookalike.ingest import distribute as ingest
 
     monkeypatch.setattr(ingest.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     assert ingest.default_workers(500, embeds_in_workers=True) == 2

@@ -16,9 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from lookalike.cli.app import main
-from lookalike.index.runner import run_index
+from lookalike.index.layout import FACES, INDEX, MANIFEST, REJECTS
 from lookalike.index.repair import repair_index
-from lookalike.index.store import FACES, INDEX, MANIFEST, REJECTS, FaceStore, faces_schema
+from lookalike.index.runner import run_index
+from lookalike.index.store import FaceStore, faces_schema
 from lookalike.search.query import Searcher
 
 from .conftest import require_data

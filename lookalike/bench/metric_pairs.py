@@ -30,6 +30,7 @@ import numpy as np
 
 from lookalike.atomic import atomic_write_text
 from lookalike.eval.protocols import PairProtocol
+from lookalike.index.layout import MAPS
 from lookalike.similarity.metric import Metric, learn_global_metric, learn_metric, plain_distance, prepare
 
 #: The score of a pair touching a photo with no face: below any distance score ("different").
@@ -57,7 +58,7 @@ class MapCache:
     def __init__(self, head, index_dir: Path) -> None:
         self.head = head
         self.index_dir = Path(index_dir)
-        self.file = self.index_dir / "maps" / f"{head.weights_sha256[:16]}-block8.npy"
+        self.file = self.index_dir / MAPS / f"{head.weights_sha256[:16]}-block8.npy"
         self.maps: dict[str, np.ndarray] = {}
         paths_file = self.file.with_suffix(".json")
         if self.file.exists() and paths_file.exists():

@@ -15,8 +15,8 @@ from lookalike.cli.curate import cluster_cmd, dedup_cmd, mine_vise_cmd
 from lookalike.cli.learn import LEARN_COMMANDS
 from lookalike.cli.people import people_group
 from lookalike.cli.support import CONTEXT, COSINE, ProgressBar
-from lookalike.cli.support import resolve_index as _resolve_index
 from lookalike.errors import LookalikeError
+from lookalike.index.layout import locate, named_folder
 from lookalike.search.asking import MAX_K
 
 
@@ -227,7 +227,7 @@ def query_cmd(
     paths, refused = _query_paths(images)
     if all_faces and face is not None:
         raise LookalikeError("--all-faces answers for every face: give --all-faces or --face N, not both")
-    ix = _resolve_index(index_name)
+    ix = locate(index_name)
     ask = {"k": k, "mode": mode, "face": face, "include_self": include_self, "identity": identity, "fmr": float(fmr),
            "all_faces": all_faces}  # fmt: skip
     served = None
@@ -372,7 +372,7 @@ def serve_cmd(
     from lookalike.serve.app import create_app
     from lookalike.serve.record import clear_record, write_record
 
-    folders = [_resolve_index(n) for n in index_names] or [_resolve_index(None)]
+    folders = [locate(n) for n in index_names] or [locate(None)]
     indexes = {f.name: f.resolve() for f in folders}
     local = host in ("127.0.0.1", "localhost", "::1")
     if not local:
@@ -453,7 +453,7 @@ def verify_cmd(
             raise LookalikeError("--index sets the head and detector: give --index, or --head/--detector")
         from lookalike.index.store import FaceStore
 
-        store = FaceStore.open(_resolve_index(index_name))
+        store = FaceStore.open(locate(index_name))
         head = create_head(store.head, device=device)
         det = detector_from_params(store.manifest.get("params", {}), device=device)
     else:
@@ -484,7 +484,7 @@ def info_cmd(index: str | None, as_json: bool, verify: bool) -> None:
     from lookalike.index.store import FaceStore
     from lookalike.index.summary import describe
 
-    root = _resolve_index(index)
+    root = locate(index)
     info = describe(root, deep=True if verify else None)
     rejects = FaceStore.open(root).rejects()
     if as_json:
@@ -538,9 +538,8 @@ def repair_cmd(index: str, head_name: str | None, as_json: bool) -> None:
     embeddings; photos whose rows were lost are embedded again by the next `lookalike index` run.
     """
     from lookalike.index.repair import repair_index
-    from lookalike.index.store import resolve_index_path
 
-    root = resolve_index_path(index)
+    root = named_folder(index)
     head_info = None
     if head_name:
         from lookalike.heads import get_head_spec, weights_digest

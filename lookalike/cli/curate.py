@@ -10,8 +10,9 @@ from pathlib import Path
 import click
 
 from lookalike import config
-from lookalike.cli.support import CONTEXT, COSINE, ProgressBar, make_bar, resolve_index
+from lookalike.cli.support import CONTEXT, COSINE, ProgressBar, make_bar
 from lookalike.errors import LookalikeError
+from lookalike.index.layout import locate, named_folder
 
 
 def folder_index_path(folder: Path, head_name: str) -> Path:
@@ -109,10 +110,10 @@ def dedup_cmd(
     the summary line, never the pairs; --json prints one object.
     """
     from lookalike.curate.dedup import find_duplicates, plan_removal, remove_duplicates, restore_removed, write_html
-    from lookalike.index.store import FaceStore, resolve_index_path
+    from lookalike.index.store import FaceStore
 
     quiet_bars = quiet or as_json
-    ix = resolve_index_path(target)
+    ix = named_folder(target)
     if FaceStore.exists(ix) or FaceStore.looks_like_index(ix):  # a damaged index is an error, not photos
         store = FaceStore.open(ix)
         if head_name:
@@ -219,7 +220,7 @@ def mine_vise_cmd(
     from lookalike.atomic import atomic_write_with
     from lookalike.curate.mining import mine_vise
     from lookalike.eval.generate import load_protocol, relative_to, write_protocol
-    from lookalike.index.store import FaceStore, resolve_index_path, vectors_of
+    from lookalike.index.store import FaceStore, vectors_of
 
     if (index_name is None) == (images is None):
         raise LookalikeError("give exactly one of --index NAME or --images DIR")
@@ -228,7 +229,7 @@ def mine_vise_cmd(
             raise LookalikeError("--images needs --head (e.g. --head dinov2, or sface when DINOv2 weights are absent)")
         ix = _index_folder(images, head_name, quiet or as_json)
     else:
-        ix = resolve_index_path(index_name)
+        ix = named_folder(index_name)
         store = FaceStore.open(ix)
         if head_name:
             store.check_head(head_name)
@@ -317,7 +318,7 @@ def cluster_cmd(index_name: str | None, fmr: str, threshold: float | None, k: in
     person-1, person-2, ... (kept across runs). Written to people.parquet in the index; `query` shows it."""
     from lookalike.curate.cluster import cluster_index
 
-    s = cluster_index(resolve_index(index_name), threshold=threshold, fmr=float(fmr), k=k,
+    s = cluster_index(locate(index_name), threshold=threshold, fmr=float(fmr), k=k,
                       use_labels=not ignore_labels)  # fmt: skip
     if as_json:
         click.echo(json.dumps(s))

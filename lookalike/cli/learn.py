@@ -53,9 +53,9 @@ def characterize_cmd(
         check_output_folder(out)  # before minutes of work, not after
     ind = scan_source(photos).photos  # stored text: a name that is not UTF-8 stays printable and writable
     if against is not None:
-        from lookalike.index.store import resolve_index_path
+        from lookalike.index.layout import named_folder
 
-        where = Path(against) if Path(against).exists() else resolve_index_path(against)
+        where = Path(against) if Path(against).exists() else named_folder(against)
         if not where.exists():
             raise LookalikeError(f"--against {against}: no such folder, and no index of that name")
         arb, geo = arbitrary_from(where, arbitrary)
@@ -213,11 +213,11 @@ def make_triplets_cmd(out: Path, n_identity: int, per_pair: int, hard_from: Path
 def anonymize_cmd(image: Path, pool: str, attributes: Path, k: int, as_json: bool) -> None:
     """Faces of people who share IMAGE's attributes but look least like it: candidates to stand in for it
     (the attribute group chosen by the upper end of its 95% confidence interval, then its least similar faces)."""
-    from lookalike.index.store import resolve_index_path
+    from lookalike.index.layout import named_folder
     from lookalike.search.query import Searcher
     from lookalike.similarity.anonymize import choose, read_attributes
 
-    s = Searcher(resolve_index_path(pool))
+    s = Searcher(named_folder(pool))
     ans = s.query_photos([image], k=1, include_self=True)[0]
     if ans.error:
         raise LookalikeError(ans.error)

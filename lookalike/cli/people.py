@@ -8,7 +8,8 @@ from collections import Counter
 
 import click
 
-from lookalike.cli.support import CONTEXT, resolve_index
+from lookalike.cli.support import CONTEXT
+from lookalike.index.layout import locate
 
 INDEX = click.option("--index", "index_name", default=None, help="Index name or folder (default: the only one).")
 
@@ -21,7 +22,7 @@ def _known(root) -> tuple[list[str], list[str | None], str]:
 
 def _names(index_name: str | None):
     """`(index folder, the names shown now)` for an edit."""
-    root = resolve_index(index_name)
+    root = locate(index_name)
     return root, {n for n in _known(root)[1] if n}
 
 
@@ -39,7 +40,7 @@ def people_list(index_name: str | None, with_hidden: bool, as_json: bool) -> Non
     """Every person with their number of faces, most first."""
     from lookalike.index.people_edits import read_edits
 
-    root = resolve_index(index_name)
+    root = locate(index_name)
     _, names, source = _known(root)
     hidden = read_edits(root).hidden
     counts = Counter(n for n in names if n is not None and (with_hidden or n not in hidden))
@@ -98,7 +99,7 @@ def people_move(face: str, person: str, index_name: str | None) -> None:
     from lookalike.index.people_edits import move_face
     from lookalike.index.store import FaceStore
 
-    root = resolve_index(index_name)
+    root = locate(index_name)
     faces = FaceStore.open(root).faces(["vector_id", "face_id"])
     by_id = {str(v): str(f) for v, f in zip(faces["vector_id"].to_pylist(), faces["face_id"].to_pylist(), strict=True)}
     face_ids = set(by_id.values())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import click
 
@@ -77,13 +76,6 @@ class ProgressBar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def resolve_index(name_or_path: str | None) -> Path:
-    """The index a verb means: a name or folder, else the only index there is (`index.summary.find_index`)."""
-    from lookalike.index.summary import find_index
-
-    return find_index(name_or_path)
 
 
 class _Cosine(click.ParamType):

@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 from lookalike.atomic import atomic_write_with
 from lookalike.curate.pairs import similar_pairs
 from lookalike.errors import LookalikeError
-from lookalike.index.store import REJECTS_SCHEMA, REMOVED, FaceStore, faces_schema, now_utc, vectors_of
+from lookalike.index.layout import REMOVED
+from lookalike.index.store import REJECTS_SCHEMA, FaceStore, faces_schema, now_utc, vectors_of
 from lookalike.render import face_thumbnail, file_link, render_page
 
 EXACT_COSINE = 0.9999
@@ -195,8 +196,6 @@ def remove_duplicates(index_dir: Path, plan: list[dict]) -> int:
     rows = rows.append_column("removed_at", pa.array([now] * rows.num_rows, pa.timestamp("us", tz="UTC")))
     rows = rows.cast(_removed_schema(store.dim))
     record = Path(index_dir) / REMOVED
-    if record.exists():
-        rows = pa.concat_tables([_read_record(record), rows])
     first = {}
     for r in faces.filter(mask).select(["path", "sha256", "file_size", "mtime_ns"]).to_pylist():
         first.setdefault(r["path"], r)
@@ -214,6 +213,8 @@ def remove_duplicates(index_dir: Path, plan: list[dict]) -> int:
         schema=REJECTS_SCHEMA,
     )
     with _writer(store) as w:  # the record and the removal under the writer lock, all or nothing:
+        if record.exists():  # read under the lock too: another removal may have just written it
+            rows = pa.concat_tables([_read_record(record), rows])
 
         def record_then_remove(tmp: str) -> None:
             pq.write_table(rows, tmp, compression="zstd", write_page_checksum=True)  # full disk: nothing changed
@@ -237,12 +238,12 @@ def restore_removed(index_dir: Path) -> int:
     record = Path(index_dir) / REMOVED
     if not record.exists():
         raise LookalikeError(f"nothing to restore: {record} does not exist")
-    rows = _read_record(record)
-    faces = rows.select(faces_schema(store.dim).names).cast(faces_schema(store.dim))
-    with _writer(store) as w:
+    with _writer(store) as w:  # the record is read and dropped under the writer lock
+        rows = _read_record(record)
+        faces = rows.select(faces_schema(store.dim).names).cast(faces_schema(store.dim))
         w.commit_part(faces, REJECTS_SCHEMA.empty_table())  # a later part supersedes their reject rows
         w.finalize()
-    record.unlink()
+        record.unlink()
     return len(set(faces["path"].to_pylist()))
 
 

@@ -9,14 +9,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lookalike.atomic import atomic_write_with
-
-PEOPLE = "people.parquet"
-_GEN_KEY = b"lookalike.generation"
+from lookalike.index.layout import GENERATION_KEY, OLD_PEOPLE_GENERATION_KEY, PEOPLE
 
 
 def write_people(root: Path, table: pa.Table, generation: int) -> Path:
     """Write the people of the index at `root` (atomically), for index generation `generation`."""
-    table = table.replace_schema_metadata({_GEN_KEY: str(int(generation)).encode()})
+    table = table.replace_schema_metadata({GENERATION_KEY: str(int(generation)).encode()})
     path = Path(root) / PEOPLE
     atomic_write_with(path, lambda tmp: pq.write_table(table, tmp))
     return path
@@ -32,5 +30,6 @@ def read_people(root: Path, generation: int | None = None) -> pa.Table | None:
         table = pq.read_table(path)
     except (OSError, pa.ArrowInvalid):
         return None
-    made_for = int((table.schema.metadata or {}).get(_GEN_KEY, b"-1"))
+    meta = table.schema.metadata or {}
+    made_for = int(meta.get(GENERATION_KEY, meta.get(OLD_PEOPLE_GENERATION_KEY, b"-1")))
     return table if generation is None or made_for == generation else None

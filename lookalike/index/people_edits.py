@@ -21,9 +21,10 @@ from pathlib import Path
 
 from lookalike.atomic import atomic_write_text
 from lookalike.errors import LookalikeError
+from lookalike.index.layout import PEOPLE_EDITS
 from lookalike.locks import file_lock
 
-EDITS = "people_edits.json"
+EDITS = PEOPLE_EDITS
 _LOCK = ".people_edits.lock"
 MAX_NAME = 200
 

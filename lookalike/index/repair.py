@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lookalike.errors import IndexCorruptError, IndexNotFoundError, LookalikeError
+from lookalike.index.layout import WRITER_LOCK
 from lookalike.index.store import (
     FACES,
     FORMAT_VERSION,
@@ -64,7 +65,7 @@ def repair_index(root: str | Path, head_info: dict | None = None) -> RepairRepor
     if not FaceStore.looks_like_index(root):
         raise IndexNotFoundError(f"no index at {root} to repair")
     report = RepairReport(str(root))
-    with file_lock(root / ".writer.lock", blocking=False) as got:
+    with file_lock(root / WRITER_LOCK, blocking=False) as got:
         if not got:
             raise LookalikeError(f"another `lookalike index` run is writing {root}; wait for it to finish")
         try:

@@ -25,7 +25,6 @@ import datetime as dt
 import json
 import os
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,29 +35,34 @@ import pyarrow.parquet as pq
 
 from lookalike.atomic import atomic_write_text, atomic_write_with
 from lookalike.errors import HeadMismatchError, IndexCorruptError, IndexNotFoundError, LookalikeError
+from lookalike.index.layout import (
+    FACES,
+    GENERATION_KEY,
+    INDEX,
+    JOURNAL,
+    LOCKS,
+    MANIFEST,
+    MANIFEST_KEY,
+    PARTS,
+    REJECTS,
+    REMOVED,
+    STATE_LOCK,
+    WRITER_LOCK,
+)
 from lookalike.locks import file_lock
 
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-FACES = "faces.parquet"
-REJECTS = "rejects.parquet"
-INDEX = "index.faiss"
-JOURNAL = "finalize.json"
-PARTS = "parts"
-REMOVED = "removed.parquet"
-METRICS = "metrics"
-MAPS = "maps"
-_GEN_KEY = b"lookalike_generation"
-MANIFEST_KEY = b"lookalike_manifest"  # the manifest's identity, kept in every Parquet file for `repair`
-_LOCKS = (".writer.lock", ".state.lock")
+_GEN_KEY = GENERATION_KEY
+_LOCKS = LOCKS
 _DATA_FILES = (FACES, REJECTS, INDEX)
 #: Names the engine makes, and so the only names its recovery may delete.
 PART_RE = re.compile(r"^\d{6}-\d+\.(faces|rejects)\.parquet$")
 _PART_TMP_RE = re.compile(r"^\.\d{6}-\d+\.(faces|rejects)\.parquet\.[a-z0-9_]+\.tmp$")
-_FINAL_RE = re.compile(r"^finalize-\d+-(faces\.parquet|rejects\.parquet|index\.faiss)$")
+_FINAL_RE = re.compile(rf"^finalize-\d+-({'|'.join(re.escape(n) for n in (FACES, REJECTS, INDEX))})$")
+_DATA_NAMES = "|".join(re.escape(n) for n in (FACES, REJECTS, INDEX))
 _ROOT_TMP_RE = re.compile(
-    r"^\.(manifest\.json|finalize\.json|faces\.parquet|rejects\.parquet|index\.faiss|removed\.parquet|"
-    r"finalize-\d+-(faces\.parquet|rejects\.parquet|index\.faiss))\.[a-z0-9_]+\.tmp$"
+    rf"^\.({'|'.join(re.escape(n) for n in (MANIFEST, JOURNAL, FACES, REJECTS, INDEX, REMOVED))}|"
+    rf"finalize-\d+-({_DATA_NAMES}))\.[a-z0-9_]+\.tmp$"
 )
 
 
@@ -111,45 +115,6 @@ def vectors_of(table: pa.Table, dim: int) -> np.ndarray:
     return np.asarray(col.values.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dim)
 
 
-def resolve_index_path(name_or_path: str | Path, home: Path | None = None) -> Path:
-    """An index folder from a path, a name under the index home, a name under `./indexes` (where named indexes
-    lived before; a one-line notice on stderr), or a name recorded where it was built (`index/registry.py`); an
-    existing index wins either way."""
-    from lookalike import config
-
-    p = Path(name_or_path)
-    named = (home or config.index_home()) / str(name_or_path)
-    is_path = os.sep in str(name_or_path) or str(name_or_path).startswith(".")
-    legacy = None if is_path or home is not None else config.legacy_index_home() / str(name_or_path)
-    candidates = [c for c in (p, named, legacy) if c is not None]
-    for check in (lambda c: (c / MANIFEST).exists(), lambda c: c.is_dir() and FaceStore.looks_like_index(c)):
-        for candidate in candidates:  # an index with its manifest first, then a damaged one (for `repair`)
-            if check(candidate):
-                if candidate == legacy and legacy != named:
-                    legacy_notice(legacy, named)
-                return candidate
-    if not is_path:
-        from lookalike.index.registry import lookup  # a name built in another folder
-
-        recorded = lookup(str(name_or_path))
-        if recorded is not None and FaceStore.exists(recorded):
-            return recorded
-    return p if is_path else named
-
-
-def legacy_notice(old: Path, new: Path) -> None:
-    """Say once per process that a named index was found in the old place."""
-    if str(old) in _NOTICED:
-        return
-    _NOTICED.add(str(old))
-    print(
-        f"lookalike: note: using {old} (where named indexes lived before); new ones go to {new.parent}: move it "
-        f"there, or set LOOKALIKE_INDEX_HOME={old.parent} to keep using that folder",
-        file=sys.stderr,
-    )
-
-
-_NOTICED: set[str] = set()
 
 
 def _parquet_generation(path: Path, strict: bool = False) -> int | None:
@@ -300,7 +265,7 @@ class FaceStore:
         if not cls.exists(root):
             if cls.looks_like_index(root):
                 if (root / JOURNAL).exists():
-                    with file_lock(root / ".writer.lock", blocking=False) as got:
+                    with file_lock(root / WRITER_LOCK, blocking=False) as got:
                         if got:
                             cls._recover(root)
                 if not cls.exists(root):
@@ -313,10 +278,10 @@ class FaceStore:
                     f"no index at {root}: build one with `lookalike index PHOTOS --name NAME` (or --out {root})"
                 )
         if (root / JOURNAL).exists():
-            with file_lock(root / ".writer.lock", blocking=False) as got:
+            with file_lock(root / WRITER_LOCK, blocking=False) as got:
                 if got:
                     cls._recover(root)
-        with file_lock(root / ".state.lock", shared=True):  # the manifest and the files it names, as one
+        with file_lock(root / STATE_LOCK, shared=True):  # the manifest and the files it names, as one
             store = cls(root, cls._read_manifest(root))
             store._check_files()
         return store
@@ -454,8 +419,8 @@ class FaceStore:
             raise LookalikeError(f"{root} is a file, not an index folder")
         if root.is_dir() and not FaceStore.exists(root):
             FaceStore._refuse_foreign(root)
-        if (root / ".writer.lock").exists():
-            with file_lock(root / ".writer.lock", blocking=False) as got:
+        if (root / WRITER_LOCK).exists():
+            with file_lock(root / WRITER_LOCK, blocking=False) as got:
                 if not got:
                     raise LookalikeError(f"another `lookalike index` run is writing {root}; wait for it to finish")
 
@@ -485,7 +450,7 @@ class FaceStore:
         if root.is_dir() and not cls.exists(root) and not (root / JOURNAL).exists():
             cls._refuse_foreign(root)
         root.mkdir(parents=True, exist_ok=True)
-        with file_lock(root / ".writer.lock", blocking=False) as got:
+        with file_lock(root / WRITER_LOCK, blocking=False) as got:
             if not got:
                 raise LookalikeError(f"another `lookalike index` run is writing {root}; wait for it to finish")
             if cls.exists(root) or (root / JOURNAL).exists():
@@ -561,7 +526,7 @@ class FaceStore:
         Deletes only names the engine makes: parts the manifest does not name, its own temp files, and the
         finalize files a journal names. Anything else in the folder is the user's and stays.
         """
-        with file_lock(root / ".state.lock"):
+        with file_lock(root / STATE_LOCK):
             journal_path = root / JOURNAL
             manifest = None
             if journal_path.exists():
@@ -605,7 +570,7 @@ class FaceStore:
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[FaceStore]:
         """Hold one generation still while several reads are made (the writer waits to swap files)."""
-        with file_lock(self.root / ".state.lock", shared=True):
+        with file_lock(self.root / STATE_LOCK, shared=True):
             self._refresh()
             yield self
 
@@ -655,7 +620,7 @@ class FaceStore:
 
     def faces(self, columns: list[str] | None = None) -> pa.Table:
         """Every indexed face (rows of `faces.parquet` plus a killed run's committed parts)."""
-        with file_lock(self.root / ".state.lock", shared=True):
+        with file_lock(self.root / STATE_LOCK, shared=True):
             self._refresh()
             return self._merged("faces", columns)
 
@@ -667,7 +632,7 @@ class FaceStore:
 
         wanted = np.unique(np.asarray([int(i) for i in ids], dtype=np.int64))
         cols = columns if "vector_id" in columns else ["vector_id", *columns]
-        with file_lock(self.root / ".state.lock", shared=True):
+        with file_lock(self.root / STATE_LOCK, shared=True):
             self._refresh()
             if self.manifest["pending"] or not (self.root / FACES).exists():
                 t = self._merged("faces", cols)
@@ -682,14 +647,14 @@ class FaceStore:
 
     def rejects(self) -> pa.Table:
         """Every rejected file with its reason."""
-        with file_lock(self.root / ".state.lock", shared=True):
+        with file_lock(self.root / STATE_LOCK, shared=True):
             self._refresh()
             return self._merged("rejects")
 
     def known_files(self) -> dict[str, tuple[int, int, str | None]]:
         """path -> (size, mtime_ns, sha256) of every file already processed (indexed or rejected)."""
         known: dict[str, tuple[int, int, str | None]] = {}
-        with file_lock(self.root / ".state.lock", shared=True):
+        with file_lock(self.root / STATE_LOCK, shared=True):
             self._refresh()
             for kind in ("rejects", "faces"):
                 t = self._merged(kind, ["path", "file_size", "mtime_ns", "sha256"])
@@ -723,7 +688,7 @@ class FaceStore:
         for searching only, an approximate index's lists stay on disk (`_read_faiss`)."""
         from lookalike.index.vector_index import build_index, set_search_param
 
-        with file_lock(self.root / ".state.lock", shared=True):
+        with file_lock(self.root / STATE_LOCK, shared=True):
             self._refresh()
             path = self.root / INDEX
             if path.exists() and not self.manifest["pending"]:
@@ -761,7 +726,7 @@ class FaceStore:
         _write_parquet(faces, self.root / PARTS / f"{part}.faces.parquet")
         _write_parquet(self._with_core(rejects.cast(REJECTS_SCHEMA)), self.root / PARTS / f"{part}.rejects.parquet")
         manifest = dict(self.manifest, pending=[*self.manifest["pending"], part], updated=now_utc().isoformat())
-        with file_lock(self.root / ".state.lock"):
+        with file_lock(self.root / STATE_LOCK):
             atomic_write_text(self.root / MANIFEST, json.dumps(manifest, indent=2))
         self.manifest = manifest
 
@@ -798,7 +763,7 @@ class FaceStore:
         manifest["files"] = {n: (self.root / tmp[n]).stat().st_size for n in _DATA_FILES}
         journal = {"generation": gen, "renames": [[tmp[n], n] for n in (INDEX, REJECTS, FACES)], "manifest": manifest}
         atomic_write_text(self.root / JOURNAL, json.dumps(journal))
-        with file_lock(self.root / ".state.lock"):
+        with file_lock(self.root / STATE_LOCK):
             for t, final in journal["renames"]:
                 os.replace(self.root / t, self.root / final)
             atomic_write_text(self.root / MANIFEST, json.dumps(manifest, indent=2))

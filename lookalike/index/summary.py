@@ -45,33 +45,13 @@ def describe(root: str | Path, check: bool = True, deep: bool | None = None) -> 
     }
 
 
-def find_index(name_or_path: str | Path | None) -> Path:
-    """The index meant: a name or folder, else the only index in the index home (or the old ./indexes)."""
-    from lookalike.index.store import FaceStore, legacy_notice, resolve_index_path
-
-    if name_or_path:
-        return resolve_index_path(str(name_or_path))
-    home = config.index_home()
-    found = sorted(p for p in home.iterdir() if FaceStore.exists(p)) if home.is_dir() else []
-    legacy = config.legacy_index_home()
-    if not found and legacy.is_dir() and legacy != home:  # named indexes built before they moved
-        found = sorted(p for p in legacy.iterdir() if FaceStore.exists(p))
-        if len(found) == 1:
-            legacy_notice(found[0], home / found[0].name)
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise LookalikeError(f"no index in {home}: build one with `lookalike index PHOTOS --name NAME`")
-    names = ", ".join(p.name for p in found)
-    raise LookalikeError(f"several indexes in {home} ({names}): pick one with --index NAME")
-
-
 def list_indexes() -> list[dict]:
     """Every named index this user has: those in the index home (and the old `./indexes`), and those recorded
     where they were built (`index/registry.py`), each once, by name. Read from the manifests alone (fast on any
     size); an index that cannot be read is listed with its problem instead of its figures."""
+    from lookalike.index.layout import MANIFEST
     from lookalike.index.registry import recorded
-    from lookalike.index.store import MANIFEST, FaceStore
+    from lookalike.index.store import FaceStore
 
     found: dict[str, Path] = {}
     for home in (config.legacy_index_home(), config.index_home()):  # the current home wins a name

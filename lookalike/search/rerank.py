@@ -26,6 +26,7 @@ import numpy as np
 from lookalike.errors import LookalikeError
 from lookalike.faces.align import CROP_SIZES, FaceGeometry, crop_face
 from lookalike.faces.photos import Photo, load_photo
+from lookalike.index.layout import METRICS
 from lookalike.similarity.metric import Metric, learn_global_metric, learn_metric, prepare
 
 #: Candidates FAISS hands the reranker per query (at least k).
@@ -84,7 +85,7 @@ class MetricReranker:
         self._metrics: dict[str, Metric] = {}  # learnt or loaded once per process
         #: set to a Metric to use it as the global one instead of learning it from the index (benchmarks)
         self.fixed_global: Metric | None = None
-        self.metrics_dir = Path(searcher.store.root) / "metrics"
+        self.metrics_dir = Path(searcher.store.root) / METRICS
 
     def crops_of(self, face_ids: list[str]) -> np.ndarray:
         """Head crops of indexed faces `(N, S, S, 3) uint8` (an unreadable photo gives a grey crop)."""

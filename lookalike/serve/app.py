@@ -29,6 +29,7 @@ import numpy as np
 
 from lookalike.errors import LookalikeError
 from lookalike.faces.photos import Photo
+from lookalike.index.layout import MANIFEST, REMOVED
 from lookalike.serve.guard import MAX_FORM_FIELDS, MAX_FORM_FILES, MAX_UPLOAD
 
 
@@ -53,7 +54,7 @@ class Held:
         import json
 
         try:
-            return int(json.loads((self.path / "manifest.json").read_text()).get("generation", -1))
+            return int(json.loads((self.path / MANIFEST).read_text()).get("generation", -1))
         except (OSError, ValueError):
             return self.generation
 
@@ -81,7 +82,7 @@ class Held:
     def removed_count(self) -> int:
         import pyarrow.parquet as pq
 
-        record = self.path / "removed.parquet"
+        record = self.path / REMOVED
         try:
             return pq.read_metadata(record).num_rows if record.exists() else 0
         except OSError:
