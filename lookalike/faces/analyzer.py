@@ -51,13 +51,35 @@ class Face:
         return FaceGeometry(self.box, self.landmarks)
 
 
+@dataclass(frozen=True)
+class FaceFailure:
+    """Why a photo has no face to use: a `kind` callers branch on, and the detail the kind needs. The words are
+    the caller's (`lookalike.search.asking.failure_words` for a query, the index's reject reason)."""
+
+    NO_FACE = "no-face"  # the detector found none at its min probability
+    TOO_SMALL = "too-small"  # the photo is too small to search (detail: sizes, from the detector)
+    NO_SUCH_FACE = "no-such-face"  # a face was asked for by number and the photo has fewer
+
+    kind: str
+    detail: str = ""
+    asked: int | None = None  # NO_SUCH_FACE: the face asked for
+    faces: int = 0  # NO_SUCH_FACE: how many the photo has
+
+    def __str__(self) -> str:
+        if self.kind == self.NO_FACE:
+            return "no face found"
+        if self.kind == self.NO_SUCH_FACE:
+            return f"no face {self.asked}: the photo has {self.faces} face(s), numbered 0..{self.faces - 1}"
+        return self.detail
+
+
 @dataclass
 class AnalyzedPhoto:
-    """A photo's faces, main face first, or why it has none to use (`error`, one line)."""
+    """A photo's faces, main face first, or why it has none to use (`error`)."""
 
     photo: Photo
     faces: list[Face] = field(default_factory=list)
-    error: str | None = None
+    error: FaceFailure | None = None
 
 
 class FaceAnalyzer:
@@ -97,17 +119,18 @@ class FaceAnalyzer:
             raise ValueError("this FaceAnalyzer has no head and no crop: it can only find faces")
         out = [AnalyzedPhoto(p) for p in photos]
         for a in out:
-            a.error = self.detector.too_small(*a.photo.rgb.shape[:2])
+            small = self.detector.too_small(*a.photo.rgb.shape[:2])
+            a.error = FaceFailure(FaceFailure.TOO_SMALL, small) if small else None
         for a, faces in zip(out, self.find(photos, keep_best), strict=True):
             if a.error:
                 continue
             if not faces:
-                a.error = "no face found"
+                a.error = FaceFailure(FaceFailure.NO_FACE)
                 continue
             chosen = list(enumerate(faces))
             if face is not None:
                 if not 0 <= face < len(faces):
-                    a.error = f"--face {face}: the photo has {len(faces)} face(s), numbered 0..{len(faces) - 1}"
+                    a.error = FaceFailure(FaceFailure.NO_SUCH_FACE, asked=face, faces=len(faces))
                     continue
                 chosen = [chosen[face]]
             s = a.photo.scale  # a photo decoded reduced: crop from what was decoded, report the file's coordinates

@@ -17,7 +17,7 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from lookalike.faces.analyzer import AnalyzedPhoto, FaceAnalyzer
+from lookalike.faces.analyzer import AnalyzedPhoto, FaceAnalyzer, FaceFailure
 from lookalike.faces.detect import Detector
 from lookalike.faces.photos import (
     DEFAULT_MAX_BYTES,
@@ -170,8 +170,8 @@ def tables_of(
     rejects = [x for x in found if isinstance(x, Rejected)]
     for a in analyzed:
         if a.error:
-            why = a.error
-            if why == "no face found":
+            why = str(a.error)
+            if a.error.kind == FaceFailure.NO_FACE:
                 why = f"no face found (probability >= {analyzer.detector.min_prob})"
             rejects.append(Rejected(a.photo.stat, a.photo.sha256, why))
     done = [a for a in analyzed if not a.error]

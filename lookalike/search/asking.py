@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 from lookalike.errors import LookalikeError
+from lookalike.faces.analyzer import FaceFailure
 from lookalike.heads.calibration import FMRS
 
 #: The most matches one question may ask for (a page of answers, not a dump of the index).
@@ -72,3 +73,13 @@ def check_paths(value: object) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(p, str) and p for p in value):
         raise LookalikeError("paths must be a list of photo paths (strings)")
     return value
+
+
+def failure_words(failure: FaceFailure, name: str) -> str:
+    """One line for a photo asked about that has no face to use (the query's, verify's and the server's words)."""
+    if failure.kind == FaceFailure.NO_FACE:
+        return f"no face found in {name}"
+    if failure.kind == FaceFailure.NO_SUCH_FACE:
+        n = failure.faces
+        return f"--face {failure.asked}: {name} has {n} face(s), numbered 0..{n - 1} (see --list-faces)"
+    return f"cannot use {name}: {failure}"

@@ -17,11 +17,13 @@ from lookalike.faces.detect import Detector, detector_from_params
 from lookalike.faces.photos import Photo, load_photo, photo_from_array
 from lookalike.heads import create_head
 from lookalike.heads.calibration import DEFAULT_FMR, SamePerson, same_person
-from lookalike.index.people import PEOPLE, read_people
+from lookalike.index.layout import PEOPLE
+from lookalike.index.people import read_people
 from lookalike.index.people_edits import edits_stamp, read_edits
 from lookalike.index.store import FaceStore
 from lookalike.index.vector_index import search, to_gpu_if_available
 from lookalike.paths import to_text
+from lookalike.search.asking import failure_words
 from lookalike.search.meta import face_meta
 
 MODES = ("faces", "identities")
@@ -320,7 +322,7 @@ class Searcher:
                 continue
             a = self.analyzer.analyze([item], keep_best=True, embed=False)[0]
             if a.error:
-                out.append({"query": name, "error": f"{a.error} in {name}"})
+                out.append({"query": name, "error": failure_words(a.error, name)})
                 continue
             faces = [{"face_index": f.index, "box": [round(float(v), 1) for v in f.box], "prob": round(f.prob, 4)}
                      for f in a.faces]  # fmt: skip
@@ -388,12 +390,8 @@ class Searcher:
                     ans.error = f"cannot use {ans.query}: {item.reason}"
                     continue
                 a = next(analyzed)
-                if a.error == "no face found":
-                    ans.error = f"no face found in {ans.query}"
-                elif a.error and a.error.startswith("--face"):
-                    ans.error = a.error.replace("the photo", ans.query, 1)
-                elif a.error:
-                    ans.error = f"cannot use {ans.query}: {a.error}"
+                if a.error:
+                    ans.error = failure_words(a.error, ans.query)
                 else:
                     ans.sha256, ans.face = item.sha256, a.faces[0]
                     chosen.append(ans)

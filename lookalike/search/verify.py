@@ -14,6 +14,7 @@ from lookalike.faces.analyzer import Face, FaceAnalyzer
 from lookalike.faces.photos import Photo, load_photo, photo_from_array
 from lookalike.heads.calibration import DEFAULT_FMR, SamePerson, threshold_for
 from lookalike.paths import to_text
+from lookalike.search.asking import failure_words
 
 #: A photo: a file's path, a decoded `(H, W, 3)` RGB array, or a `Photo` already decoded (an upload).
 Image = str | Path | np.ndarray | Photo
@@ -56,10 +57,8 @@ def face_of(analyzer: FaceAnalyzer, image: Image, name: str, face: int = 0) -> F
     if not isinstance(photo, Photo):
         raise LookalikeError(f"cannot use {name}: {photo.reason}")
     found = analyzer.analyze([photo], keep_best=True, face=face)[0]
-    if found.error == "no face found":
-        raise LookalikeError(f"no face found in {name}")
     if found.error:
-        raise LookalikeError(f"cannot use {name}: {found.error.replace('the photo', name, 1)}")
+        raise LookalikeError(failure_words(found.error, name))
     return found.faces[0]
 
 
