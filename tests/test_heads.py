@@ -200,3 +200,33 @@ def test_folded_batch_norms_change_no_vector(real_faces):
     with torch.inference_mode():
         a, b = plain((x - 127.5) / 128), folded((x - 127.5) / 128)
     assert torch.nn.functional.cosine_similarity(a, b).min() > 0.99999
+
+
+def test_abilities_are_declared_by_every_head_that_has_them():
+    """A head's abilities come from its spec (`Head.can`), and each declaration matches what its class does."""
+    from lookalike.heads import _REGISTRY
+    from lookalike.heads.base import FEATURE_MAPS, TEXT
+
+    for name, spec in _REGISTRY.items():
+        klass = spec.build
+        assert (FEATURE_MAPS in spec.abilities) == callable(getattr(klass, "embed_with_maps", None)), name
+        assert (TEXT in spec.abilities) == callable(getattr(klass, "embed_text", None)), name
+    assert FEATURE_MAPS in _REGISTRY["facenet-casia"].abilities and TEXT in _REGISTRY["clip"].abilities
+
+
+def test_registries_list_names_for_choices_and_keep_old_names_as_deprecations():
+    import warnings
+
+    from click.testing import CliRunner
+
+    from lookalike.cli.app import cli
+    from lookalike.faces.detect import DETECTORS, detector_spec
+
+    assert DETECTORS.names() == ["mtcnn", "yunet"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert detector_spec("mtcnn-facenet-pytorch").name == "mtcnn"
+    assert any(issubclass(w.category, DeprecationWarning) for w in caught)
+    res = CliRunner().invoke(cli, ["index", ".", "--detector", "retinaface"])
+    assert res.exit_code == 2 and "unknown detector 'retinaface'; known: mtcnn, yunet" in res.output
+    assert "[mtcnn|yunet]" in CliRunner().invoke(cli, ["index", "--help"]).output

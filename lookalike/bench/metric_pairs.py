@@ -30,6 +30,7 @@ import numpy as np
 
 from lookalike.atomic import atomic_write_text
 from lookalike.eval.protocols import PairProtocol
+from lookalike.heads.base import FEATURE_MAPS
 from lookalike.index.layout import MAPS
 from lookalike.similarity.metric import Metric, learn_global_metric, learn_metric, plain_distance, prepare
 
@@ -234,7 +235,7 @@ def rerank_results(proto: PairProtocol, head: str, index_dir: Path, images: Path
     from lookalike.heads import create_head
 
     h = create_head(head)
-    if not hasattr(h, "embed_with_maps"):
+    if not h.can(FEATURE_MAPS):
         return []
     t0 = time.perf_counter()
     idents = set(proto.identity_a) | set(proto.identity_b)

@@ -14,7 +14,7 @@ from lookalike.cli.bench import bench
 from lookalike.cli.curate import cluster_cmd, dedup_cmd, mine_vise_cmd
 from lookalike.cli.learn import LEARN_COMMANDS
 from lookalike.cli.people import people_group
-from lookalike.cli.support import CONTEXT, COSINE, ProgressBar
+from lookalike.cli.support import CONTEXT, COSINE, DETECTOR, ProgressBar
 from lookalike.errors import LookalikeError
 from lookalike.index.layout import locate, named_folder
 from lookalike.search.asking import MAX_K
@@ -53,7 +53,7 @@ def cli(weights_dir: Path | None) -> None:
 @click.option(
     "--detector",
     "detector_name",
-    type=click.Choice(["mtcnn", "yunet"]),
+    type=DETECTOR,
     default=None,
     help="Face detector [default: the index's own, else yunet]. mtcnn is about 20x slower on a CPU.",
 )

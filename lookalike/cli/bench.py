@@ -10,7 +10,7 @@ import click
 from lookalike import config
 from lookalike.cli.options import HEADS, RERANK, bar_for, default_heads
 from lookalike.cli.similarity_bench import similarity_cmd
-from lookalike.cli.support import CONTEXT
+from lookalike.cli.support import CONTEXT, DETECTOR
 
 
 @click.group("bench", context_settings=CONTEXT)
@@ -34,7 +34,7 @@ def bench() -> None:
     help="Where lfw.md and lfw.json go.",
 )
 @click.option("--pairs", "pairs", type=int, default=None, help="Only the first N pairs of each fold (quick check).")
-@click.option("--detector", type=click.Choice(["mtcnn", "yunet"]), default=None, help="Face detector [default: yunet].")
+@click.option("--detector", type=DETECTOR, default=None, help="Face detector [default: yunet].")
 @RERANK
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")

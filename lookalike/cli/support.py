@@ -96,3 +96,27 @@ class _Cosine(click.ParamType):
 
 
 COSINE = _Cosine()
+
+
+class _Detector(click.ParamType):
+    """A detector name, checked against the detector registry when given (the registry's module loads OpenCV, so
+    it is read only then, not when the CLI starts)."""
+
+    name = "detector"
+
+    def get_metavar(self, param, ctx=None) -> str:
+        from lookalike.faces.detect import DETECTORS
+
+        return "[" + "|".join(DETECTORS.names()) + "]"
+
+    def convert(self, value, param, ctx):
+        from lookalike.errors import LookalikeError
+        from lookalike.faces.detect import detector_spec
+
+        try:
+            return detector_spec(str(value)).name
+        except LookalikeError as e:
+            self.fail(str(e), param, ctx)
+
+
+DETECTOR = _Detector()

@@ -26,12 +26,14 @@ costs what a 2 MP one does; crops are still cut from the full-resolution pixels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from lookalike.faces.align import FaceGeometry
+from lookalike.registry import Registry
 
 
 def _heap_trimmer():
@@ -98,13 +100,24 @@ def select_faces(
 
 @dataclass(frozen=True)
 class DetectorSpec:
-    """A registered detector: where its class lives and its default minimum probability."""
+    """A registered detector: how to build it (`build(min_prob=, min_face_size=, max_side=, device=)`, importing
+    its module only then) and its default minimum probability."""
 
     name: str
-    target: str  # "module:Class" inside this package
+    build: Callable[..., Detector] = field(repr=False)
     min_prob: float
     floor_prob: float  # the best face of a photo known to show someone is kept down to this
     about: str
+
+
+def _mtcnn(**kw) -> Detector:
+    return FaceDetector(**kw)
+
+
+def _yunet(**kw) -> Detector:
+    from lookalike.faces.yunet import YuNetDetector
+
+    return YuNetDetector(**kw)
 
 
 DEFAULT_DETECTOR = "yunet"
@@ -113,25 +126,18 @@ DEFAULT_MIN_FACE = 20
 DEFAULT_MAX_SIDE = 1600
 #: The detector of an index whose manifest names none (made before the registry).
 LEGACY_DETECTOR = "mtcnn"
-DETECTORS: dict[str, DetectorSpec] = {
-    # mtcnn's floor is its own last-stage threshold; yunet's: 0.6 keeps every face of the LFW photos, and
-    # scikit-image's sample photos without a person score 0.31-0.74 (a motorcycle 0.74): only labelled photos
-    # and queries ever use the floor
-    "mtcnn": DetectorSpec("mtcnn", "detect:FaceDetector", 0.9, 0.7, "MTCNN (facenet-pytorch)"),
-    "yunet": DetectorSpec("yunet", "yunet:YuNetDetector", 0.8, 0.6, "YuNet 2023mar int8 (OpenCV zoo)"),
-}
-#: Names earlier versions wrote into manifests.
-_ALIASES = {"mtcnn-facenet-pytorch": "mtcnn"}
+DETECTORS: Registry[DetectorSpec] = Registry("detector")
+# mtcnn's floor is its own last-stage threshold; yunet's: 0.6 keeps every face of the LFW photos, and
+# scikit-image's sample photos without a person score 0.31-0.74 (a motorcycle 0.74): only labelled photos
+# and queries ever use the floor. The alias is the name earlier versions wrote into manifests.
+DETECTORS.register("mtcnn", DetectorSpec("mtcnn", _mtcnn, 0.9, 0.7, "MTCNN (facenet-pytorch)"),
+                   aliases=["mtcnn-facenet-pytorch"])  # fmt: skip
+DETECTORS.register("yunet", DetectorSpec("yunet", _yunet, 0.8, 0.6, "YuNet 2023mar int8 (OpenCV zoo)"))
 
 
 def detector_spec(name: str) -> DetectorSpec:
     """The registered detector `name` (one-line error naming the known ones otherwise)."""
-    from lookalike.errors import LookalikeError
-
-    spec = DETECTORS.get(_ALIASES.get(name, name))
-    if spec is None:
-        raise LookalikeError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
-    return spec
+    return DETECTORS.lookup(name)
 
 
 def create_detector(
@@ -142,15 +148,11 @@ def create_detector(
     device: str | None = None,
 ) -> Detector:
     """The one way to get a detector: `name` (default `DEFAULT_DETECTOR`), its own default min probability."""
-    import importlib
-
     from lookalike.config import check_device
 
     check_device(device)
     spec = detector_spec(name or DEFAULT_DETECTOR)
-    module, cls = spec.target.split(":")
-    klass = getattr(importlib.import_module(f"{__package__}.{module}"), cls)
-    return klass(
+    return spec.build(
         min_prob=spec.min_prob if min_prob is None else float(min_prob),
         min_face_size=min_face_size,
         max_side=max_side,

@@ -13,9 +13,10 @@ from lookalike import config
 from lookalike.errors import LookalikeError, WeightsMismatchError, WeightsMissingError, one_line
 from lookalike.heads import arcface, clip, dinov2, dlib_resnet, facenet, fused, sface, trained
 from lookalike.heads.base import Head, HeadSpec, fast_bf16, normalize
+from lookalike.registry import Registry
 from lookalike.weights import resolve
 
-_REGISTRY: dict[str, HeadSpec] = {}
+_REGISTRY: Registry[HeadSpec] = Registry("head")
 
 #: The head `index` uses when none is named (chosen by measurement: see README and benchmarks/).
 DEFAULT_HEAD = "facenet-casia"
@@ -23,10 +24,7 @@ DEFAULT_HEAD = "facenet-casia"
 
 def register_head(spec: HeadSpec) -> HeadSpec:
     """Add a head to the registry (names are unique)."""
-    if spec.name in _REGISTRY:
-        raise ValueError(f"head {spec.name!r} is already registered")
-    _REGISTRY[spec.name] = spec
-    return spec
+    return _REGISTRY.register(spec.name, spec)
 
 
 def list_heads() -> list[str]:
@@ -44,7 +42,7 @@ def get_head_spec(name: str, weights_dir: Path | None = None) -> HeadSpec:
         spec = trained.spec_for(name, weights_dir)  # `lookalike:NAME` / `perface:NAME`, made by `lookalike train`
         if spec is not None:
             return spec
-        raise LookalikeError(f"unknown head {name!r}; known heads: {', '.join(list_heads())}") from None
+        return _REGISTRY.lookup(name, known=list_heads())
 
 
 def create_head(
@@ -77,10 +75,9 @@ def create_head(
     precision = precision or config.precision()
     if precision not in ("auto", "fp32", "bf16"):
         raise LookalikeError(f"unknown precision {precision!r}: auto, fp32 or bf16")
-    if precision == "bf16" and getattr(head, "engine", "torch") == "onnxruntime":
+    if precision == "bf16" and isinstance(head, facenet.FaceNetHead) and head.engine == "onnxruntime":
         head.use_torch()  # bf16 asked for by name: torch computes it, onnxruntime's CPU graph is fp32
-    uses_torch = getattr(head, "engine", "torch") == "torch" and hasattr(head, "net")  # not sface (OpenCV, int8)
-    if uses_torch and precision != "fp32":  # nor FaceNet in onnxruntime
+    if head.engine == "torch" and precision != "fp32":  # not sface (OpenCV, int8), nor FaceNet in onnxruntime
         head.precision = "bf16" if precision == "bf16" or fast_bf16(head.device) else "fp32"
     return head
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.errors import WeightsMismatchError
-from lookalike.heads.base import Head, HeadSpec, load_state_file
+from lookalike.heads.base import FEATURE_MAPS, Head, HeadSpec, load_state_file
 from lookalike.heads.facenet import _torch_device
 from lookalike.weights import WeightsSpec
 
@@ -48,6 +48,7 @@ def build_iresnet50(state_dict: dict | None = None):
             return out + (self.downsample(x) if self.downsample is not None else x)
 
     class IResNet(nn.Module):
+        FAMILY = "iresnet50"
         def __init__(self) -> None:
             super().__init__()
             self.inplanes = 64
@@ -138,4 +139,5 @@ SPEC = HeadSpec(
         f"{ARCFACE_FILE} (every index records the file's sha256 and refuses other weights)",
     ),
     build=ArcFaceHead,
+    abilities=frozenset({FEATURE_MAPS}),
 )

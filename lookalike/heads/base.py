@@ -12,6 +12,10 @@ import numpy as np
 
 from lookalike.weights import WeightsSpec
 
+#: What a head can do beyond `embed`, declared in its spec's `abilities` (`Head.can`), never found by probing.
+TEXT = "text"  # `embed_text(texts) -> (N, dim)`: faces found by a description (CLIP)
+FEATURE_MAPS = "feature-maps"  # `embed_with_maps(crops) -> (vectors, maps)`: seed 000's PCAMs and learned metric
+
 
 @dataclass(frozen=True)
 class HeadSpec:
@@ -27,6 +31,7 @@ class HeadSpec:
     preprocess_version: the version of how a crop becomes the network's input; it changes when the same weights would
         give other vectors (an index records it and refuses another), e.g. sface's colour order in version 2.
     parts: a fused head's `(head name, weight)` parts (`lookalike.heads.fused`); empty for a network of its own.
+    abilities: what it can do beyond `embed` (`TEXT`, `FEATURE_MAPS`).
     """
 
     name: str
@@ -38,6 +43,7 @@ class HeadSpec:
     similarity: str = "cosine"
     preprocess_version: str = "1"
     parts: tuple[tuple[str, float], ...] = ()
+    abilities: frozenset[str] = frozenset()
 
 
 class Head(ABC):
@@ -51,6 +57,10 @@ class Head(ABC):
     #: True for a network that computes on one core and holds the GIL while it does (dlib): indexing then embeds in
     #: the worker processes that find the faces, one network each, instead of one after another in the caller.
     embeds_in_workers = False
+
+    #: What computes the network: "torch" (precision, padding and the torch device apply), or another runtime
+    #: ("onnxruntime", "opencv", "dlib") that they do not.
+    engine = "torch"
 
     def __init__(self, spec: HeadSpec, weights_sha256: str, device: str) -> None:
         self.spec = spec
@@ -70,6 +80,10 @@ class Head(ABC):
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def can(self, ability: str) -> bool:
+        """Whether the head declares `ability` (`TEXT`, `FEATURE_MAPS`)."""
+        return ability in self.spec.abilities
 
     @property
     def preprocess_version(self) -> str:
@@ -112,7 +126,7 @@ class Head(ABC):
 
     def pads_batches(self) -> bool:
         """Whether `embed` pads batches to a few sizes: a torch network on a CUDA device."""
-        return hasattr(self, "net") and str(self.device).startswith("cuda")
+        return self.engine == "torch" and str(self.device).startswith("cuda")
 
 
 def load_state_file(path: Path, how_to_get: str) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.errors import LookalikeError, WeightsMismatchError
-from lookalike.heads.base import Head, HeadSpec, normalize
+from lookalike.heads.base import TEXT, Head, HeadSpec, normalize
 from lookalike.heads.facenet import _torch_device
 from lookalike.weights import WeightsSpec
 
@@ -81,4 +81,5 @@ SPEC = HeadSpec(
         f"the weights directory; needs {INSTALL_HINT}",
     ),
     build=ClipHead,
+    abilities=frozenset({TEXT}),
 )

@@ -22,6 +22,7 @@ DLIB_FILE = "models/dlib_face_recognition_resnet_model_v1.dat"
 
 
 class DlibHead(Head):
+    engine = "dlib"
     embeds_in_workers = True  # dlib-bin runs its network on one core and keeps the GIL: 77 ms a face here
 
     def __init__(self, spec: HeadSpec, path: Path, sha: str, device: str) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from lookalike import config
 from lookalike.errors import LookalikeError, WeightsMismatchError, one_line
-from lookalike.heads.base import Head, HeadSpec, fast_bf16, load_state_file
+from lookalike.heads.base import FEATURE_MAPS, Head, HeadSpec, fast_bf16, load_state_file
 from lookalike.weights import WeightsSpec, package_file
 
 CASIA_FILE = "facenet-casia-webface.pt"
@@ -298,6 +298,7 @@ CASIA = HeadSpec(
         "package carries; no download)",
     ),
     build=FaceNetHead,
+    abilities=frozenset({FEATURE_MAPS}),
 )
 
 VGGFACE2 = HeadSpec(
@@ -312,6 +313,7 @@ VGGFACE2 = HeadSpec(
         "20180402-114759-vggface2.pt (its release v2.2.9) into the weights directory",
     ),
     build=FaceNetHead,
+    abilities=frozenset({FEATURE_MAPS}),
 )
 
 

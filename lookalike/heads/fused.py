@@ -89,6 +89,8 @@ def combined_digest(parts: list[tuple[str, float]], digests: list[str]) -> str:
 class FusedHead(Head):
     """The parts' heads, built; `embed` concatenates their weighted unit vectors."""
 
+    engine = "parts"  # each part runs on its own engine
+
     def __init__(self, spec: HeadSpec, heads: list[Head]) -> None:
         digest = combined_digest(list(spec.parts), [h.weights_sha256 for h in heads])
         super().__init__(spec, digest, heads[0].device)

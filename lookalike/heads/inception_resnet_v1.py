@@ -178,6 +178,8 @@ class Mixed_7a(nn.Module):
 class InceptionResnetV1(nn.Module):
     """Inception-ResNet-v1 giving L2-normalised 512-d embeddings of `(N, 3, 160, 160)` prewhitened faces."""
 
+    FAMILY = "inception-resnet-v1"
+
     def __init__(self, dropout_prob: float = 0.6) -> None:
         super().__init__()
         self.conv2d_1a = BasicConv2d(3, 32, kernel_size=3, stride=2)

@@ -20,6 +20,8 @@ SFACE_FILE = "models/face_recognition_sface_2021dec_int8bq.onnx"
 
 
 class SFaceHead(Head):
+    engine = "opencv"  # OpenCV's dnn runs the int8 graph
+
     def __init__(self, spec: HeadSpec, path: Path, sha: str, device: str) -> None:
         import cv2
 

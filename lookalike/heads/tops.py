@@ -15,8 +15,9 @@ HIER_TAPS = (
 
 
 def is_arcface(backbone) -> bool:
-    """True for the arcface-r50 backbone (IResNet-50), False for FaceNet's Inception-ResNet-v1."""
-    return hasattr(backbone, "forward_with_map")
+    """True for the arcface-r50 backbone (IResNet-50), False for FaceNet's Inception-ResNet-v1 (each network
+    says which it is: `FAMILY`)."""
+    return backbone.FAMILY == "iresnet50"
 
 
 def make_top(backbone, kind: str, hierarchical: bool, tap_channels: list[int] | None = None):

@@ -17,7 +17,7 @@ import numpy as np
 from lookalike import config
 from lookalike.errors import LookalikeError, WeightsMismatchError
 from lookalike.heads.arcface import ArcFaceHead, build_iresnet50
-from lookalike.heads.base import HeadSpec, load_state_file
+from lookalike.heads.base import FEATURE_MAPS, HeadSpec, load_state_file
 from lookalike.heads.facenet import FaceNetHead, _torch_device, build_backbone, forward_with_taps
 from lookalike.weights import WeightsSpec, resolve
 
@@ -57,6 +57,7 @@ def spec_for(head_name: str, weights_dir: Path | None = None) -> HeadSpec | None
             how_to_get=f"train it: `lookalike train {kind} --triplets FILE --name {name}`",
         ),
         build=TrainedArcFaceHead if arc else TrainedHead,
+        abilities=frozenset({FEATURE_MAPS}),
     )
 
 

@@ -332,14 +332,15 @@ class Searcher:
     def query_texts(self, texts: list[str], k: int = 10, mode: str = "faces") -> list[QueryAnswer]:
         """Faces that match each text description, on an index whose head embeds text (CLIP): the texts' vectors
         searched like a photo's (cosine = CLIP similarity; no same-person mark, a text is nobody's face)."""
-        embed_text = getattr(self.head, "embed_text", None)
-        if embed_text is None:
+        from lookalike.heads.base import TEXT
+
+        if self.head is None or not self.head.can(TEXT):
             raise LookalikeError(
                 f"--text needs an index built by a head that embeds text (--head clip); "
                 f"{self.store.root} was built by {self.store.head!r}"
             )
         answers = [QueryAnswer(query=t, head=self.store.head) for t in texts]
-        for ans, res in zip(answers, self.search_vectors(embed_text(list(texts)), k, mode), strict=True):
+        for ans, res in zip(answers, self.search_vectors(self.head.embed_text(list(texts)), k, mode), strict=True):
             ans.results = res
         return answers
 

@@ -26,6 +26,7 @@ import numpy as np
 from lookalike.errors import LookalikeError
 from lookalike.faces.align import CROP_SIZES, FaceGeometry, crop_face
 from lookalike.faces.photos import Photo, load_photo
+from lookalike.heads.base import FEATURE_MAPS
 from lookalike.index.layout import METRICS
 from lookalike.similarity.metric import Metric, learn_global_metric, learn_metric, prepare
 
@@ -66,7 +67,7 @@ class MetricReranker:
     """Feature maps of an index's faces on demand, and per-query metrics, for one open `Searcher`."""
 
     def __init__(self, searcher, n_arb: int = 100, steps: int = 150, seed: int = 0) -> None:
-        if searcher.head is None or not hasattr(searcher.head, "embed_with_maps"):
+        if searcher.head is None or not searcher.head.can(FEATURE_MAPS):
             raise LookalikeError(
                 "--rerank metric needs a head with feature maps (facenet-casia, vggface2, arcface-r50, trained "
                 f"heads); this index's head is {searcher.store.head!r}"

@@ -126,6 +126,7 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
 
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
+    from starlette.datastructures import UploadFile
     from starlette.requests import Request
     from starlette.responses import JSONResponse, PlainTextResponse
     from starlette.routing import Route
@@ -167,12 +168,12 @@ def create_app(indexes: dict[str, Path], device: str | None = None, on_stop=None
             form = await request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS,
                                       max_part_size=max_upload + 1)  # fmt: skip
             items = list(form.multi_items())
-            values = {k: v for k, v in items if not hasattr(v, "read")}
+            values = {k: v for k, v in items if not isinstance(v, UploadFile)}
             if "paths" in values or "a" in values or "b" in values:  # photo paths only in a JSON body
                 raise LookalikeError("photo paths go in a JSON body (application/json); a form uploads photos")
             uploads = {}
             for key, value in items:
-                if hasattr(value, "read"):
+                if isinstance(value, UploadFile):
                     uploads[key] = await decode(await value.read(max_upload + 1), value.filename or key)
             return values, uploads
         try:

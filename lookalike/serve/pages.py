@@ -31,6 +31,7 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
     allow_paths False (a server other machines reach): Review shows pairs but changes nothing."""
     import secrets
 
+    from starlette.datastructures import UploadFile
     from starlette.requests import Request
     from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
     from starlette.routing import Route
@@ -48,7 +49,9 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
 
     def texts_ok(h) -> bool:
         """Whether the index's head embeds text (clip): the Ask page then also takes a description."""
-        return hasattr(h.searcher.head, "embed_text")
+        from lookalike.heads.base import TEXT
+
+        return h.searcher.head is not None and h.searcher.head.can(TEXT)
 
     async def ask_form(request: Request):
         h = pick(request.query_params.get("index"))
@@ -62,7 +65,7 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
         text = str(form.get("text") or "").strip() if takes_text else ""
         k, mode = check_k(form.get("k") or 10), check_mode(str(form.get("mode") or "faces"))
         values = {"k": k, "mode": mode, "texts": takes_text, "text": text}
-        has_photo = upload is not None and hasattr(upload, "read") and bool(getattr(upload, "filename", ""))
+        has_photo = isinstance(upload, UploadFile) and bool(upload.filename)
         try:
             if not has_photo and not text:
                 raise LookalikeError("choose a photo to upload" + (", or describe a face" if takes_text else ""))

@@ -132,7 +132,9 @@ def characterize(
     from lookalike.heads import create_head
 
     head = head or create_head("facenet-casia")
-    if not hasattr(head, "embed_with_maps"):
+    from lookalike.heads.base import FEATURE_MAPS
+
+    if not head.can(FEATURE_MAPS):
         raise LookalikeError(f"head {head.name!r} has no feature maps; use a FaceNet head (facenet-casia)")
     ind = main_face_crops(photos, head.crop, detector, geometry)
     arb = main_face_crops(arbitrary, head.crop, detector, geometry)
