@@ -1,4 +1,5 @@
-"""Where things live: the weights directory, the shared data folder, the home of named indexes.
+"""Where things live (the weights directory, the shared data folder, the home of named indexes) and the defaults
+the verbs share, each defined here once (this module imports nothing heavy, so the CLI can show them in `--help`).
 
 Every location is a setting with a documented environment variable, so tests and scripts can point
 the engine elsewhere without code changes.
@@ -17,6 +18,26 @@ DATA_ENV = "LOOKALIKE_DATA"
 INDEX_HOME_ENV = "LOOKALIKE_INDEX_HOME"
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# ---------------------------------------------------------------------------------------------- defaults
+#: Pixel limit (width x height) against decompression bombs; `--max-pixels` changes it.
+DEFAULT_MAX_PIXELS = 120_000_000
+#: Limit on a file's size: nothing larger is read into memory; `--max-file-mb` changes it.
+DEFAULT_MAX_BYTES = 512 * 2**20
+#: Bound on decoded pixels held at once by an indexing run (about 450 MB of RGB; one 120 MP photo at a time:
+#: measured in benchmarks/hostile_input.md).
+DEFAULT_PIXELS_IN_FLIGHT = 150_000_000
+#: Photos per detector batch (and files per group a finder hands back).
+DEFAULT_BATCH_FILES = 32
+#: Files written to the index between commits (a crash loses at most this many files' work).
+DEFAULT_COMMIT_EVERY = 256
+#: `dedup`: near duplicates are main faces above this cosine (exact copies: same bytes, or cosine >= 0.9999).
+DEDUP_COSINE = 0.92
+#: ViSE mining (seed 003): pairs of different identities above this cosine (0.80 in the seed, with DINOv2).
+VISE_COSINE = 0.80
+#: `cluster`: faces join at the same-person threshold of this false match rate, looking at this many neighbours.
+CLUSTER_FMR = 1e-4
+CLUSTER_K = 20
 
 
 def weights_dir() -> Path:

@@ -16,6 +16,8 @@ import os
 import sys
 from pathlib import Path
 
+from lookalike import config
+
 
 def build(
     source: str | Path,
@@ -24,7 +26,7 @@ def build(
     detector: str | None = None,
     min_prob: float | None = None,
     actors: int = 1,
-    batch_size: int = 32,
+    batch_size: int = config.DEFAULT_BATCH_FILES,
     gpus_per_actor: float = 0,
     prune: bool = False,
     labels: dict[str, str] | None = None,
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--detector", default=None, help="face detector [the index's own, else the default]")
     ap.add_argument("--min-prob", type=float, default=None)
     ap.add_argument("--actors", type=int, default=max(1, (os.cpu_count() or 2) // 2), help="Ray actors finding faces")
-    ap.add_argument("--batch-size", type=int, default=32, help="files per actor call")
+    ap.add_argument("--batch-size", type=int, default=config.DEFAULT_BATCH_FILES, help="files per actor call")
     ap.add_argument("--gpus-per-actor", type=float, default=0)
     ap.add_argument("--address", default=None, help="Ray cluster address (default: start a local one)")
     ap.add_argument("--prune", action="store_true", help="drop faces of files that vanished from SOURCE")

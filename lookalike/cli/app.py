@@ -16,6 +16,7 @@ from lookalike.cli.learn import LEARN_COMMANDS
 from lookalike.cli.people import people_group
 from lookalike.cli.support import CONTEXT, COSINE, DETECTOR, ProgressBar
 from lookalike.errors import LookalikeError
+from lookalike.heads.calibration import DEFAULT_FMR, FMRS, fmr_key
 from lookalike.index.layout import locate, named_folder
 from lookalike.search.asking import MAX_K
 
@@ -61,15 +62,18 @@ def cli(weights_dir: Path | None) -> None:
     "--min-prob", type=float, default=None, help="Keep faces the detector is this sure of [mtcnn 0.9, yunet 0.8]."
 )
 @click.option("--min-face", type=int, default=None, help="Smallest face side to look for, pixels [20].")
-@click.option("--max-pixels", default=120_000_000, show_default=True, help="Reject images above this size.")
-@click.option("--max-file-mb", default=512, show_default=True, help="Reject files above this size, MB.")
+@click.option(
+    "--max-pixels", default=config.DEFAULT_MAX_PIXELS, show_default=True, help="Reject images above this size."
+)
+@click.option("--max-file-mb", default=config.DEFAULT_MAX_BYTES // 2**20, show_default=True,
+              help="Reject files above this size, MB.")  # fmt: skip
 @click.option(
     "--max-pixels-in-flight",
-    default=150_000_000,
+    default=config.DEFAULT_PIXELS_IN_FLIGHT,
     show_default=True,
     help="Decoded pixels held at once (memory bound; about 3 bytes each).",
 )
-@click.option("--batch-size", default=32, show_default=True, help="Photos per detector batch.")
+@click.option("--batch-size", default=config.DEFAULT_BATCH_FILES, show_default=True, help="Photos per detector batch.")
 @click.option(
     "--workers",
     type=click.IntRange(min=0),
@@ -156,7 +160,8 @@ def index_cmd(
 
 # ------------------------------------------------------------------------------------------------ query
 #: The false match rates thresholds are measured at (`lookalike.heads.calibration.FMRS`), as typed.
-FMR_CHOICES = ("0.01", "0.001", "0.0001")
+FMR_CHOICES = tuple(fmr_key(f) for f in FMRS)
+DEFAULT_FMR_TEXT = fmr_key(DEFAULT_FMR)
 
 
 @cli.command("query", context_settings=CONTEXT)
@@ -182,7 +187,7 @@ FMR_CHOICES = ("0.01", "0.001", "0.0001")
 @click.option("--device", default=None, help="torch device for the head (default: cuda when present, else cpu).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per query photo.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="Write a contact sheet.")
-@click.option("--fmr", type=click.Choice(FMR_CHOICES), default="0.001", show_default=True,
+@click.option("--fmr", type=click.Choice(FMR_CHOICES), default=DEFAULT_FMR_TEXT, show_default=True,
               help="Mark matches as likely the same person at the threshold of this false match rate.")  # fmt: skip
 @click.option("--no-server", is_flag=True, help="Answer in this process even when `lookalike serve` holds the index.")
 @click.option("--rerank", type=click.Choice(["none", "metric"]), default="none", show_default=True,
@@ -415,7 +420,7 @@ def serve_cmd(
               help="Compare as this index does (its head and detector): agrees with its query marks.")  # fmt: skip
 @click.option("--head", "head_name", default=None, help="Head to compare with (default: facenet-casia).")
 @click.option("--detector", "detector_name", default=None, help="Face detector (default: yunet).")
-@click.option("--fmr", type=click.Choice(FMR_CHOICES), default="0.001", show_default=True,
+@click.option("--fmr", type=click.Choice(FMR_CHOICES), default=DEFAULT_FMR_TEXT, show_default=True,
               help="False match rate of the measured threshold: the share of different-person pairs it lets through "
               "(on LFW; benchmarks/verify.md). Lower is stricter.")  # fmt: skip
 @click.option("--threshold", type=COSINE, default=None, help="Decide at this cosine instead of a measured threshold.")

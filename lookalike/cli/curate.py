@@ -12,6 +12,7 @@ import click
 from lookalike import config
 from lookalike.cli.support import CONTEXT, COSINE, ProgressBar, make_bar
 from lookalike.errors import LookalikeError
+from lookalike.heads.calibration import FMRS, fmr_key
 from lookalike.index.layout import locate, named_folder
 
 
@@ -68,7 +69,13 @@ def _row_bar(total: int, desc: str, quiet: bool):
 
 @click.command("dedup", context_settings=CONTEXT)
 @click.argument("target")
-@click.option("--threshold", default=0.92, show_default=True, type=COSINE, help="Near duplicates: cosine above this.")
+@click.option(
+    "--threshold",
+    default=config.DEDUP_COSINE,
+    show_default=True,
+    type=COSINE,
+    help="Near duplicates: cosine above this.",
+)
 @click.option(
     "--head",
     "head_name",
@@ -170,7 +177,7 @@ def _peak_rss_mb() -> float:
     help="Or a labelled photo folder IMAGES/<identity>/<photo> (indexed first with --head).",
 )
 @click.option("--head", "head_name", default=None, help="Head (for --images; with --index it must match).")
-@click.option("--threshold", default=0.80, show_default=True, type=COSINE,
+@click.option("--threshold", default=config.VISE_COSINE, show_default=True, type=COSINE,
               help="Keep different-identity pairs above this cosine.")  # fmt: skip
 @click.option(
     "--out",
@@ -304,11 +311,13 @@ def mine_vise_cmd(
 
 @click.command("cluster", context_settings=CONTEXT)
 @click.argument("index_name", required=False)
-@click.option("--fmr", type=click.Choice(["0.001", "0.0001"]), default="0.0001", show_default=True,
+@click.option("--fmr", type=click.Choice([fmr_key(f) for f in FMRS[1:]]), default=fmr_key(config.CLUSTER_FMR),
+              show_default=True,
               help="Join two faces when they score at or above the same-person threshold of this false match "
               "rate.")  # fmt: skip
 @click.option("--threshold", type=COSINE, default=None, help="Join at this cosine instead of a measured threshold.")
-@click.option("-k", default=20, show_default=True, type=click.IntRange(min=1), help="Neighbours looked at per face.")
+@click.option("-k", default=config.CLUSTER_K, show_default=True, type=click.IntRange(min=1),
+              help="Neighbours looked at per face.")  # fmt: skip
 @click.option("--ignore-labels", is_flag=True, help="Group as if no face were labelled (to check the grouping).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def cluster_cmd(index_name: str | None, fmr: str, threshold: float | None, k: int, ignore_labels: bool,

@@ -27,10 +27,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from lookalike.config import CLUSTER_FMR, CLUSTER_K
 from lookalike.index.people import read_people, write_people
 
 #: The false match rate whose measured threshold makes an edge (see the module's docstring).
-DEFAULT_FMR = 1e-4
+DEFAULT_FMR = CLUSTER_FMR
 _ID_RE = re.compile(r"^person-(\d+)$")
 
 
@@ -100,7 +101,7 @@ def name_people(
     return [str(p) for p in out]
 
 
-def cluster_index(root: Path, threshold: float | None = None, fmr: float = DEFAULT_FMR, k: int = 20,
+def cluster_index(root: Path, threshold: float | None = None, fmr: float = CLUSTER_FMR, k: int = CLUSTER_K,
                   use_labels: bool = True) -> dict:  # fmt: skip
     """Group the faces of the index at `root` into people and write `people.parquet`; returns a summary.
 

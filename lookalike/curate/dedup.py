@@ -1,5 +1,5 @@
 """De-duplication (seed 003, 7.3.2.2): exact copies (same sha256, or cosine >= 0.9999) and near duplicates
-(cosine above a threshold, 0.92 by default) among an index's main faces, via the range-search core.
+(cosine above a threshold, `config.DEDUP_COSINE` by default) among an index's main faces, via the range-search core.
 
 Removal takes the later photo of each pair out of the index and keeps it on record: its face rows go to
 `removed.parquet` in the index folder (with the kept photo, score and reason) and it becomes a reject
@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lookalike.atomic import atomic_write_with
+from lookalike.config import DEDUP_COSINE
 from lookalike.curate.pairs import similar_pairs
 from lookalike.errors import LookalikeError
 from lookalike.index.layout import REMOVED
@@ -74,7 +75,7 @@ class Duplicates:
 
 def find_duplicates(
     index_dir: Path,
-    threshold: float = 0.92,
+    threshold: float = DEDUP_COSINE,
     pixel_check: bool = False,
     pixel_threshold: float = PIXEL_THRESHOLD,
     progress=None,

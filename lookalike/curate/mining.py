@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lookalike.config import VISE_COSINE
 from lookalike.curate.pairs import group_codes, similar_pairs
 from lookalike.eval.protocols import PairProtocol, assign_identity_splits
 
@@ -89,7 +90,7 @@ def mine_vise(
     paths: list[str],
     identities: list[str | None],
     vectors: np.ndarray,
-    threshold: float = 0.80,
+    threshold: float = VISE_COSINE,
     pinned: dict[str, int] | None = None,
     n_splits: int = 10,
     seed: int = 0,
@@ -103,7 +104,8 @@ def mine_vise(
         paths: `N` photo paths (one main face each).
         identities: `N` labels; unlabelled photos (None) are left out.
         vectors: `(N, d) float32`, L2-normalised main-face embeddings.
-        threshold: keep different-identity pairs with cosine > threshold (0.80 in the seed, with DINOv2).
+        threshold: keep different-identity pairs with cosine > threshold (`config.VISE_COSINE`: the seed's 0.80,
+            with DINOv2).
         pinned: identity -> split from a doppelganger protocol (those identities keep their split).
         n_splits: number of splits.
         seed: seeds the positive sampling and split placement.

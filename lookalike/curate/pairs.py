@@ -1,7 +1,7 @@
 """All pairs above a cosine threshold, by FAISS range search in query batches (never an N x N matrix).
 
-The one similarity-graph core: ViSE mining (pairs of *different* identities above 0.80) and
-de-duplication (pairs above 0.92, exact copies at 0.9999) both call `similar_pairs`.
+The one similarity-graph core: ViSE mining (pairs of *different* identities above `config.VISE_COSINE`) and
+de-duplication (pairs above `config.DEDUP_COSINE`, exact copies at 0.9999) both call `similar_pairs`.
 Memory: the index holds the `(N, d)` vectors once; each batch of `batch` queries returns only its hits, so
 peak memory is `O(N d + hits)`, not `O(N^2)`.
 """

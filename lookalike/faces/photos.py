@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from lookalike.config import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from lookalike.errors import LookalikeError
 from lookalike.paths import fs_path, to_text
 
@@ -55,13 +56,6 @@ UNSUPPORTED_SUFFIXES = {
     ".svg": "vector drawing, not a photo",
     ".jxl": "JPEG XL is not supported: convert it to JPEG or PNG",
 }  # fmt: skip
-#: Default pixel limit (width x height) against decompression bombs; `--max-pixels` changes it.
-DEFAULT_MAX_PIXELS = 120_000_000
-#: Default limit on a file's size: nothing larger is read into memory.
-DEFAULT_MAX_BYTES = 512 * 2**20
-#: Default bound on decoded pixels held at once by an indexing run (about 450 MB of RGB; one 120 MP photo at a
-#: time: measured in benchmarks/hostile_input.md).
-DEFAULT_PIXELS_IN_FLIGHT = 150_000_000
 
 # Magic numbers of the formats above, for files whose name has no photo ending (`IMG_0001`, `photo.dat`).
 _MAGIC: tuple[tuple[int, bytes, str], ...] = (

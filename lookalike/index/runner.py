@@ -17,12 +17,16 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from lookalike.faces.analyzer import AnalyzedPhoto, FaceAnalyzer, FaceFailure
-from lookalike.faces.detect import Detector
-from lookalike.faces.photos import (
+from lookalike.config import (
+    DEFAULT_BATCH_FILES,
+    DEFAULT_COMMIT_EVERY,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
     DEFAULT_PIXELS_IN_FLIGHT,
+)
+from lookalike.faces.analyzer import AnalyzedPhoto, FaceAnalyzer, FaceFailure
+from lookalike.faces.detect import Detector
+from lookalike.faces.photos import (
     FileStat,
     Rejected,
     SourceScan,
@@ -35,11 +39,8 @@ from lookalike.heads import Head, create_head
 from lookalike.index.store import REJECTS_SCHEMA, FaceStore, faces_schema, now_utc
 from lookalike.index.writer import IndexWriter
 from lookalike.ingest.distribute import Distributor, choose
-from lookalike.ingest.find import DEFAULT_BATCH_FILES, FindSettings, Found, Task, find_faces
+from lookalike.ingest.find import FindSettings, Found, Task, find_faces
 from lookalike.paths import fs_path
-
-#: Files written to the index between commits (a crash loses at most this many files' work).
-DEFAULT_COMMIT_EVERY = 256
 
 
 @dataclass

@@ -18,11 +18,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lookalike.config import DEFAULT_BATCH_FILES, DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_PIXELS_IN_FLIGHT
 from lookalike.faces.analyzer import AnalyzedPhoto, FaceAnalyzer
 from lookalike.faces.photos import (
-    DEFAULT_MAX_BYTES,
-    DEFAULT_MAX_PIXELS,
-    DEFAULT_PIXELS_IN_FLIGHT,
     Photo,
     PixelBudget,
     Rejected,
@@ -35,9 +33,6 @@ from lookalike.faces.photos import (
 #: say so) or the reason it has none (`AnalyzedPhoto.error`). An analysed photo's pixels are dropped.
 Found = AnalyzedPhoto | Rejected | Unchanged
 Loaded = Photo | Rejected | Unchanged
-
-#: Photos per detector batch (and files per group a finder hands back).
-DEFAULT_BATCH_FILES = 32
 
 
 @dataclass(frozen=True)

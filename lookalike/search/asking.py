@@ -5,10 +5,13 @@ one-line LookalikeError naming the field."""
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from lookalike.errors import LookalikeError
-from lookalike.faces.analyzer import FaceFailure
 from lookalike.heads.calibration import FMRS
+
+if TYPE_CHECKING:
+    from lookalike.faces.analyzer import FaceFailure
 
 #: The most matches one question may ask for (a page of answers, not a dump of the index).
 MAX_K = 1000
@@ -77,6 +80,8 @@ def check_paths(value: object) -> list[str]:
 
 def failure_words(failure: FaceFailure, name: str) -> str:
     """One line for a photo asked about that has no face to use (the query's, verify's and the server's words)."""
+    from lookalike.faces.analyzer import FaceFailure
+
     if failure.kind == FaceFailure.NO_FACE:
         return f"no face found in {name}"
     if failure.kind == FaceFailure.NO_SUCH_FACE:

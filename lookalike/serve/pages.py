@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from lookalike.config import VISE_COSINE
 from lookalike.errors import LookalikeError
 from lookalike.render import face_thumbnail, image_data_uri, render_html
 from lookalike.search.asking import check_k, check_mode
@@ -21,7 +22,6 @@ from lookalike.serve.guard import CSRF_FIELD, MAX_FORM_FIELDS, MAX_FORM_FILES, M
 #: People listed on the People page (the most faces first).
 PEOPLE_SHOWN = 120
 #: Look-alike pairs on the Review page: different people above the ViSE mining threshold (`lookalike mine-vise`).
-VISE_THRESHOLD = 0.80
 LOOKALIKES_SHOWN = 100
 
 
@@ -248,7 +248,8 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
             return [{"a": side(a), "b": side(b), "score": s, "kind": kind} for a, b, s, kind in pairs[:200]], dups
 
         def lookalikes():
-            """Different labelled people whose main faces score above the ViSE threshold (0.80), closest first."""
+            """Different labelled people whose main faces score above the ViSE threshold (`config.VISE_COSINE`),
+            closest first."""
             from lookalike.curate.pairs import similar_pairs
 
             names = h.searcher.identities()
@@ -257,7 +258,7 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
                 return []
             codes = {n: i for i, n in enumerate(sorted({names[r] for r in labelled}))}
             v = h.vectors()[labelled]
-            i, j, score = similar_pairs(v, VISE_THRESHOLD, np.array([codes[names[r]] for r in labelled]), "different")
+            i, j, score = similar_pairs(v, VISE_COSINE, np.array([codes[names[r]] for r in labelled]), "different")
             order = np.argsort(-score)[:LOOKALIKES_SHOWN]
             s = h.searcher
 
@@ -270,7 +271,7 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
         alike = await run(lookalikes)
         return page("review.html", h, pairs=pairs, threshold=dups.threshold, removed=h.removed_count(),
                     editable=allow_paths,
-                    lookalikes=alike, vise_threshold=VISE_THRESHOLD,
+                    lookalikes=alike, vise_threshold=VISE_COSINE,
                     message=request.query_params.get("message"))  # fmt: skip
 
     def changes_allowed() -> None:
