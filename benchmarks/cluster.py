@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.bench.report import machine, machine_line, today, write_report
 from lookalike.curate.cluster import knn_graph, propagate
+from lookalike.eval.report import machine, machine_line, today, write_report
 from lookalike.heads.calibration import same_person
 from lookalike.index.store import FaceStore, vectors_of
 

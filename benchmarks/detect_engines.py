@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lookalike.bench.report import machine, machine_line, today, write_report
+from lookalike.eval.report import machine, machine_line, today, write_report
 from lookalike.faces.photos import Photo, load_photo
 from lookalike.faces.yunet import YuNetDetector, box_iou
 

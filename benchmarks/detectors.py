@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from lookalike import config
-from lookalike.bench.lfw import evaluate_lfw
-from lookalike.bench.report import machine, machine_line, write_report
+from lookalike.eval.lfw import evaluate_lfw
+from lookalike.eval.report import machine, machine_line, write_report
 from lookalike.faces.detect import DETECTORS, create_detector
 from lookalike.faces.photos import Photo, load_photo
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike import config
-from lookalike.bench.lfw import bench_index_dir
+from lookalike.eval.lfw import bench_index_dir
 from lookalike.heads import create_head
 from lookalike.heads.facenet import MAP_LAYER
 from lookalike.search.rerank import augmentations

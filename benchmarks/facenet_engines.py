@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike import config
-from lookalike.bench.report import machine, machine_line, today, write_report
+from lookalike.eval.report import machine, machine_line, today, write_report
 
 HERE = Path(__file__).resolve().parent
 FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "avx_vnni")

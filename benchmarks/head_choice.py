@@ -22,7 +22,7 @@ sys.path.insert(0, str(HERE))
 
 from index_query import doppel_ranks, lfw_doppel_gallery  # noqa: E402
 
-from lookalike.bench.report import machine, machine_line, today  # noqa: E402
+from lookalike.eval.report import machine, machine_line, today  # noqa: E402
 from lookalike.heads import DEFAULT_HEAD  # noqa: E402
 
 

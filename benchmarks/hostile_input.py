@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from lookalike import config
-from lookalike.bench.report import machine, machine_line, write_report
+from lookalike.eval.report import machine, machine_line, write_report
 
 HERE = Path(__file__).resolve().parent
 KINDS = ("copy", "resized", "q50", "crop5")

@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from lookalike import config
-from lookalike.bench.retrieval import leave_one_out
+from lookalike.eval.retrieval import leave_one_out
 from lookalike.faces.detect import create_detector
 from lookalike.heads import DEFAULT_HEAD, create_head, list_heads
 from lookalike.index.runner import run_index

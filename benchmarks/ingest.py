@@ -39,7 +39,7 @@ import numpy as np
 from PIL import Image
 
 from lookalike import config
-from lookalike.bench.report import machine, machine_line, today, write_report
+from lookalike.eval.report import machine, machine_line, today, write_report
 
 HERE = Path(__file__).resolve().parent
 #: Runs the CLI of whatever `lookalike` is first on sys.path (this checkout or the baseline's).

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike import config
-from lookalike.bench.report import machine, machine_line, today
+from lookalike.eval.report import machine, machine_line, today
 from lookalike.faces.detect import FaceDetector
 from lookalike.heads import create_head
 from lookalike.index.runner import IndexOptions, run_index

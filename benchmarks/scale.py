@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.bench.report import machine, machine_line, today, write_report
+from lookalike.eval.report import machine, machine_line, today, write_report
 
 HERE = Path(__file__).resolve().parent
 QUERIES = 1_000

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.bench.report import machine, machine_line, today, write_report
+from lookalike.eval.report import machine, machine_line, today, write_report
 from lookalike.index.vector_index import TorchFlatSearch
 
 HERE = Path(__file__).resolve().parent

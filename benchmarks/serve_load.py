@@ -24,8 +24,8 @@ import numpy as np
 import requests
 
 from lookalike import config
-from lookalike.bench.report import machine, machine_line, today, write_report
-from lookalike.bench.server import start_server
+from lookalike.eval.report import machine, machine_line, today, write_report
+from lookalike.eval.server import start_server
 
 HERE = Path(__file__).resolve().parent
 

@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from lookalike import config
-from lookalike.bench.embed import embed_photos, pair_scores
-from lookalike.bench.lfw import lfw_subset
-from lookalike.bench.report import machine, machine_line, today, write_report
 from lookalike.eval.calibrate import FMRS, cross_validated_verify, operating_points
+from lookalike.eval.embed import embed_photos, pair_scores
+from lookalike.eval.lfw import lfw_subset
+from lookalike.eval.report import machine, machine_line, today, write_report
 from lookalike.heads.calibration import CALIBRATION_FILE, DEFAULT_FMR, fmr_key
 
 HERE = Path(__file__).resolve().parent

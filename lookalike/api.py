@@ -65,7 +65,7 @@ def build_index(
     progress: called with `(files_done, total_files, faces_found)` as the run goes. Returns the open `Index`; its
     `report` holds what this run did.
     """
-    from lookalike.faces.photos import read_labels
+    from lookalike.faces.labels import read_labels
     from lookalike.index.registry import remember
     from lookalike.index.runner import IndexOptions, run_index
     from lookalike.index.settings import resolve
@@ -88,8 +88,8 @@ def build_index(
 
 def open_index(name_or_path: str | Path | None = None, *, device: str | None = None) -> Index:
     """An index by name or folder (None: the only one there is), as `--index` finds it."""
-    from lookalike.index.layout import locate
     from lookalike.index.store import FaceStore
+    from lookalike.index.summary import locate
 
     root = locate(name_or_path)
     FaceStore.open(root)  # a missing or damaged index is refused here, not at the first query

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pyarrow.parquet as pq
 
-from lookalike.bench.embed import embed_photos
+from lookalike.eval.embed import embed_photos
 from lookalike.faces.analyzer import FaceAnalyzer
 from lookalike.faces.detect import create_detector
 from lookalike.heads import create_head

@@ -29,7 +29,7 @@ def app(tmp_path_factory, sface, detector):
     shutil.copy(root / "Tony_Blair" / "Tony_Blair_0002.jpg", root / "Tony_Blair" / "Tony_Blair_0002 copy.jpg")
     ix = tmp_path_factory.mktemp("ix") / "family"
     run_index(root, ix, sface, detector, IndexOptions(workers=0))
-    from lookalike.bench.server import start_server
+    from lookalike.eval.server import start_server
 
     proc, url = start_server(ix, tmp_path_factory.mktemp("app-state"))
     yield url, ix, root

@@ -60,7 +60,7 @@ def _lfw_subset(root, dest, people: int, per: int):
 
 
 def test_mine_vise_writes_balanced_identity_disjoint_file(homes):
-    from lookalike.eval.generate import load_protocol
+    from lookalike.eval.protocols import load_protocol
 
     lfw = require_data("lfw")
     images = homes / "images"
@@ -89,7 +89,7 @@ def test_mine_vise_writes_balanced_identity_disjoint_file(homes):
 def test_roc_figure_has_a_log_false_match_axis_operating_points_and_words(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
-    from lookalike.bench.doppelver import _plot_rocs
+    from lookalike.eval.doppelver import _plot_rocs
     from lookalike.eval.metrics import roc_curve
 
     rng = np.random.default_rng(0)

@@ -54,7 +54,8 @@ def test_a_bad_labels_file_is_one_line_before_any_model(photo_dir: Path, content
 
 
 def test_a_bom_header_and_a_nul_separated_list(photo_dir: Path) -> None:
-    from lookalike.faces.photos import read_labels, scan_source
+    from lookalike.faces.labels import read_labels
+    from lookalike.faces.scan import scan_source
 
     labels = photo_dir / "labels.csv"
     labels.write_bytes("\ufeffpath,identity\nTony_Blair_0001.jpg,Tony\n".encode())
@@ -117,7 +118,7 @@ def test_a_folder_that_cannot_be_listed_is_a_reject_not_silence(tmp_path: Path) 
     """A sub-folder whose path is over the system's limit (or unreadable) is named in the scan, not dropped."""
     import os
 
-    from lookalike.faces.photos import scan_source
+    from lookalike.faces.scan import scan_source
 
     root = tmp_path / "photos"
     os.makedirs(root)

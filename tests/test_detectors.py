@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from lookalike.bench.retrieval import leave_one_out
 from lookalike.cli.app import cli
 from lookalike.errors import LookalikeError
+from lookalike.eval.retrieval import leave_one_out
 from lookalike.faces.detect import DETECTORS, create_detector, detector_spec
 from lookalike.faces.photos import Photo, load_photo
 from lookalike.search.query import Searcher

@@ -92,7 +92,7 @@ def test_fused_index_queries_and_refuses_other_weighting(tmp_path, fused_head, d
 def test_benchmarks_join_the_parts_caches_into_the_fused_vectors(tmp_path, fused_head, photos):
     """`embed_photos` of a fused head reads its parts' cache indexes (no fused index is built) and gives the
     vectors the fused head itself gives (with the same detector: the benchmarks' default)."""
-    from lookalike.bench.embed import embed_photos
+    from lookalike.eval.embed import embed_photos
     from lookalike.faces.detect import create_detector
 
     detector = create_detector()

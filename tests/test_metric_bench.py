@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.bench.metric_pairs import (
+from lookalike.eval.metric_pairs import (
     VARIANTS,
     MapCache,
     identity_photos,

@@ -9,16 +9,10 @@ import numpy as np
 import pytest
 
 from lookalike.config import data_dir
+from lookalike.curate.protocol import PairProtocol, assign_identity_splits
 from lookalike.errors import LookalikeError
-from lookalike.eval.protocols import (
-    PairProtocol,
-    assign_identity_splits,
-    generate_doppelganger_protocol,
-    load_doppel_pair_list,
-    load_doppelver_pairs,
-    load_lfw_pairs,
-    write_doppelver_pairs,
-)
+from lookalike.eval.generate import generate_doppelganger_protocol
+from lookalike.eval.protocols import load_doppel_pair_list, load_doppelver_pairs, load_lfw_pairs, write_doppelver_pairs
 
 
 def _need(rel: str) -> Path:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lookalike.bench.retrieval import leave_one_out
 from lookalike.cli.app import cli
+from lookalike.eval.retrieval import leave_one_out
 from lookalike.search.query import Searcher
 
 from .conftest import build_index, embedded_page, require_data

@@ -196,9 +196,9 @@ def test_an_index_in_the_old_place_is_used_with_a_notice(tmp_path, monkeypatch):
         == 0
     )
     monkeypatch.delenv("LOOKALIKE_INDEX_HOME")
-    from lookalike.index import layout
+    from lookalike.index import summary
 
-    layout._NOTICED.clear()
+    summary._NOTICED.clear()
     info = CliRunner().invoke(cli, ["info", "holiday", "--json"])
     assert info.exit_code == 0 and str(old) in info.output
     shutil.copy(_person("Tony_Blair", 2), photos)

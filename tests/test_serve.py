@@ -18,7 +18,7 @@ from .conftest import require_data
 
 @pytest.fixture(scope="module")
 def server(lfw10_index, tmp_path_factory):
-    from lookalike.bench.server import start_server
+    from lookalike.eval.server import start_server
 
     state = tmp_path_factory.mktemp("serve-state")
     proc, url = start_server(lfw10_index, state)

@@ -144,7 +144,7 @@ def test_a_large_upload_decodes_off_the_event_loop(family, tmp_path) -> None:
     """While a 49 MP photo decodes, the server still answers /health (before the upload's answer comes)."""
     from PIL import Image
 
-    from lookalike.bench.server import start_server
+    from lookalike.eval.server import start_server
 
     proc, url = start_server(family[0], tmp_path / "state")
     try:
@@ -172,7 +172,7 @@ def test_a_large_upload_decodes_off_the_event_loop(family, tmp_path) -> None:
 
 def test_a_huge_upload_is_refused_without_holding_it(family, tmp_path) -> None:
     """300 MB streamed to a real server: refused at the limit, the server's peak memory grows by < 100 MB."""
-    from lookalike.bench.server import start_server
+    from lookalike.eval.server import start_server
 
     proc, url = start_server(family[0], tmp_path / "state")
     try:
@@ -205,7 +205,7 @@ def test_a_huge_upload_is_refused_without_holding_it(family, tmp_path) -> None:
 
 def test_cli_serve_refuses_other_hosts(family, tmp_path) -> None:
     """The CLI's server (not only the app object) has the front door."""
-    from lookalike.bench.server import start_server
+    from lookalike.eval.server import start_server
 
     proc, url = start_server(family[0], tmp_path / "state")
     try:
@@ -289,7 +289,7 @@ def test_half_sent_requests_are_closed_and_whole_ones_answered(family, tmp_path)
     answers others meanwhile, and a kept-alive connection that finishes its heads in time is not cut."""
     import socket
 
-    from lookalike.bench.server import start_server
+    from lookalike.eval.server import start_server
     from lookalike.serve.protocol import HEAD_TIMEOUT
 
     proc, url = start_server(family[0], tmp_path / "state")

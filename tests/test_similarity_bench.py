@@ -80,8 +80,8 @@ def test_bench_similarity_sface_end_to_end(tmp_path, monkeypatch):
 
 
 def test_rankings_file_scored_by_hand(tmp_path):
-    from lookalike.bench.embed import PhotoVectors
-    from lookalike.bench.similarity_bench import load_rankings, score_rankings
+    from lookalike.eval.embed import PhotoVectors
+    from lookalike.eval.similarity_bench import load_rankings, score_rankings
 
     # query q; people put c1 first, then c2, c3; the model (cosine) orders c2, c1, c3
     paths = [str(tmp_path / f"{n}.jpg") for n in ("q", "c1", "c2", "c3")]

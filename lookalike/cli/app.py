@@ -17,7 +17,7 @@ from lookalike.cli.people import people_group
 from lookalike.cli.support import CONTEXT, COSINE, DETECTOR, ProgressBar
 from lookalike.errors import LookalikeError
 from lookalike.heads.calibration import DEFAULT_FMR, FMRS, fmr_key
-from lookalike.index.layout import locate, named_folder
+from lookalike.index.summary import locate, named_folder
 from lookalike.search.asking import MAX_K
 
 
@@ -112,7 +112,7 @@ def index_cmd(
     Identity labels come from each photo's folder name, from --labels, or from a list file whose first line
     is `path,identity`; only a photo's main face takes it.
     """
-    from lookalike.faces.photos import read_labels
+    from lookalike.faces.labels import read_labels
     from lookalike.index.runner import IndexOptions, run_index
     from lookalike.index.settings import resolve
 

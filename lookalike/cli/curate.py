@@ -13,7 +13,7 @@ from lookalike import config
 from lookalike.cli.support import CONTEXT, COSINE, ProgressBar, make_bar
 from lookalike.errors import LookalikeError
 from lookalike.heads.calibration import FMRS, fmr_key
-from lookalike.index.layout import locate, named_folder
+from lookalike.index.summary import locate, named_folder
 
 
 def folder_index_path(folder: Path, head_name: str) -> Path:
@@ -226,7 +226,7 @@ def mine_vise_cmd(
 
     from lookalike.atomic import atomic_write_with
     from lookalike.curate.mining import mine_vise
-    from lookalike.eval.generate import load_protocol, relative_to, write_protocol
+    from lookalike.eval.protocols import load_protocol, relative_to, write_protocol
     from lookalike.index.store import FaceStore, vectors_of
 
     if (index_name is None) == (images is None):

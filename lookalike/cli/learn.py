@@ -39,7 +39,7 @@ def characterize_cmd(
     """Characterise one person from PHOTOS (a folder of their photos): what sets their face apart from others
     (a similarity learnt from their photos), heat maps of the face parts that matter,
     most/least representative portraits and characteristic face parts, as summary.json + index.html."""
-    from lookalike.faces.photos import scan_source
+    from lookalike.faces.scan import scan_source
     from lookalike.similarity.characterize import (
         arbitrary_from,
         characterize,
@@ -53,7 +53,7 @@ def characterize_cmd(
         check_output_folder(out)  # before minutes of work, not after
     ind = scan_source(photos).photos  # stored text: a name that is not UTF-8 stays printable and writable
     if against is not None:
-        from lookalike.index.layout import named_folder
+        from lookalike.index.summary import named_folder
 
         where = Path(against) if Path(against).exists() else named_folder(against)
         if not where.exists():
@@ -105,7 +105,7 @@ def _train(
     backbone: str = "facenet-casia",
 ) -> None:
 
-    from lookalike.bench.lfw import bench_index_dir
+    from lookalike.eval.lfw import bench_index_dir
     from lookalike.heads import create_head
     from lookalike.similarity.facecrops import geometry_from_index
     from lookalike.similarity.train import load_triplets, save_trained, train
@@ -188,7 +188,7 @@ def make_triplets_cmd(out: Path, n_identity: int, per_pair: int, hard_from: Path
     import pyarrow.parquet as pq
 
     from lookalike import config
-    from lookalike.bench.lfw import bench_index_dir
+    from lookalike.eval.lfw import bench_index_dir
     from lookalike.similarity.triplets import build_triplets
 
     if hard_from is None and bench_index_dir("sface").exists():  # `lookalike bench lfw --head sface` made it
@@ -213,7 +213,7 @@ def make_triplets_cmd(out: Path, n_identity: int, per_pair: int, hard_from: Path
 def anonymize_cmd(image: Path, pool: str, attributes: Path, k: int, as_json: bool) -> None:
     """Faces of people who share IMAGE's attributes but look least like it: candidates to stand in for it
     (the attribute group chosen by the upper end of its 95% confidence interval, then its least similar faces)."""
-    from lookalike.index.layout import named_folder
+    from lookalike.index.summary import named_folder
     from lookalike.search.query import Searcher
     from lookalike.similarity.anonymize import choose, read_attributes
 

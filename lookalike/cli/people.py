@@ -9,7 +9,7 @@ from collections import Counter
 import click
 
 from lookalike.cli.support import CONTEXT
-from lookalike.index.layout import locate
+from lookalike.index.summary import locate
 
 INDEX = click.option("--index", "index_name", default=None, help="Index name or folder (default: the only one).")
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from lookalike.config import VISE_COSINE
 from lookalike.curate.pairs import group_codes, similar_pairs
-from lookalike.eval.protocols import PairProtocol, assign_identity_splits
+from lookalike.curate.protocol import PairProtocol, assign_identity_splits
 
 
 @dataclass

@@ -1,109 +1,32 @@
-"""Pair protocols for verification benchmarks: LFW View 2, the published DoppelVer files, and a generator.
-
-A protocol is a list of image pairs, each labelled same/different and placed in a split (fold) 0..k-1.
-The generator follows seed 003, section 7.3.3 (the DoppelVer doppelganger protocol): up to 500 image
-combinations per doppelganger pair and per identity with itself, 10 identity-disjoint splits, 50% positive.
+"""Protocol files: reading and writing the pair lists of verification benchmarks (LFW View 2, the published
+DoppelVer/ViSE format and its `.splits` sidecar, the DoppelVer pair list). A protocol is a list of image pairs, each
+labelled same/different and placed in a split (fold) 0..k-1 (`lookalike.curate.protocol.PairProtocol`); protocols
+are made in `lookalike.eval.generate`.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lookalike.atomic import atomic_write_text
+from lookalike.curate.protocol import PairProtocol
 from lookalike.errors import LookalikeError
 
 __all__ = [
     "PairProtocol",
-    "assign_identity_splits",
-    "generate_doppelganger_protocol",
     "load_doppel_pair_list",
     "load_doppelver_pairs",
     "load_lfw_pairs",
+    "load_protocol",
+    "relative_to",
     "write_doppelver_pairs",
+    "write_protocol",
 ]
-
-
-@dataclass
-class PairProtocol:
-    """Verification pairs.
-
-    Attributes:
-        a, b: image paths of each pair, ``n`` strings each (joined to an images root when one was given).
-        same: bool array ``(n,)``, True for a same-person pair.
-        split: int array ``(n,)``, the split / fold of each pair (0-based).
-        name: a label for reports (``"lfw"``, ``"vise"``, ``"doppelganger"``...).
-        identity_a, identity_b: the identity of each side, ``n`` strings each (LFW underscore form).
-        source_a, source_b: the paths as written in the protocol file (relative, unrooted); what
-            `write_doppelver_pairs` writes back. Default: ``a`` and ``b``.
-    """
-
-    a: list[str]
-    b: list[str]
-    same: np.ndarray
-    split: np.ndarray
-    name: str
-    identity_a: list[str]
-    identity_b: list[str]
-    source_a: list[str] | None = None
-    source_b: list[str] | None = None
-
-    def __post_init__(self) -> None:
-        self.same = np.asarray(self.same, dtype=bool)
-        self.split = np.asarray(self.split, dtype=np.int64)
-        if self.source_a is None:
-            self.source_a = list(self.a)
-        if self.source_b is None:
-            self.source_b = list(self.b)
-        n = len(self.a)
-        lengths = {
-            len(self.b),
-            len(self.identity_a),
-            len(self.identity_b),
-            len(self.source_a),
-            len(self.source_b),
-            self.same.size,
-            self.split.size,
-        }
-        if lengths != {n} or self.same.ndim != 1 or self.split.ndim != 1:
-            raise ValueError("PairProtocol fields must all hold one entry per pair")
-
-    def take(self, idx) -> PairProtocol:
-        """The pairs at positions `idx` (in that order), as a protocol of the same name."""
-        idx = np.asarray(idx, dtype=np.int64)
-        pick = idx.tolist()
-        return PairProtocol(
-            a=[self.a[i] for i in pick],
-            b=[self.b[i] for i in pick],
-            same=self.same[idx],
-            split=self.split[idx],
-            name=self.name,
-            identity_a=[self.identity_a[i] for i in pick],
-            identity_b=[self.identity_b[i] for i in pick],
-            source_a=[self.source_a[i] for i in pick],
-            source_b=[self.source_b[i] for i in pick],
-        )
-
-    def __len__(self) -> int:
-        return len(self.a)
-
-    def identities(self) -> list[str]:
-        """Sorted unique identities appearing on either side of any pair."""
-        return sorted(set(self.identity_a) | set(self.identity_b))
-
-    def summary(self) -> dict[str, int]:
-        """``{"pairs", "folds", "positives", "identities"}``: counts for reports."""
-        return {
-            "pairs": len(self),
-            "folds": int(np.unique(self.split).size),
-            "positives": int(self.same.sum()),
-            "identities": len(self.identities()),
-        }
 
 
 def _rooted(rel: str, images_root: Path | None) -> str:
@@ -332,159 +255,48 @@ def _normalise_name(name: str) -> str:
     return re.sub(r"\s+", "_", name.strip())
 
 
-# ---------------------------------------------------------------------------------------- generator
+#: Sidecar beside a protocol file whose splits are not equal consecutive blocks: one split id per line.
+SPLITS_SUFFIX = ".splits"
 
 
-def assign_identity_splits(
-    identities: Mapping[str, int],
-    groups: Iterable[Iterable[str]],
-    n_splits: int = 10,
-    seed: int = 0,
-) -> dict[str, int]:
-    """Place identities into ``n_splits`` identity-disjoint splits, keeping linked identities together.
-
-    Args:
-        identities: identity -> image count (its weight when balancing).
-        groups: collections of identities that must share a split, e.g. the doppelganger pairs; linked
-            identities form connected components (union-find) and a component is placed whole. Names not
-            in ``identities`` are ignored.
-        n_splits: number of splits.
-        seed: orders components of equal weight (a seeded shuffle before a stable sort), so the result is
-            deterministic for a given seed.
-
-    Returns:
-        identity -> split in ``0..n_splits-1``. Components go largest (by total image count) first into
-        the currently lightest split (lowest split index on ties).
-    """
-    if n_splits < 1:
-        raise ValueError(f"n_splits must be at least 1, got {n_splits}")
-    parent = {name: name for name in identities}
-
-    def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for group in groups:
-        members = [m for m in group if m in parent]
-        for m in members[1:]:
-            ra, rb = find(members[0]), find(m)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
-    components: dict[str, list[str]] = {}
-    for name in sorted(identities):
-        components.setdefault(find(name), []).append(name)
-    comps = [components[root] for root in sorted(components)]
-    rng = np.random.default_rng(seed)
-    comps = [comps[i] for i in rng.permutation(len(comps))]
-    comps.sort(key=lambda c: -sum(int(identities[m]) for m in c))  # stable: seeded order on ties
-    load = [0] * n_splits
-    out: dict[str, int] = {}
-    for comp in comps:
-        k = min(range(n_splits), key=lambda j: (load[j], j))
-        load[k] += sum(int(identities[m]) for m in comp)
-        for m in comp:
-            out[m] = k
-    return out
+def write_protocol(proto: PairProtocol, out: Path) -> None:
+    """Write `proto` in the published format; when its splits are not equal consecutive blocks (a small gallery
+    kept whole), also write `OUT.splits` (one split id per pair) so `load_protocol` reads the true splits."""
+    out = Path(out)
+    write_doppelver_pairs(proto, out)
+    n, k = len(proto), int(proto.split.max()) + 1 if len(proto) else 1
+    side = out.with_name(out.name + SPLITS_SUFFIX)
+    equal = n % k == 0 and np.array_equal(proto.split, np.arange(n) // (n // k))
+    if equal:
+        side.unlink(missing_ok=True)
+    else:
+        atomic_write_text(side, "".join(f"{int(x)}\n" for x in proto.split))
 
 
-def _sample_cross(n_a: int, n_b: int, k: int, rng: np.random.Generator) -> list[tuple[int, int]]:
-    """Up to ``k`` distinct (i, j) with i < n_a, j < n_b, uniformly without replacement."""
-    total = n_a * n_b
-    idx = np.sort(rng.choice(total, size=min(k, total), replace=False))
-    return [(int(x // n_b), int(x % n_b)) for x in idx]
+def load_protocol(path: Path, images_root: Path | None = None) -> PairProtocol:
+    """A protocol file in the published format, with its `.splits` sidecar when there is one."""
+    path = Path(path)
+    side = path.with_name(path.name + SPLITS_SUFFIX)
+    if not side.exists():
+        return load_doppelver_pairs(path, images_root)
+    proto = load_doppelver_pairs(path, images_root, folds=1)
+    split = np.array([int(x) for x in side.read_text().split()], dtype=np.int64)
+    if split.size != len(proto):
+        raise LookalikeError(f"{side} holds {split.size} split ids for {len(proto)} pairs")
+    proto.split = split
+    return proto
 
 
-def _sample_within(n: int, k: int, rng: np.random.Generator) -> list[tuple[int, int]]:
-    """Up to ``k`` distinct (i, j) with i < j < n, uniformly without replacement."""
-    total = n * (n - 1) // 2
-    if total == 0:
-        return []
-    idx = np.sort(rng.choice(total, size=min(k, total), replace=False))
-    rows = np.arange(n - 1)
-    starts = rows * (2 * n - rows - 1) // 2  # flat index of (i, i + 1) in row-major i < j order
-    i = np.searchsorted(starts, idx, side="right") - 1
-    j = idx - starts[i] + i + 1
-    return [(int(x), int(y)) for x, y in zip(i, j, strict=True)]
+def relative_to(proto: PairProtocol, root: Path) -> PairProtocol:
+    """The same protocol with `source_a/b` (what gets written) relative to the images root."""
+    root = os.path.abspath(root)
 
+    def rel(p: str) -> str:
+        r = os.path.relpath(os.path.abspath(p), root)
+        if r.startswith(".."):
+            raise LookalikeError(f"{p} is not under the images root {root}")
+        return r.replace(os.sep, "/")
 
-def generate_doppelganger_protocol(
-    gallery: Mapping[str, Sequence[str]],
-    doppel_pairs: Sequence[tuple[str, str]],
-    pairs_per_split: int,
-    combos_per_pair: int = 500,
-    n_splits: int = 10,
-    seed: int = 0,
-) -> PairProtocol:
-    """Build a doppelganger protocol from a labelled gallery (seed 003, section 7.3.3).
-
-    1. For every doppelganger pair (A, B) sample up to ``combos_per_pair`` image combinations (a of A,
-       b of B) without replacement: the negatives. For every identity of the pair list with >= 2 images,
-       sample up to ``combos_per_pair`` of its image 2-combinations: the positives.
-    2. Split identity-disjointly with `assign_identity_splits` (a doppelganger pair's two people share a
-       split, so every negative lies inside one split).
-    3. Per split, sample ``pairs_per_split / 2`` positives and as many negatives. If a split holds fewer
-       of either kind, both are cut to ``min(#positives, #negatives, pairs_per_split / 2)`` so each split
-       (hence the protocol) stays exactly 50% positive; such a split is smaller, possibly empty.
-
-    Pairs are ordered by split, then positives before negatives (as LFW orders a fold). Doppelganger pairs
-    naming an identity absent from the gallery (or with no image), self-pairs and repeats are skipped.
-    Deterministic for a given ``seed`` (galleries' image lists are used in the order given).
-
-    Args:
-        gallery: identity -> its image paths.
-        doppel_pairs: doppelganger identity pairs (names as in ``gallery``).
-        pairs_per_split: target pairs per split, even.
-        combos_per_pair: most combinations sampled per doppelganger pair and per identity (500 in seed).
-        n_splits: number of splits (10 in the seed).
-        seed: random seed.
-    """
-    if pairs_per_split < 2 or pairs_per_split % 2:
-        raise LookalikeError(f"pairs_per_split must be a positive even number, got {pairs_per_split}")
-    if combos_per_pair < 1:
-        raise LookalikeError(f"combos_per_pair must be at least 1, got {combos_per_pair}")
-    rng = np.random.default_rng(seed)
-    seen: set[tuple[str, str]] = set()
-    pairs: list[tuple[str, str]] = []
-    for x, y in doppel_pairs:
-        key = (min(x, y), max(x, y))
-        if x == y or key in seen or not gallery.get(x) or not gallery.get(y):
-            continue
-        seen.add(key)
-        pairs.append((x, y))
-    if not pairs:
-        raise LookalikeError("no doppelganger pair has both of its identities in the gallery")
-    people = sorted({p for pair in pairs for p in pair})
-    splits = assign_identity_splits({p: len(gallery[p]) for p in people}, pairs, n_splits, seed)
-
-    # candidate pair: (image a, image b, identity a, identity b)
-    positives: list[list[tuple[str, str, str, str]]] = [[] for _ in range(n_splits)]
-    negatives: list[list[tuple[str, str, str, str]]] = [[] for _ in range(n_splits)]
-    for p in people:
-        imgs = list(gallery[p])
-        for i, j in _sample_within(len(imgs), combos_per_pair, rng):
-            positives[splits[p]].append((imgs[i], imgs[j], p, p))
-    for x, y in pairs:
-        ia, ib = list(gallery[x]), list(gallery[y])
-        for i, j in _sample_cross(len(ia), len(ib), combos_per_pair, rng):
-            negatives[splits[x]].append((ia[i], ib[j], x, y))
-
-    half = pairs_per_split // 2
-    rows: list[tuple[str, str, str, str, bool, int]] = []
-    for k in range(n_splits):
-        take = min(half, len(positives[k]), len(negatives[k]))
-        for pool, label in ((positives[k], True), (negatives[k], False)):
-            chosen = np.sort(rng.choice(len(pool), size=take, replace=False)) if take else []
-            rows.extend((*pool[int(c)], label, k) for c in chosen)
-    if not rows:
-        raise LookalikeError("no split holds both positive and negative pairs: the gallery is too small")
-    return PairProtocol(
-        a=[r[0] for r in rows],
-        b=[r[1] for r in rows],
-        same=np.array([r[4] for r in rows], dtype=bool),
-        split=np.array([r[5] for r in rows], dtype=np.int64),
-        name="doppelganger",
-        identity_a=[r[2] for r in rows],
-        identity_b=[r[3] for r in rows],
-    )
+    proto.source_a = [rel(p) for p in proto.a]
+    proto.source_b = [rel(p) for p in proto.b]
+    return proto

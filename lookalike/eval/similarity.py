@@ -9,13 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from lookalike.similarity.triplets import triplet_accuracy
 
-def triplet_accuracy(d_ap: Any, d_an: Any) -> float:
-    """Share of triplets where the positive is strictly closer to the anchor: `d_ap (T,)`, `d_an (T,)` -> [0, 1]."""
-    a, n = np.asarray(d_ap, np.float64), np.asarray(d_an, np.float64)
-    if a.shape != n.shape or a.ndim != 1 or len(a) == 0:
-        raise ValueError(f"need two equal 1-d arrays, got {a.shape} and {n.shape}")
-    return float((a < n).mean())
+__all__ = ["ndcg", "retrieval_table", "retrieval_topk", "top_ranked_precision", "triplet_accuracy"]
 
 
 def top_ranked_precision(model_rank_of_best: Any, k_max: int = 6) -> dict[int, float]:

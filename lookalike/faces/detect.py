@@ -26,14 +26,25 @@ costs what a 2 MP one does; crops are still cut from the full-resolution pixels.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from lookalike.faces.align import FaceGeometry
+from lookalike.faces.detector import (
+    DEFAULT_MAX_SIDE,
+    DEFAULT_MIN_FACE,
+    DetectedFace,
+    Detector,
+    detector_record,
+    shrink,
+)
+from lookalike.faces.yunet import YuNetDetector
 from lookalike.registry import Registry
+
+__all__ = ["DEFAULT_MAX_SIDE", "DEFAULT_MIN_FACE", "DETECTORS", "DetectedFace", "Detector", "FaceDetector",
+           "YuNetDetector", "create_detector", "describe_detector", "detector_from_params", "detector_spec",
+           "select_faces", "shrink"]  # fmt: skip
 
 
 def _heap_trimmer():
@@ -52,19 +63,6 @@ def _heap_trimmer():
 
 
 _trim_heap = _heap_trimmer()
-
-
-@dataclass(frozen=True)
-class DetectedFace:
-    """One face: box `(4,) float32` x1,y1,x2,y2, landmarks `(5, 2) float32`, probability, image pixels."""
-
-    box: np.ndarray
-    landmarks: np.ndarray
-    prob: float
-
-    @property
-    def geometry(self) -> FaceGeometry:
-        return FaceGeometry(self.box, self.landmarks)
 
 
 def main_face_order(faces: list[DetectedFace], width: int, height: int) -> list[int]:
@@ -100,39 +98,25 @@ def select_faces(
 
 @dataclass(frozen=True)
 class DetectorSpec:
-    """A registered detector: how to build it (`build(min_prob=, min_face_size=, max_side=, device=)`, importing
-    its module only then) and its default minimum probability."""
+    """A registered detector: its class (`build(min_prob=, min_face_size=, max_side=, device=)`; a class loads its
+    model only when made) and one line about it. Its default thresholds are the class's own."""
 
     name: str
-    build: Callable[..., Detector] = field(repr=False)
-    min_prob: float
-    floor_prob: float  # the best face of a photo known to show someone is kept down to this
+    build: type[Detector] = field(repr=False)
     about: str
 
+    @property
+    def min_prob(self) -> float:
+        return self.build.default_min_prob
 
-def _mtcnn(**kw) -> Detector:
-    return FaceDetector(**kw)
-
-
-def _yunet(**kw) -> Detector:
-    from lookalike.faces.yunet import YuNetDetector
-
-    return YuNetDetector(**kw)
+    @property
+    def floor_prob(self) -> float:  # the best face of a photo known to show someone is kept down to this
+        return self.build.default_floor_prob
 
 
 DEFAULT_DETECTOR = "yunet"
-#: Faces are looked for from this many pixels, on a copy of the photo no larger than `DEFAULT_MAX_SIDE`.
-DEFAULT_MIN_FACE = 20
-DEFAULT_MAX_SIDE = 1600
 #: The detector of an index whose manifest names none (made before the registry).
 LEGACY_DETECTOR = "mtcnn"
-DETECTORS: Registry[DetectorSpec] = Registry("detector")
-# mtcnn's floor is its own last-stage threshold; yunet's: 0.6 keeps every face of the LFW photos, and
-# scikit-image's sample photos without a person score 0.31-0.74 (a motorcycle 0.74): only labelled photos
-# and queries ever use the floor. The alias is the name earlier versions wrote into manifests.
-DETECTORS.register("mtcnn", DetectorSpec("mtcnn", _mtcnn, 0.9, 0.7, "MTCNN (facenet-pytorch)"),
-                   aliases=["mtcnn-facenet-pytorch"])  # fmt: skip
-DETECTORS.register("yunet", DetectorSpec("yunet", _yunet, 0.8, 0.6, "YuNet 2023mar int8 (OpenCV zoo)"))
 
 
 def detector_spec(name: str) -> DetectorSpec:
@@ -176,91 +160,15 @@ def describe_detector(name: str | None, min_prob: float | None = None, min_face_
     """What a manifest records so a later run detects the same way (no model is loaded)."""
     spec = detector_spec(name or DEFAULT_DETECTOR)
     min_prob = float(spec.min_prob if min_prob is None else min_prob)
-    return {
-        "detector": spec.name,
-        "min_prob": min_prob,
-        "floor_prob": min(spec.floor_prob, min_prob),
-        "min_face_size": int(min_face_size),
-        "max_side": int(max_side),
-    }
-
-
-def shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """`img` downscaled to `size` (width, height): box-averaged by the largest whole factor (OpenCV's fast path
-    for INTER_AREA), then bilinear for the rest (under 2x, so no aliasing to speak of).
-
-    INTER_AREA at a fractional factor is OpenCV's slow path: 26 ms of a 1-12 MP photo's ~170 ms on one core here,
-    against 8 ms this way; YuNet on the 200-photo mixed dump found the same 258 faces on either copy (scores within
-    0.003, median box IoU 0.9985).
-    """
-    h, w = img.shape[:2]
-    k = int(min(w / size[0], h / size[1]))
-    if k >= 2:
-        img = cv2.resize(img, (w // k, h // k), interpolation=cv2.INTER_AREA)
-        if (img.shape[1], img.shape[0]) == size:
-            return img
-    return cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)
-
-
-class Detector:
-    """What every detector shares: its thresholds, the too-small rule, downscaling, the manifest record."""
-
-    name = "?"
-
-    def __init__(
-        self, min_prob: float | None, min_face_size: int = DEFAULT_MIN_FACE, max_side: int = DEFAULT_MAX_SIDE
-    ) -> None:
-        self.min_prob = float(detector_spec(self.name).min_prob if min_prob is None else min_prob)
-        self.floor_prob = min(detector_spec(self.name).floor_prob, self.min_prob)
-        self.min_face_size = int(min_face_size)
-        self.max_side = int(max_side)
-
-    @property
-    def params(self) -> dict:
-        return describe_detector(self.name, self.min_prob, self.min_face_size, self.max_side)
-
-    def too_small(self, height: int, width: int) -> str | None:
-        """Why an image of this size cannot be searched for faces, or None.
-
-        Faces are looked for from `min_face_size` pixels (MTCNN's image pyramid starts there: an image whose
-        short side, after downscaling to `max_side`, is under it has no pyramid level at all).
-        """
-        f = min(1.0, self.max_side / max(height, width, 1))
-        h, w = round(height * f), round(width * f)
-        if min(h, w) >= self.min_face_size:
-            return None
-        if f < 1.0:
-            return (
-                f"too small: {width}x{height} is {w}x{h} once scaled to {self.max_side} px on the long side, "
-                f"under {self.min_face_size} px on the short side"
-            )
-        return f"too small: {width}x{height} (faces are looked for from {self.min_face_size} px)"
-
-    def downscaled(self, images: list[np.ndarray]) -> tuple[list[np.ndarray], list[float]]:
-        """Each image no larger than `max_side` on its long side, and the factor it was scaled by."""
-        scaled: list[np.ndarray] = []
-        factors: list[float] = []
-        for img in images:
-            h, w = img.shape[:2]
-            f = min(1.0, self.max_side / max(h, w))
-            size = (max(1, round(w * f)), max(1, round(h * f)))  # a sliver of a photo keeps a pixel
-            scaled.append(img if f == 1.0 else shrink(img, size))
-            factors.append(f)
-        return scaled, factors
-
-    def detect(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
-        """Faces per image (RGB `(H, W, 3) uint8`, any sizes), each with probability >= `min_prob`."""
-        return [[f for f in fs if f.prob >= self.min_prob] for fs in self.detect_all(images)]
-
-    def detect_all(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
-        """Faces per image down to the detector's floor probability (see `select_faces`)."""
-        raise NotImplementedError
+    return detector_record(spec.name, min_prob, min(spec.floor_prob, min_prob), min_face_size, max_side)
 
 
 class FaceDetector(Detector):
     """MTCNN over batches of RGB photos; every face with probability >= `min_prob` is kept."""
 
     name = "mtcnn"
+    default_min_prob = 0.9
+    default_floor_prob = 0.7  # MTCNN's own last-stage threshold
 
     def __init__(
         self,
@@ -333,3 +241,10 @@ class FaceDetector(Detector):
                     )
         _trim_heap()
         return out
+
+
+DETECTORS: Registry[DetectorSpec] = Registry("detector")
+# The alias is the name earlier versions wrote into manifests.
+DETECTORS.register("mtcnn", DetectorSpec("mtcnn", FaceDetector, "MTCNN (facenet-pytorch)"),
+                   aliases=["mtcnn-facenet-pytorch"])  # fmt: skip
+DETECTORS.register("yunet", DetectorSpec("yunet", YuNetDetector, "YuNet 2023mar int8 (OpenCV zoo)"))

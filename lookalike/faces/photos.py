@@ -1,4 +1,5 @@
-"""Photo intake: find photo files, read them once, hash them, decode them upright to RGB.
+"""Photo intake: read a photo file once, hash it, decode it upright to RGB (finding the files is
+`lookalike.faces.scan`, their identity labels `lookalike.faces.labels`).
 
 Every file is hostile. A file that cannot be used is never an exception to the caller: `load_photo` returns
 a `Rejected` with a one-line reason, which the pipeline writes to `rejects.parquet`. Only regular files are
@@ -11,7 +12,6 @@ Paths are *stored text* (`lookalike.paths`): a file name that is not valid UTF-8
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import math
@@ -19,15 +19,14 @@ import os
 import stat as statmod
 import threading
 import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from lookalike.config import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
-from lookalike.errors import LookalikeError
 from lookalike.paths import fs_path, to_text
 
 try:  # HEIC/HEIF (phones) through pillow-heif; Pillow itself reads AVIF and JPEG 2000
@@ -182,122 +181,6 @@ def stat_file(path: str | Path) -> FileStat:
     p = os.path.abspath(fs_path(os.fspath(path)))
     st = os.stat(p)
     return FileStat(path=to_text(p), size=st.st_size, mtime_ns=st.st_mtime_ns)
-
-
-# ------------------------------------------------------------------------------------------------ finding
-@dataclass
-class SourceScan:
-    """What a source holds: photo paths to read, rejects found by name, how many files were skipped."""
-
-    kind: str  # "folder", "list" or "photo"
-    root: str | None  # the folder whose sub-folders name identities (absolute, not resolved)
-    photos: list[str] = field(default_factory=list)  # stored text, absolute
-    unsupported: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
-    skipped: int = 0  # files that are not photos (by ending and by their first bytes), hidden files
-    labels: dict[str, str] | None = None  # from a `path,identity` list file
-
-
-def _regular_head(path: str, n: int = 32) -> bytes | None:
-    """The first `n` bytes of a regular file, or None (not regular, unreadable). Never blocks on a FIFO."""
-    try:
-        if not statmod.S_ISREG(os.stat(path).st_mode):
-            return None
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        try:
-            if not statmod.S_ISREG(os.fstat(fd).st_mode):
-                return None
-            return os.read(fd, n)
-        finally:
-            os.close(fd)
-    except OSError:
-        return None
-
-
-def _classify(path: str, name: str, scan: SourceScan) -> None:
-    suffix = os.path.splitext(name)[1].lower()
-    if suffix in PHOTO_SUFFIXES:
-        scan.photos.append(to_text(path))
-    elif suffix in UNSUPPORTED_SUFFIXES:
-        scan.unsupported.append((to_text(path), f"unsupported photo format ({suffix}): {UNSUPPORTED_SUFFIXES[suffix]}"))
-    else:
-        head = _regular_head(path)
-        if head and sniff_image(head):
-            scan.photos.append(to_text(path))
-        else:
-            scan.skipped += 1
-
-
-def _read_list(src: Path, scan: SourceScan) -> None:
-    """A list file: one path per line (or NUL-separated, as `find -print0` writes), or a CSV with a `path,identity`
-    header (then the labels come too).
-
-    Lines are bytes-safe (a name that is not UTF-8 is taken as the OS would); relative paths are taken from
-    the list's folder; `#` starts a comment line.
-    """
-    raw = src.read_bytes()
-    base = os.path.abspath(src.parent)
-    first = raw.split(b"\n", 1)[0].strip().lower().replace(b"\t", b",").replace(b" ", b"")
-    if first.startswith(b"path,identity"):
-        scan.labels = read_labels(src)
-        for p in scan.labels:
-            scan.photos.append(p)
-        return
-    # `find -print0` separates names by NUL (a name may hold a newline, never a NUL): split on it when it is there
-    lines = raw.split(b"\0") if b"\0" in raw else raw.splitlines()
-    for line in lines:
-        text = os.fsdecode(line.strip(b"\r\n") if b"\0" in raw else line.strip())
-        if not text or text.startswith("#"):
-            continue
-        scan.photos.append(to_text(os.path.join(base, text)))
-
-
-def scan_source(source: str | Path) -> SourceScan:
-    """Photos under a folder (recursive, sorted, hidden entries skipped), listed in a text file, or one photo.
-
-    A folder: files with a photo ending, and files without one whose first bytes are an image; camera raw
-    and other photo files this engine cannot decode become rejects by name. A list file: every listed path,
-    whatever its ending, so a bad one becomes a reject, not a skip. A single photo: itself.
-    """
-    src_text = os.fspath(source)
-    src = Path(fs_path(src_text))
-    if src.is_dir():
-        root = os.path.abspath(src)
-        scan = SourceScan("folder", root)
-
-        def unreadable(e: OSError) -> None:  # os.walk skips a folder it cannot list: say so, as a reject
-            where = e.filename if isinstance(e.filename, str) else root
-            scan.unsupported.append((to_text(where), f"folder cannot be read: {e.strerror or e}"))
-
-        for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                if name.startswith("."):
-                    scan.skipped += 1
-                    continue
-                _classify(os.path.join(dirpath, name), name, scan)
-        return scan
-    if src.is_file() or src.exists():
-        path = os.path.abspath(src)
-        suffix = src.suffix.lower()
-        head = _regular_head(path)
-        if suffix in PHOTO_SUFFIXES or suffix in UNSUPPORTED_SUFFIXES or (head is not None and sniff_image(head)):
-            scan = SourceScan("photo", None)
-            _classify(path, src.name, scan)
-            if not scan.photos and not scan.unsupported:
-                scan.photos.append(to_text(path))
-            return scan
-        if head is None:
-            raise LookalikeError(f"{to_text(path)} is not a regular file, a folder or a list of photos")
-        scan = SourceScan("list", None)
-        _read_list(src, scan)
-        return scan
-    raise LookalikeError(f"no such folder, photo or list file: {to_text(src_text)}")
-
-
-def iter_photo_files(source: str | Path) -> Iterator[Path]:
-    """Photo files of a source (see `scan_source`), as paths the OS can open."""
-    for p in scan_source(source).photos:
-        yield Path(fs_path(p))
 
 
 # ------------------------------------------------------------------------------------------------ decoding
@@ -524,56 +407,3 @@ def photo_from_array(image: np.ndarray, name: str) -> Photo | Rejected:
         return Rejected(stat, None, f"array of shape {a.shape}: expected (H, W, 3) RGB or (H, W) grey")
     a = np.ascontiguousarray(a)
     return Photo(stat, hashlib.sha256(a.tobytes()).hexdigest(), a, 0, 1.0, (a.shape[1], a.shape[0]))
-
-
-# ------------------------------------------------------------------------------------------------ labels
-def read_labels(path: str | Path) -> dict[str, str]:
-    """A labels file: CSV or TSV with columns `path,identity` (header optional, quoting as CSV does)
-    -> {absolute path (stored text): identity}. Relative paths are taken from the file's folder."""
-    p = Path(path)
-    try:
-        text = p.read_bytes().decode("utf-8", "surrogateescape")
-    except OSError as e:
-        raise LookalikeError(f"cannot read labels file {p}: {e.strerror or e}") from None
-    text = text.removeprefix("\ufeff")  # a UTF-8 byte order mark (Excel's "CSV UTF-8") is not part of the header
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    if not lines:
-        return {}
-    delimiter = "\t" if "\t" in lines[0] else ","
-    labels: dict[str, str] = {}
-    base = os.path.abspath(p.parent)
-    for n, row in enumerate(csv.reader(lines, delimiter=delimiter), 1):
-        row = [c.strip() for c in row]
-        if n == 1 and [c.lower() for c in row[:2]] == ["path", "identity"]:
-            continue
-        if len(row) != 2 or not row[0]:
-            raise LookalikeError(f"{p}: row {n}: expected 'path,identity' (quote a comma inside a field), got {row}")
-        if not row[1]:
-            raise LookalikeError(f"{p}: row {n}: {row[0]} has an empty identity (leave the photo out to not label it)")
-        try:
-            row[1].encode("utf-8")
-        except UnicodeEncodeError:  # a path may be any bytes; a name is text (Parquet keeps UTF-8 strings only)
-            raise LookalikeError(
-                f"{p}: row {n}: the identity {to_text(row[1])} is not UTF-8 text: save the file as UTF-8 "
-                f"(e.g. `iconv -f latin1 -t utf-8 {p.name}`)"
-            ) from None
-        key = to_text(os.path.join(base, row[0]))
-        if labels.get(key, row[1]) != row[1]:
-            raise LookalikeError(f"{p}: row {n}: {row[0]} is labelled twice, {labels[key]!r} and {row[1]!r}")
-        labels[key] = row[1]
-    return labels
-
-
-def identity_from_folder(path: str, root: str | Path | None) -> str | None:
-    """The photo's folder name when it sits in a sub-folder of the root, else None (unlabelled).
-
-    Both are compared as absolute, unresolved paths: a symlinked root keeps its photos' labels.
-    """
-    if root is None:
-        return None
-    parent = os.path.dirname(path)
-    base = to_text(os.path.abspath(fs_path(os.fspath(root))))
-    rel = os.path.relpath(parent, base) if parent.startswith(base.rstrip(os.sep) + os.sep) else None
-    if rel is None or rel in (".", "") or rel.startswith(".."):
-        return None
-    return os.path.basename(parent)

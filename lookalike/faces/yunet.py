@@ -24,7 +24,7 @@ import numpy as np
 
 from lookalike import config
 from lookalike.errors import WeightsMissingError
-from lookalike.faces.detect import DEFAULT_MAX_SIDE, DEFAULT_MIN_FACE, DetectedFace, Detector, shrink
+from lookalike.faces.detector import DEFAULT_MAX_SIDE, DEFAULT_MIN_FACE, DetectedFace, Detector, shrink
 from lookalike.weights import package_file
 
 YUNET_FILE = "models/face_detection_yunet_2023mar_int8bq.onnx"
@@ -67,6 +67,10 @@ class YuNetDetector(Detector):
     `min_face_size` pixels (on the downscaled photo, as MTCNN counts it) is kept."""
 
     name = "yunet"
+    default_min_prob = 0.8
+    # 0.6 keeps every face of the LFW photos, and scikit-image's sample photos without a person score 0.31-0.74 (a
+    # motorcycle 0.74): only labelled photos and queries ever use the floor
+    default_floor_prob = 0.6
 
     def __init__(
         self,

@@ -49,6 +49,7 @@ def build_iresnet50(state_dict: dict | None = None):
 
     class IResNet(nn.Module):
         FAMILY = "iresnet50"
+
         def __init__(self) -> None:
             super().__init__()
             self.inplanes = 64

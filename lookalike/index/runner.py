@@ -26,15 +26,9 @@ from lookalike.config import (
 )
 from lookalike.faces.analyzer import AnalyzedPhoto, FaceAnalyzer, FaceFailure
 from lookalike.faces.detect import Detector
-from lookalike.faces.photos import (
-    FileStat,
-    Rejected,
-    SourceScan,
-    Unchanged,
-    identity_from_folder,
-    scan_source,
-    stat_file,
-)
+from lookalike.faces.labels import identity_from_folder
+from lookalike.faces.photos import FileStat, Rejected, Unchanged, stat_file
+from lookalike.faces.scan import SourceScan, scan_source
 from lookalike.heads import Head, create_head
 from lookalike.index.store import REJECTS_SCHEMA, FaceStore, faces_schema, now_utc
 from lookalike.index.writer import IndexWriter

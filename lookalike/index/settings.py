@@ -42,9 +42,8 @@ class IndexSettings:
 
 def target_folder(source: Path, name: str | None, out: Path | None) -> tuple[Path, str | None]:
     """The index folder for `--name`/`--out` (a name defaults to the source folder's), and the name."""
-    from lookalike.index.layout import legacy_notice
     from lookalike.index.store import FaceStore
-    from lookalike.index.summary import check_name
+    from lookalike.index.summary import check_name, legacy_notice
 
     if name is not None:
         check_name(name)

@@ -115,8 +115,6 @@ def vectors_of(table: pa.Table, dim: int) -> np.ndarray:
     return np.asarray(col.values.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dim)
 
 
-
-
 def _parquet_generation(path: Path, strict: bool = False) -> int | None:
     """The generation a main Parquet file was written for (None for parts and old files)."""
     try:

@@ -18,7 +18,7 @@ import numpy as np
 
 from lookalike.atomic import atomic_write_text
 from lookalike.errors import LookalikeError
-from lookalike.faces.photos import iter_photo_files
+from lookalike.faces.scan import iter_photo_files
 from lookalike.similarity.facecrops import FaceCrops, geometry_from_index, main_face_crops
 from lookalike.similarity.metric import Metric, learn_metric, prepare
 

@@ -134,7 +134,7 @@ def _loss(kind: str, a, p, n, conf):
 
 def triplet_acc(emb: np.ndarray, ia: np.ndarray, ip: np.ndarray, ineg: np.ndarray) -> float:
     """Share of triplets whose positive is closer (Euclidean on L2-normalised rows) than the negative."""
-    from lookalike.eval.similarity import triplet_accuracy
+    from lookalike.similarity.triplets import triplet_accuracy
 
     e = emb
     return triplet_accuracy(np.linalg.norm(e[ia] - e[ip], axis=1), np.linalg.norm(e[ia] - e[ineg], axis=1))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -73,3 +74,11 @@ def build_triplets(
             "kind": list(cols[3]),
         }
     )
+
+
+def triplet_accuracy(d_ap: Any, d_an: Any) -> float:
+    """Share of triplets where the positive is strictly closer to the anchor: `d_ap (T,)`, `d_an (T,)` -> [0, 1]."""
+    a, n = np.asarray(d_ap, np.float64), np.asarray(d_an, np.float64)
+    if a.shape != n.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError(f"need two equal 1-d arrays, got {a.shape} and {n.shape}")
+    return float((a < n).mean())

@@ -230,7 +230,7 @@ def metric_pair_scores(
 def rerank_results(proto: PairProtocol, head: str, index_dir: Path, images: Path, common: dict, fn, progress_for):
     """The `metric_pairs.VARIANTS` scorings of `proto`, each as `fn(name, scores, proto, extra)`; [] if the head
     has no feature maps. The identities' other photos come from `images/<identity>/` when it is laid out so."""
-    from lookalike.bench.embed import embed_photos
+    from lookalike.eval.embed import embed_photos
     from lookalike.eval.generate import gallery_from_folder
     from lookalike.heads import create_head
 
@@ -268,7 +268,7 @@ def rerank_note(results: list[dict]) -> list[str]:
     """Markdown lines under a table that holds `--rerank metric` rows: what each row is, and how metrics were found."""
     lines = [
         "`--rerank metric` rows score each pair by feature-map distances instead of the embedding cosine "
-        "(lookalike/bench/metric_pairs.py): `maps plain (eq. 12)` is ||f_a - f_b|| on the L2-normalised block8 "
+        "(lookalike/eval/metric_pairs.py): `maps plain (eq. 12)` is ||f_a - f_b|| on the L2-normalised block8 "
         "maps; `global metric (eq. 11)` weights them by one metric learnt across the labelled identities of the "
         "other splits; `metric (eq. 11)` is what `query --rerank metric` does: the metric of the pair's "
         "identities, learnt from their photos outside the pair's split (>= 3), else the global metric. Nothing "

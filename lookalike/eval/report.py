@@ -65,7 +65,7 @@ def closing_lines(out: dict) -> list[str]:
     lines: list[str] = []
     reranked = [r for r in out["results"] if "rerank" in r]
     if reranked:
-        from lookalike.bench.metric_pairs import rerank_note
+        from lookalike.eval.metric_pairs import rerank_note
 
         lines += ["", *rerank_note(reranked)]
     if out["skipped"]:

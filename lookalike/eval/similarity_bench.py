@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from lookalike import config
-from lookalike.bench import report
-from lookalike.bench.embed import PhotoVectors, embed_photos
-from lookalike.bench.lfw import bench_index_dir
 from lookalike.errors import LookalikeError, WeightsMissingError
+from lookalike.eval import report
+from lookalike.eval.embed import PhotoVectors, embed_photos
+from lookalike.eval.lfw import bench_index_dir
 from lookalike.eval.similarity import ndcg, retrieval_table, top_ranked_precision, triplet_accuracy
 from lookalike.faces.detect import DEFAULT_DETECTOR
 from lookalike.similarity.train import Triplets, load_triplets

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.bench import report
-from lookalike.bench.embed import MISSING_RULE, embed_photos, pair_scores
-from lookalike.bench.lfw import bench_index_dir
 from lookalike.errors import LookalikeError, WeightsMissingError
-from lookalike.eval.generate import load_protocol
+from lookalike.eval import report
+from lookalike.eval.embed import MISSING_RULE, embed_photos, pair_scores
+from lookalike.eval.lfw import bench_index_dir
 from lookalike.eval.metrics import roc_curve, view1, view2
-from lookalike.eval.protocols import PairProtocol
+from lookalike.eval.protocols import PairProtocol, load_protocol
 from lookalike.faces.detect import DEFAULT_DETECTOR, detector_spec
 
 #: Seed 003, Tables 7.1 / 7.2: the best SFNet-20 (VGGFace2) on DoppelVer View 2.
@@ -84,7 +83,7 @@ def evaluate_protocol(
     extra = {**common, "pairs_with_missing_face": int(missing.sum()), "seconds": round(time.perf_counter() - t0, 1)}
     out = [_view_result(head, scores, proto, extra)]
     if rerank == "metric":
-        from lookalike.bench.metric_pairs import rerank_results
+        from lookalike.eval.metric_pairs import rerank_results
 
         root = Path(images_root) if images_root is not None else Path(os.path.commonpath(proto.a + proto.b)).parent
         out += rerank_results(proto, head, index_dir, root, common, _view_result, progress_for)

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from lookalike import config
-from lookalike.bench import report
-from lookalike.bench.embed import MISSING_RULE, embed_photos, pair_scores
 from lookalike.errors import LookalikeError, WeightsMissingError
+from lookalike.eval import report
+from lookalike.eval.embed import MISSING_RULE, embed_photos, pair_scores
 from lookalike.eval.metrics import kfold_accuracy
 from lookalike.eval.protocols import PairProtocol, load_lfw_pairs
 from lookalike.faces.detect import DEFAULT_DETECTOR, detector_spec
@@ -137,7 +137,7 @@ def evaluate_lfw(
         )
     ]
     if rerank == "metric":
-        from lookalike.bench.metric_pairs import rerank_results
+        from lookalike.eval.metric_pairs import rerank_results
 
         out += rerank_results(proto, head, index_dir, Path(data) / "images", common, _kfold_result, progress_for)
     return out
