@@ -36,7 +36,7 @@ from lookalike.index.store import REJECTS_SCHEMA, FaceStore, vectors_of
 from lookalike.search.query import Searcher
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import run_measured  # benchmarks/ingest.py: a run's wall time and its process-tree peak
+from harness import run_measured  # benchmarks/harness.py: a run's wall time and its process-tree peak
 
 HERE = Path(__file__).resolve().parent
 GALLERIES = ["lfw10", "five_celebrity", "bbt", "deepface"]

@@ -28,206 +28,23 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from lookalike import config
 from lookalike.eval.report import machine, machine_line, today, write_report
 
 HERE = Path(__file__).resolve().parent
-#: Runs the CLI of whatever `lookalike` is first on sys.path (this checkout or the baseline's).
-RUNNER = (
-    "import sys\n"
-    "try:\n    from lookalike.cli.app import main\n"
-    "except ImportError:\n    from lookalike.cli import main\n"
-    "sys.argv = ['lookalike'] + sys.argv[1:]\nmain()\n"
-)
+sys.path.insert(0, str(HERE))
+from harness import face_recognition_row, git_head, index_row, random_casia_weights, sync_device, table  # noqa: E402
+from ingest_gpu import batch_shapes, embed_rates, gpu_rows, render_gpu, stage_rates  # noqa: E402
+from photo_sets import lfw_set, mixed_set  # noqa: E402
 
 
-# ------------------------------------------------------------------------------------------------ the sets
-def lfw_set(dest: Path, n: int, repeat: int = 1) -> list[Path]:
-    """The first `n` LFW photos (by person, then file), linked flat into `dest`; `repeat` > 1 links each that
-    many times under different names (indexed as different photos: a longer run from fewer files)."""
-    root = config.data_dir() / "lfw" / "images"
-    files = sorted(root.glob("*/*.jpg"))[:n]
-    dest.mkdir(parents=True, exist_ok=True)
-    for k in range(repeat):
-        for f in files:
-            (dest / (f.name if k == 0 else f"r{k}_{f.name}")).symlink_to(f.resolve())
-    return files
-
-
-def mixed_set(dest: Path, n: int, seed: int = 0, jobs: int = 1) -> dict:
-    """`n` photos of 1-12 MP: LFW photos upscaled onto larger canvases (a face at 15-60% of the short side),
-    the deepface gallery's photos and the group photos upscaled; 70% JPEG (q 80-95), 15% PNG, 15% WebP.
-
-    The random draws are made in one sequence (the same photos for any `jobs`); `jobs` processes render them.
-    """
-    rng = np.random.default_rng(seed)
-    data = config.data_dir()
-    lfw = sorted((data / "lfw" / "images").glob("*/*.jpg"))
-    web = sorted((data / "gallery" / "deepface").glob("*/*")) + sorted((data / "group-photos").glob("*"))
-    web = [p for p in web if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
-    dest.mkdir(parents=True, exist_ok=True)
-    specs, megapixels = [], []
-    for i in range(n):
-        mp = float(rng.uniform(1, 12))
-        aspect = float(rng.choice([4 / 3, 3 / 2, 16 / 9, 1.0]))
-        if rng.random() < 0.5:
-            aspect = 1 / aspect  # portrait
-        w = int(np.sqrt(mp * 1e6 * aspect))
-        h = int(mp * 1e6 / w)
-        spec: dict = {"i": i, "w": w, "h": h, "dest": dest}
-        if i % 3 == 2 and web:  # a web or group photo, stretched to the size
-            spec["web"] = web[int(rng.integers(len(web)))]
-        else:  # an LFW photo upscaled onto a blurred, enlarged copy of itself (a face in a larger scene)
-            spec["lfw"] = lfw[int(rng.integers(len(lfw)))]
-            side = int(min(w, h) * rng.uniform(0.15, 0.6) / 0.45)  # LFW's face is ~45% of the photo
-            spec.update(side=side, x=int(rng.integers(0, max(1, w - side))), y=int(rng.integers(0, max(1, h - side))))
-        r = rng.random()
-        spec["format"] = "jpg" if r < 0.70 else "png" if r < 0.85 else "webp"
-        if spec["format"] == "jpg":
-            spec["quality"] = int(rng.integers(80, 96))
-        specs.append(spec)
-        megapixels.append(w * h / 1e6)
-    if jobs > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(jobs) as pool:
-            list(pool.map(_render_mixed, specs, chunksize=4))
-    else:
-        for spec in specs:
-            _render_mixed(spec)
-    files = sorted(dest.iterdir())
-    return {
-        "photos": len(files),
-        "megapixels_median": round(float(np.median(megapixels)), 1),
-        "megapixels_total": round(float(np.sum(megapixels)), 0),
-        "bytes": sum(f.stat().st_size for f in files),
-    }
-
-
-def _render_mixed(spec: dict) -> None:
-    w, h, dest, i = spec["w"], spec["h"], spec["dest"], spec["i"]
-    if "web" in spec:
-        img = Image.open(spec["web"]).convert("RGB").resize((w, h), Image.Resampling.BICUBIC)
-    else:
-        src = Image.open(spec["lfw"]).convert("RGB")
-        img = src.resize((w, h), Image.Resampling.BILINEAR).filter(_blur())
-        side = spec["side"]
-        img.paste(src.resize((side, side), Image.Resampling.BICUBIC), (spec["x"], spec["y"]))
-    if spec["format"] == "jpg":
-        img.save(dest / f"mixed_{i:03d}.jpg", quality=spec["quality"])
-    elif spec["format"] == "png":
-        img.save(dest / f"mixed_{i:03d}.png", compress_level=3)
-    else:
-        img.save(dest / f"mixed_{i:03d}.webp", quality=85)
-
-
-def _blur():
-    from PIL import ImageFilter
-
-    return ImageFilter.GaussianBlur(6)
-
-
-# ------------------------------------------------------------------------------------------------ running
-def _tree_rss_kb(pid: int) -> int:
-    """Resident memory of `pid` and all its descendants, KB (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(d))
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        todo += children.get(p, [])
-        try:
-            with open(f"/proc/{p}/status") as fh:
-                total += next((int(line.split()[1]) for line in fh if line.startswith("VmRSS:")), 0)
-        except OSError:
-            pass
-    return total
-
-
-def run_measured(cmd: list[str], env: dict, cwd: Path) -> dict:
-    """Run `cmd`; wall seconds and the peak RSS of its process tree."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, _tree_rss_kb(proc.pid))
-            stop.wait(0.05)
-
-    t = threading.Thread(target=sample, daemon=True)
-    t.start()
-    out, err = proc.communicate(timeout=3600)
-    seconds = time.perf_counter() - t0
-    stop.set()
-    t.join()
-    return {"exit": proc.returncode, "seconds": round(seconds, 2), "peak_rss_mb": round(peak / 1024), "stdout": out,
-            "stderr": err[-2000:]}  # fmt: skip
-
-
-def index_row(
-    label: str, python: str, pythonpath: Path, src: Path, out: Path, extra: list[str], n: int, one: Path
-) -> dict:
-    """One configuration: a run over `src` and, for its fixed cost, a run over the single photo folder `one`.
-    extra: `lookalike index` arguments, and `NAME=value` words for the environment."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(pythonpath), os.environ.get("PYTHONPATH")]))}
-    env.update(w.split("=", 1) for w in extra if "=" in w and not w.startswith("-"))
-    extra = [w for w in extra if not ("=" in w and not w.startswith("-"))]
-    shutil.rmtree(out, ignore_errors=True)
-    start = run_measured([python, "-c", RUNNER, "index", str(one), "--out", str(out), "-q", *extra], env, HERE)
-    shutil.rmtree(out, ignore_errors=True)
-    r = run_measured([python, "-c", RUNNER, "index", str(src), "--out", str(out), "-q", "--json", *extra], env, HERE)
-    row = {"config": label, "exit": r["exit"], "seconds": r["seconds"], "peak_rss_mb": r["peak_rss_mb"],
-           "one_photo_seconds": start["seconds"]}  # fmt: skip
-    if r["exit"] != 0:
-        row["error"] = (r["stderr"].strip().splitlines() or ["?"])[-1][:200]
-        return row
-    import json
-
-    report = json.loads(r["stdout"].strip().splitlines()[-1])
-    row.update(faces=report["faces_added"], rejects=report["rejects_added"], workers=report.get("workers", 0))
-    row["photos_per_s"] = round(n / r["seconds"], 1)
-    row["faces_per_s"] = round(report["faces_added"] / r["seconds"], 1)
-    return row
-
-
-def face_recognition_row(script: Path, src: Path, known: Path, n: int, cpus: int, one: Path) -> dict:
-    """The face_recognition CLI: detect (HOG) and encode every face of every photo in `src` against one known face."""
-    start = run_measured([str(script), "--cpus", str(cpus), str(known), str(one)], dict(os.environ), HERE)
-    r = run_measured([str(script), "--cpus", str(cpus), str(known), str(src)], dict(os.environ), HERE)
-    row = {"config": f"face_recognition CLI (HOG + dlib ResNet, --cpus {cpus})", "exit": r["exit"],
-           "seconds": r["seconds"], "peak_rss_mb": r["peak_rss_mb"], "one_photo_seconds": start["seconds"]}  # fmt: skip
-    if r["exit"] != 0:
-        row["error"] = (r["stderr"].strip().splitlines() or ["?"])[-1][:200]
-        return row
-    lines = [ln for ln in r["stdout"].splitlines() if "," in ln]
-    row["faces"] = sum(1 for ln in lines if not ln.endswith(",no_persons_found"))
-    row["photos_per_s"] = round(n / r["seconds"], 1)
-    row["faces_per_s"] = round(row["faces"] / r["seconds"], 1)
-    return row
-
-
-# ------------------------------------------------------------------------------------------------ vectors
 def precision_check(n: int = 256) -> dict:
     """bf16 against fp32 FaceNet vectors on real LFW face crops: cosine and speed."""
     from lookalike.faces.analyzer import FaceAnalyzer
@@ -245,129 +62,13 @@ def precision_check(n: int = 256) -> dict:
     out = {"faces": len(crops), "native_bf16": fast_bf16(bf16.device), "device": str(bf16.device)}
     for name, head in (("fp32", fp32), ("bf16", bf16)):
         head.embed(crops[:32])
-        _sync(head.device)
+        sync_device(head.device)
         t = time.perf_counter()
         out[name] = head.embed(crops)
         out[f"{name}_faces_per_s"] = round(len(crops) / (time.perf_counter() - t), 1)
     cos = np.sum(out.pop("fp32") * out.pop("bf16"), axis=1)
     out.update(cos_min=round(float(cos.min()), 6), cos_median=round(float(np.median(cos)), 6))
     return out
-
-
-def _sync(device: str) -> None:
-    import torch
-
-    if torch.device(device or "cpu").type == "cuda":
-        torch.cuda.synchronize()
-
-
-def embed_rates(batch: int = 512) -> dict:
-    """facenet-casia's forward alone on this machine's torch device: faces/s in fp32 and bf16, batches of 512."""
-    import torch
-
-    from lookalike.heads import create_head
-
-    n = 8192 if torch.cuda.is_available() else batch
-    crops = np.random.default_rng(0).integers(0, 256, (n, 160, 160, 3), dtype=np.uint8)
-    out: dict = {}
-    for precision in ("fp32", "bf16"):
-        head = create_head("facenet-casia", precision=precision)
-        head.embed(crops[:batch], batch_size=batch)
-        _sync(head.device)
-        t = time.perf_counter()
-        head.embed(crops, batch_size=batch)
-        out[f"{precision}_faces_per_s"] = round(n / (time.perf_counter() - t))
-        out["device"] = str(head.device)
-    return out
-
-
-SHAPES_CHILD = """
-import sys, time, numpy as np, torch
-from lookalike.heads import create_head
-head = create_head("facenet-casia")
-if sys.argv[1] == "unpadded":
-    head.pads_batches = lambda: False
-rng = np.random.default_rng(0)
-crops = rng.integers(0, 256, (64, 160, 160, 3), dtype=np.uint8)
-head.embed(crops[:64])  # the network on the device, one shape seen
-times = []
-for n in rng.integers(20, 61, 60):
-    t = time.perf_counter()
-    head.embed(crops[:n])  # returns numpy: synchronised
-    times.append(time.perf_counter() - t)
-print(1000 * np.median(times[:20]), 1000 * np.median(times[-20:]), 1000 * sum(times))
-"""
-
-
-def batch_shapes() -> dict:
-    """60 batches of 20-60 faces (an index run's sizes) through facenet-casia on this device, each way in a fresh
-    process: padded to a few shapes (what `Head.embed` does on CUDA) and unpadded; ms."""
-    out = {}
-    for mode in ("unpadded", "padded"):
-        r = subprocess.run([sys.executable, "-c", SHAPES_CHILD, mode], capture_output=True, text=True, timeout=300)
-        if r.returncode != 0:
-            out[mode] = {"error": (r.stderr.strip().splitlines() or ["?"])[-1][:200]}
-            continue
-        first, last, total = (float(x) for x in r.stdout.split()[-3:])
-        out[mode] = {"first20_median_ms": round(first, 1), "last20_median_ms": round(last, 1), "total_ms": round(total)}
-    return out
-
-
-_stage_detector = None
-
-
-def _stage_start() -> None:
-    global _stage_detector
-    import cv2
-
-    cv2.setNumThreads(1)
-    from lookalike.faces.detect import create_detector
-
-    _stage_detector = create_detector("yunet", device="cpu")
-
-
-def _stage_one(path: Path) -> tuple[str, float, float]:
-    from lookalike.faces.photos import Photo, load_photo
-
-    assert _stage_detector is not None
-    t0 = time.perf_counter()
-    photo = load_photo(path, draft_side=_stage_detector.max_side)
-    t1 = time.perf_counter()
-    if isinstance(photo, Photo):
-        _stage_detector.detect_all([photo.rgb])
-    return path.suffix.lower(), t1 - t0, time.perf_counter() - t1
-
-
-def stage_rates(src: Path, procs: int) -> dict:
-    """The mixed dump's decode and YuNet detection over `procs` processes of one thread each (the workers'
-    setting): photos/s of the two stages together, and each stage's median ms per photo by format."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    files = sorted(src.iterdir())
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(procs, mp_context=ctx, initializer=_stage_start) as pool:
-        list(pool.map(_stage_one, files[:procs]))  # started and warm
-        t = time.perf_counter()
-        times = list(pool.map(_stage_one, files, chunksize=2))
-        wall = time.perf_counter() - t
-    by: dict = {}
-    for fmt, dec, det in times:
-        by.setdefault(fmt, []).append((dec, det))
-    return {
-        "procs": procs,
-        "photos": len(files),
-        "photos_per_s": round(len(files) / wall, 1),
-        "decode_share": round(sum(d for _, d, _ in times) / sum(d + e for _, d, e in times), 3),
-        "by_format": {
-            f: {
-                "photos": len(v),
-                "decode_ms": round(1000 * float(np.median([a for a, _ in v])), 1),
-                "detect_ms": round(1000 * float(np.median([b for _, b in v])), 1),
-            }
-            for f, v in sorted(by.items())
-        },
-    }
 
 
 def draft_check(src: Path) -> dict:
@@ -400,26 +101,6 @@ def draft_check(src: Path) -> dict:
             "decode_seconds_full": round(t_full, 2), "decode_seconds_reduced": round(t_draft, 2)}  # fmt: skip
 
 
-# ------------------------------------------------------------------------------------------------ report
-def table(rows: list[dict], base: float | None, fr: float | None) -> list[str]:
-    lines = [
-        "| configuration | photos/s | faces/s | faces | rejects | workers | peak RSS (tree) | one photo (s) "
-        "| vs before | vs face_recognition |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for r in rows:
-        if r.get("exit") != 0:
-            lines.append(f"| {r['config']} | failed: {r.get('error', '')} | | | | | | | | |")
-            continue
-        vs_b = f"{r['photos_per_s'] / base:.2f}x" if base else ""
-        vs_f = f"{r['photos_per_s'] / fr:.2f}x" if fr else ""
-        lines.append(
-            f"| {r['config']} | {r['photos_per_s']} | {r['faces_per_s']} | {r.get('faces', '')} | {r.get('rejects', '')} "
-            f"| {r.get('workers', '')} | {r['peak_rss_mb']:,} MB | {r['one_photo_seconds']} | {vs_b} | {vs_f} |"
-        )
-    return lines
-
-
 def cpu_rows(name: str, ctx: dict) -> list[tuple[str, Path, list[str]]]:
     """This machine's rows: (label, code to run, extra `lookalike index` arguments)."""
     repo, base, cpus = ctx["repo"], ctx["baseline"], ctx["cpus"]
@@ -437,52 +118,6 @@ def cpu_rows(name: str, ctx: dict) -> list[tuple[str, Path, list[str]]]:
         ("now: --detector mtcnn", repo, ["--detector", "mtcnn"]),
         ("now: --head sface", repo, ["--head", "sface"]),
     ]
-
-
-def gpu_rows(name: str, ctx: dict) -> list[tuple[str, Path, list[str]]]:
-    """A GPU machine's rows: the default (detector workers on the CPUs, embedding on the GPU) and the choices
-    that matter there (MTCNN in workers or on the GPU in-process, sface, larger batches)."""
-    repo, base = ctx["repo"], ctx["baseline"]
-    default = ("now: default (yunet workers + facenet-casia bf16 on the GPU)", repo, [])
-    # YuNet as a torch network on the GPU (faces/yunet_torch.py) needs the detector in this process
-    gpu_yunet = ("now: yunet on the GPU (--device cuda --workers 0)", repo, ["--device", "cuda", "--workers", "0"])
-    if name == "lfw-long":
-        return (
-            [default, gpu_yunet]
-            if ctx["quick"]
-            else [default, gpu_yunet, ("now: default, --batch-size 128", repo, ["--batch-size", "128"])]
-        )
-    rows = [default, gpu_yunet]
-    if base:
-        rows.append(("before: mtcnn + facenet-casia (its default)", base, ["--head", "facenet-casia"]))
-    if ctx["quick"]:
-        return rows
-    rows.append(("now: --detector mtcnn (in workers, on the CPUs)", repo, ["--detector", "mtcnn"]))
-    if name == "lfw":  # on the mixed dump MTCNN on the GPU is the baseline's path (above)
-        rows.append(
-            ("now: --detector mtcnn --workers 0 (MTCNN on the GPU)", repo, ["--detector", "mtcnn", "--workers", "0"])
-        )
-    return [*rows, ("now: --head sface (OpenCV, on the CPU)", repo, ["--head", "sface"])]
-
-
-def git_head(checkout: Path) -> str:
-    """The short commit a checkout is at (for the report), or "?"."""
-    r = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    return r.stdout.strip() or "?"
-
-
-def random_casia_weights(work: Path) -> Path:
-    """A weights folder with seeded random facenet-casia weights (speed does not depend on the values), for a
-    machine without the converted file; the report says so."""
-    import torch
-
-    from lookalike.heads.facenet import CASIA_FILE, build_backbone
-
-    wdir = work / "random-weights"
-    wdir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    torch.save(build_backbone(fold=False).state_dict(), wdir / CASIA_FILE)
-    return wdir
 
 
 def main() -> None:
@@ -636,114 +271,6 @@ def render(results: dict) -> str:
             ),
             "",
             *([results["stages_note"], ""] if results.get("stages_note") else []),
-        ]
-    return "\n".join(md) + "\n"
-
-
-def targets_gpu(results: dict) -> list[str]:
-    """The issue's GPU targets beside the default rows: whole-process rates, and the rate a longer run tends to
-    (the extra faces of the long LFW run over its extra seconds: start-up, model and worker spawn cancel out)."""
-    rows = results["rows"]
-
-    def default(name: str) -> dict | None:
-        return next(
-            (r for r in rows.get(name, []) if r["config"].startswith("now: default (") and r.get("exit") == 0), None
-        )
-
-    short, long_, mixed = default("lfw"), default("lfw-long"), default("mixed")
-    if not (short and long_ and mixed):
-        return []
-    marginal = (long_["faces"] - short["faces"]) / max(1e-9, long_["seconds"] - short["seconds"])
-    out = [
-        "## Against the targets",
-        "",
-        "| target | measured (default configuration) | met |",
-        "| --- | --- | --- |",
-        f"| >= 2,000 faces/s on LFW-size photos | {long_['faces_per_s']:,} faces/s over the whole {long_['seconds']} s "
-        f"process ({counts_of(results, 'lfw-long')} photos); {marginal:,.0f} faces/s once started (the long run's extra "
-        f"faces over its extra seconds against the {counts_of(results, 'lfw')}-photo run) | {'yes' if marginal >= 2000 else 'no'} |",
-        f"| >= 500 photos/s on the mixed dump | {mixed['photos_per_s']} photos/s | "
-        f"{'yes' if mixed['photos_per_s'] >= 500 else 'no'} |",
-        "",
-    ]
-    return out
-
-
-def counts_of(results: dict, name: str) -> str:
-    return f"{results['counts'].get(name, '?'):,}"
-
-
-def render_gpu(results: dict) -> str:
-    m, counts, cpus = results["machine"], results["counts"], results["cpus"]
-    mixed_info = results["sets"]["mixed"]
-    md = [
-        "# Ingestion speed on a GPU machine",
-        "",
-        f"{machine_line(m)}. Date: {results.get('date', '?')}. Made by `benchmarks/ingest.py --gpu`"
-        + (
-            " with seeded random facenet-casia weights (speed does not depend on the values; the converted file "
-            "was not on the machine)"
-            if results.get("random_weights")
-            else ""
-        )
-        + ".",
-        "",
-        "Each row is one fresh `lookalike index` process over the same files (start, model load, every face found, "
-        "aligned, embedded and written, the index finalized); peak RSS is the process and its children. By default "
-        f"worker processes ({cpus} CPUs: {max(1, min(16, cpus - 1))} workers) decode, detect (YuNet, OpenCV, CPU) "
-        'and crop; the calling process embeds on the GPU in bf16. "before" is commit f0cec8c (MTCNN in-process '
-        "on the GPU, fp32), run in the same session. The issue's targets on a GPU: >= 2,000 faces/s on LFW-size "
-        "photos, >= 500 photos/s on the mixed dump.",
-        "",
-    ]
-    md += [f"- {n}" for n in results.get("notes", [])] + ([""] if results.get("notes") else [])
-    titles = {
-        "lfw": f"## (a) LFW: {counts['lfw']} photos of 150x150",
-        "lfw-long": f"## (a') LFW, a longer run: {counts.get('lfw-long', '?')} photos (the {counts['lfw']} above, "
-        "each linked under more names), so that start-up weighs less",
-        "mixed": f"## (b) Mixed dump: {mixed_info['photos']} photos of 1-12 MP (median {mixed_info['megapixels_median']}"
-        f" MP, {mixed_info['bytes'] / 2**20:.0f} MB; 70% JPEG, 15% PNG, 15% WebP; the same recipe as ingest.md, "
-        "from the LFW photos carried to the machine)",
-    }
-    for name, title in titles.items():
-        rows = results["rows"].get(name)
-        if not rows:
-            continue
-        base = next((r["photos_per_s"] for r in rows if r["config"].startswith("before") and r.get("exit") == 0), None)
-        md += [title, "", *table(rows, base, None), ""]
-    md += targets_gpu(results)
-    p, sr, er = results.get("precision"), results.get("stage_rates"), results.get("embed_rates")
-    if p:
-        md += [
-            "## Vectors",
-            "",
-            f"- bf16 against fp32 on {p['device']} (facenet-casia, {p['faces']} LFW face crops"
-            + (", random weights" if results.get("random_weights") else "")
-            + f"): cosine min {p['cos_min']}, median {p['cos_median']} (the issue's bar: 0.999).",
-            "",
-        ]
-    if er:
-        md += [f"- The embedder alone on {er['device']}, batches of 512: fp32 {er['fp32_faces_per_s']:,} faces/s, "
-               f"bf16 {er['bf16_faces_per_s']:,} faces/s.", ""]  # fmt: skip
-    bs = results.get("batch_shapes")
-    if bs and all("total_ms" in v for v in bs.values()):
-        u, p_ = bs["unpadded"], bs["padded"]
-        md += [f"- Batches of every size cost the GPU: 60 batches of 20-60 crops (an index run's sizes), each way in a "
-               f"fresh process: unpadded {u['total_ms']:,} ms (median {u['first20_median_ms']} ms a batch over the "
-               f"first 20, {u['last20_median_ms']} over the last 20), padded to a few sizes as `Head.embed` does on "
-               f"CUDA {p_['total_ms']:,} ms ({p_['first20_median_ms']} / {p_['last20_median_ms']}).", ""]  # fmt: skip
-    if sr:
-        md += [
-            "## Where a mixed-dump photo's time goes on this machine",
-            "",
-            f"Decode + YuNet detection (1600 px and the 640 px pass) over {sr['procs']} processes of one thread, "
-            f"the workers' setting: {sr['photos_per_s']} photos/s for the two stages alone (decoding "
-            f"{100 * sr['decode_share']:.0f}% of the time). Median ms per photo:",
-            "",
-            "| format | photos | decode | detect |",
-            "| --- | ---: | ---: | ---: |",
-            *[f"| {f} | {v['photos']} | {v['decode_ms']} | {v['detect_ms']} |" for f, v in sr["by_format"].items()],
-            "",
         ]
     return "\n".join(md) + "\n"
 

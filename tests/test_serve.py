@@ -136,7 +136,7 @@ def test_review_lists_lookalike_pairs_of_different_people(lfw10_index, monkeypat
     import lookalike.serve.pages as pages
     from lookalike.serve.app import create_app
 
-    monkeypatch.setattr(pages, "VISE_THRESHOLD", 0.3)  # lfw10's ten people rarely pass 0.80 with this head
+    monkeypatch.setattr(pages, "VISE_COSINE", 0.3)  # lfw10's ten people rarely pass 0.80 with this head
     with TestClient(base_url="http://127.0.0.1:8765", app=create_app({"lfw10": lfw10_index})) as client:
         page = client.get("/review").text
     rows = re.findall(r'<div class="row lookalike">(.*?)</div>\s*</div>\s*</div>', page, re.S)

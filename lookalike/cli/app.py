@@ -344,7 +344,7 @@ def _query_paths(images: tuple[Path, ...]) -> tuple[list[str], list[tuple[str, s
         if not img.is_dir():
             out.append(str(img))
             continue
-        from lookalike.faces.photos import scan_source  # here: a query of files does not need it
+        from lookalike.faces.scan import scan_source  # here: a query of files does not need it
 
         scan = scan_source(img)
         if not scan.photos and not scan.unsupported:
