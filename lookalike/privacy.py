@@ -15,7 +15,7 @@ environment) has them before onnxruntime, Ray or a hub client starts. What each 
 - fastdup, should a user install it: `FASTDUP_PRODUCTION` and `SENTRY_OPT_OUT` stop its reports.
 - `DO_NOT_TRACK=1`, the console convention other tools honour.
 
-A value the user set already is left as it is (an explicit opt-in stays theirs). tests/test_offline.py holds
+A value the user set already is left as it is (an explicit opt-in stays theirs). tests/foundation/test_offline.py holds
 these with a HOME in a temporary folder and with strace over a whole index + query + serve run.
 """
 

@@ -146,3 +146,20 @@ def write_sample_photos(root: Path, side: int | None = None, per_person: int = 3
             save(np.ascontiguousarray(v), root / name / f"{n}.jpg")
     save(skimage.data.coffee(), root / "notes" / "coffee.jpg")
     return root
+
+
+@pytest.fixture(scope="session")
+def sample_index(tmp_path_factory, sface, detector) -> tuple[Path, Path]:
+    """A small real index of the package-shipped sample photos (`write_sample_photos`: three people, three photos
+    each, and a photo without a face), indexed in this process with sface; plus `Eileen_Collins/0 copy.jpg`, an
+    exact copy (a duplicate pair). Needs no data folder. Returns `(index, photos folder)`."""
+    import shutil
+
+    from lookalike.index.runner import IndexOptions, run_index
+
+    tmp = tmp_path_factory.mktemp("samples")
+    root = write_sample_photos(tmp / "photos")
+    shutil.copy(root / "Eileen_Collins" / "0.jpg", root / "Eileen_Collins" / "0 copy.jpg")
+    ix = tmp / "ix"
+    run_index(root, ix, sface, detector, IndexOptions(workers=0))
+    return ix, root

@@ -76,7 +76,7 @@ def embed_photos(
     A fused head (`fused:a+b`) is not embedded again: its vectors are its parts' vectors from their own cache
     indexes (named like `index_dir` with the part's name in place of the fused one), joined as the fused head
     joins them (`combine_parts`). It is the same vector: the same detector picks the same main face, each part
-    cuts its own crop from it (tests/test_fused.py checks the fused head against its parts).
+    cuts its own crop from it (tests/heads/test_fused.py checks the fused head against its parts).
     """
     from lookalike.heads import get_head_spec
 

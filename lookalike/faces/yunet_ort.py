@@ -2,7 +2,7 @@
 
 The same graph as `cv2.FaceDetectorYN` runs (the file's weights folded to floats, any input size:
 `yunet_graph.folded_model`), on the same input (the BGR image padded to a multiple of 32) and with OpenCV's
-decoding (`yunet_graph.decode`), so the rows are FaceDetectorYN's to float rounding (tests/test_yunet_ort.py);
+decoding (`yunet_graph.decode`), so the rows are FaceDetectorYN's to float rounding (tests/faces/test_yunet_ort.py);
 onnxruntime's convolutions are the faster: 75 against 121 ms a 1-12 MP photo (its 1600 px and 640 px passes) on one
 core of this project's 2-core CPU (benchmarks/detect-engines.md).
 """

@@ -3,7 +3,7 @@ batch of photos in one call instead of OpenCV's one photo at a time on the CPU.
 
 `yunet_graph.folded_model` gives the file as a float graph and onnx2torch turns it into a torch module; its outputs
 equal OpenCV dnn's on the same input to ~1e-6, and `yunet_graph.decode` turns them into `FaceDetectorYN.detect`'s
-rows (tests/test_yunet_torch.py compares them on real photos).
+rows (tests/faces/test_yunet_torch.py compares them on real photos).
 
 On a CPU onnxruntime runs the same graph faster (`yunet_ort`; torch took 147 ms in bf16 for a 1600x1200 photo on
 this project's 2-core CPU), so this path is for CUDA devices. Needs `pip install 'lookalike[gpu]'` (onnx2torch).
