@@ -108,20 +108,19 @@ def index_with_copy(tmp: Path, sface, detector, people: dict[str, int], copy: tu
 
 
 def sample_faces() -> dict[str, object]:
-    """Photos of three people that the installed packages ship (no data folder needed): scikit-image's astronaut
-    (Eileen Collins) and cameraman, matplotlib's Grace Hopper, as RGB arrays by a folder-style identity name."""
+    """Photos of three people that the installed packages ship (`lookalike.faces.samples`; no data folder needed),
+    as RGB arrays by a folder-style identity name."""
     import numpy as np
-    import skimage.data
-    from matplotlib import cbook
     from PIL import Image
 
-    with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as im:
-        hopper = np.asarray(im.convert("RGB"))
-    return {
-        "Eileen_Collins": skimage.data.astronaut(),
-        "Grace_Hopper": hopper,
-        "Cameraman": np.stack([skimage.data.camera()] * 3, axis=-1),
-    }
+    from lookalike.faces.samples import SAMPLES, sample_file
+
+    out = {}
+    for sample in SAMPLES:
+        if sample.person is not None:
+            with Image.open(sample_file(sample)) as im:
+                out[sample.person] = np.asarray(im.convert("RGB"))
+    return out
 
 
 def write_sample_photos(root: Path, side: int | None = None, per_person: int = 3) -> Path:
@@ -129,8 +128,9 @@ def write_sample_photos(root: Path, side: int | None = None, per_person: int = 3
     resized so its long side is `side` (None: as shipped); plus `notes/coffee.jpg`, a photo without a face.
     Returns `root`."""
     import numpy as np
-    import skimage.data
     from PIL import Image, ImageEnhance
+
+    from lookalike.faces.samples import SAMPLES, sample_file
 
     def save(rgb, path: Path) -> None:
         img = Image.fromarray(rgb)
@@ -144,7 +144,8 @@ def write_sample_photos(root: Path, side: int | None = None, per_person: int = 3
         variants = [rgb, rgb[:, ::-1], np.asarray(ImageEnhance.Brightness(Image.fromarray(rgb).rotate(4)).enhance(1.2))]
         for n, v in enumerate(variants[:per_person]):
             save(np.ascontiguousarray(v), root / name / f"{n}.jpg")
-    save(skimage.data.coffee(), root / "notes" / "coffee.jpg")
+    with Image.open(sample_file(next(s for s in SAMPLES if s.person is None))) as im:
+        save(np.asarray(im.convert("RGB")), root / "notes" / "coffee.jpg")
     return root
 
 

@@ -120,3 +120,10 @@ class _Detector(click.ParamType):
 
 
 DETECTOR = _Detector()
+
+
+def emit_json(obj) -> None:
+    """One JSON line on stdout (what `--json` prints)."""
+    import json
+
+    click.echo(json.dumps(obj, default=str))

@@ -16,6 +16,11 @@ Ownership: the engine deletes only files whose names it makes (parts, its temp f
 files named in the journal), never anything else a user keeps in the folder; a new index is never made in
 a folder that holds other files. Damage (a lost manifest, a truncated, zeroed or deleted data file) is
 detected on open (`IndexCorruptError`, one line) and `repair` rebuilds the folder from what survives.
+
+Why one module of ~800 lines: `FaceStore` is the one owner of these invariants (which files a generation is made
+of, who may swap them, what recovery may delete), and every method that reads or writes the folder depends on all
+of them; split across modules, a change to one rule would have to be checked in several. The file names are
+`layout.py`'s, the compaction's vector index `vector_index.py`'s, rebuilding from damage `repair.py`'s.
 """
 
 from __future__ import annotations
