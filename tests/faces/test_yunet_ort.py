@@ -97,3 +97,42 @@ def test_a_sliver_of_a_photo_is_not_an_error():
     scaled, _ = det.downscaled([np.zeros((1, 5000, 3), np.uint8)])
     assert scaled[0].shape == (1, 1600, 3)
     assert det.detect_all([np.zeros((1, 5000, 3), np.uint8)]) == [[]]
+
+
+def test_the_folded_graph_is_cached_so_a_query_needs_no_onnx(tmp_path, monkeypatch):
+    """The first detector folds the graph (onnx) and caches it in the weights directory; a fresh process then
+    detects without importing onnx (1.2-1.8 s of a cold query); a tampered cache is folded again, not trusted."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from lookalike.faces import yunet_ort
+
+    if not yunet_ort.available():
+        pytest.skip("onnxruntime or onnx is not installed")
+    weights = tmp_path / "weights"
+    code = (
+        "import sys, numpy as np\n"
+        "from lookalike.faces.detect import create_detector\n"
+        "from tests.conftest import sample_faces\n"
+        "d = create_detector('yunet')\n"
+        "faces = d.detect([sample_faces()['Grace_Hopper']])[0]\n"
+        "print(d.engine, 'onnx' in sys.modules, len(faces), round(float(faces[0].prob), 4))\n"
+    )
+    env = {**os.environ, "LOOKALIKE_WEIGHTS": str(weights), "LOOKALIKE_YUNET_ENGINE": "onnxruntime"}
+
+    def run() -> list[str]:
+        repo = Path(__file__).resolve().parents[2]  # `tests.conftest` importable
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=repo)
+        assert r.returncode == 0, r.stderr[-800:]
+        return r.stdout.split()
+
+    first = run()
+    cached = list((weights / "cache").glob("yunet-*-folded.onnx"))
+    assert first[:2] == ["onnxruntime", "True"] and len(cached) == 1  # folded with onnx, then kept
+    second = run()
+    assert second[:2] == ["onnxruntime", "False"] and second[2:] == first[2:]  # no onnx, the same face
+    cached[0].write_bytes(cached[0].read_bytes()[:-100] + b"\0" * 100)  # damaged on disk
+    third = run()
+    assert third[:2] == ["onnxruntime", "True"] and third[2:] == first[2:]  # folded again
