@@ -158,3 +158,34 @@ print(json.dumps(out))
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
     assert seen.get("ray_usage_stats", False) is False, seen
     assert seen.get("hf_offline", True) is True and seen.get("hf_telemetry_off", True) is True, seen
+
+
+def test_a_cold_query_imports_neither_torch_nor_onnx(tmp_path):
+    """A query in a fresh process loads what it uses: the default head on onnxruntime (where bf16 is not native)
+    and YuNet's cached graph; torch (4.7 s cold on some machines) and onnx (1.2-1.8 s) stay out."""
+    import os
+    import subprocess
+    import sys
+
+    from lookalike.heads.base import fast_bf16
+    from tests.conftest import write_sample_photos
+
+    if fast_bf16("cpu"):
+        pytest.skip("this CPU computes bf16 natively: the default head runs in torch here")
+    root = write_sample_photos(tmp_path / "photos", per_person=2)
+    env = {**os.environ, "LOOKALIKE_INDEX_HOME": str(tmp_path / "indexes"), "LOOKALIKE_STATE": str(tmp_path / "st")}
+    built = subprocess.run([sys.executable, "-m", "lookalike", "index", str(root), "--out", str(tmp_path / "ix"), "-q"],
+                           capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    assert built.returncode == 0, built.stderr[-800:]
+    code = (
+        "import sys\n"
+        "from lookalike.cli.app import main\n"
+        f"sys.argv = ['lookalike', 'query', {str(root / 'Grace_Hopper' / '1.jpg')!r}, '--index', "
+        f"{str(tmp_path / 'ix')!r}, '--no-server', '--json', '-k', '1']\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print('torch' in sys.modules, 'onnx' in sys.modules, file=sys.stderr)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-800:]
+    assert '"Grace_Hopper"' in r.stdout
+    assert r.stderr.strip().splitlines()[-1] == "False False", r.stderr[-800:]
