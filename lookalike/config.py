@@ -27,6 +27,13 @@ DEFAULT_MAX_BYTES = 512 * 2**20
 #: Bound on decoded pixels held at once by an indexing run (about 450 MB of RGB; one 120 MP photo at a time:
 #: measured in benchmarks/hostile_input.md).
 DEFAULT_PIXELS_IN_FLIGHT = 150_000_000
+#: The detector a new index uses; faces are looked for from `DEFAULT_MIN_FACE` pixels, on a copy of the photo no
+#: larger than `DEFAULT_MAX_SIDE` on its long side.
+DEFAULT_DETECTOR = "yunet"
+DEFAULT_MIN_FACE = 20
+DEFAULT_MAX_SIDE = 1600
+#: `--index-type auto`: exact search up to this many vectors, then an IVF index (`index.vector_index`).
+EXACT_SEARCH_UP_TO = 200_000
 #: Photos per detector batch (and files per group a finder hands back).
 DEFAULT_BATCH_FILES = 32
 #: Files written to the index between commits (a crash loses at most this many files' work).

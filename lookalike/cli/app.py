@@ -50,12 +50,18 @@ def cli(weights_dir: Path | None) -> None:
     "detector_name",
     type=DETECTOR,
     default=None,
-    help="Face detector [default: the index's own, else yunet]. mtcnn is about 20x slower on a CPU.",
+    help=f"Face detector [default: the index's own, else {config.DEFAULT_DETECTOR}]. mtcnn is about 20x slower "
+    "on a CPU.",
 )
 @click.option(
-    "--min-prob", type=float, default=None, help="Keep faces the detector is this sure of [mtcnn 0.9, yunet 0.8]."
+    "--min-prob",
+    type=float,
+    default=None,
+    help="Keep faces the detector is this sure of [the index's own, else the detector's: `lookalike detectors`].",
 )
-@click.option("--min-face", type=int, default=None, help="Smallest face side to look for, pixels [20].")
+@click.option(
+    "--min-face", type=int, default=None, help=f"Smallest face side to look for, pixels [{config.DEFAULT_MIN_FACE}]."
+)
 @click.option(
     "--max-pixels", default=config.DEFAULT_MAX_PIXELS, show_default=True, help="Reject images above this size."
 )
@@ -75,8 +81,8 @@ def cli(weights_dir: Path | None) -> None:
     help="Processes that find faces [default: one per CPU but one from 4 CPUs and 200 photos; 0 = this process].",
 )
 @click.option("--index-type", default="auto", show_default=True,
-              help="auto: exact search up to 200,000 faces, then an IVF index tuned to recall@10 >= 0.95; or a FAISS "
-              "factory string (Flat, HNSW32, IVF4096,SQ8).")  # fmt: skip
+              help=f"auto: exact search up to {config.EXACT_SEARCH_UP_TO:,} faces, then an IVF index tuned to "
+              "recall@10 >= 0.95; or a FAISS factory string (Flat, HNSW32, IVF4096,SQ8).")  # fmt: skip
 @click.option("--device", default=None, help="torch device (default: cuda when present, else cpu).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's report as JSON.")

@@ -34,7 +34,7 @@ def bench() -> None:
     help="Where lfw.md and lfw.json go.",
 )
 @click.option("--pairs", "pairs", type=int, default=None, help="Only the first N pairs of each fold (quick check).")
-@click.option("--detector", type=DETECTOR, default=None, help="Face detector [default: yunet].")
+@click.option("--detector", type=DETECTOR, default=None, help=f"Face detector [default: {config.DEFAULT_DETECTOR}].")
 @RERANK
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from lookalike.config import DEFAULT_DETECTOR
 from lookalike.faces.detector import (
     DEFAULT_MAX_SIDE,
     DEFAULT_MIN_FACE,
@@ -114,7 +115,6 @@ class DetectorSpec:
         return self.build.default_floor_prob
 
 
-DEFAULT_DETECTOR = "yunet"
 #: The detector of an index whose manifest names none (made before the registry).
 LEGACY_DETECTOR = "mtcnn"
 

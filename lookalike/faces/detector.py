@@ -8,11 +8,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from lookalike.config import DEFAULT_MAX_SIDE, DEFAULT_MIN_FACE
 from lookalike.faces.align import FaceGeometry
 
-#: Faces are looked for from this many pixels, on a copy of the photo no larger than `DEFAULT_MAX_SIDE`.
-DEFAULT_MIN_FACE = 20
-DEFAULT_MAX_SIDE = 1600
+__all__ = ["DEFAULT_MAX_SIDE", "DEFAULT_MIN_FACE", "DetectedFace", "Detector", "detector_record", "shrink"]
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import re
 
 import numpy as np
 
+from lookalike import config
 from lookalike.errors import LookalikeError
 
 
@@ -27,7 +28,7 @@ def _faiss():
 AUTO = "auto"
 #: Exact search up to this many vectors: on 2 CPU cores a single 512-d query over 100k vectors takes 12.5 ms
 #: (benchmarks/index_query.md), over 200k about twice that; above, an IVF index answers in a few ms.
-EXACT_UP_TO = 200_000
+EXACT_UP_TO = config.EXACT_SEARCH_UP_TO
 #: The recall@10 against exact search that `tune` raises nprobe / efSearch to reach.
 TARGET_RECALL = 0.95
 
