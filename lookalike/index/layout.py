@@ -1,6 +1,8 @@
-"""Every name in an index folder, in one place: the files the store writes, the side files other rooms keep there
-(written under the store's locks), the locks, and the key that stamps a file with the index generation it was
-written for. Nothing else spells these names (finding an index by name is `lookalike.index.summary.locate`).
+"""Every name in an index folder, in one place: the files the store writes, the side files other rooms keep there,
+the locks, and the key that stamps a file with the index generation it was written for. Nothing else spells these
+names (finding an index by name is `lookalike.index.summary.locate`). Every file is written atomically; the side
+files under a lock: removed.parquet under the writer's, people.parquet under the state lock (as the writer swaps
+its files), people_edits.json under its own (the CLI and a running server both edit it).
 
     manifest.json        what the index is (head, detector, thresholds, counts, generation)
     faces.parquet        one row per face (vector id, path, box, landmarks, identity, vector)
@@ -15,6 +17,7 @@ written for. Nothing else spells these names (finding an index by name is `looka
     maps/                cached feature maps of the metric benchmarks
     .writer.lock         held by the one writer
     .state.lock          held while the manifest and the files it names are read or swapped
+    .people_edits.lock   held while people_edits.json is read, changed and written
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ METRICS = "metrics"
 MAPS = "maps"
 WRITER_LOCK = ".writer.lock"
 STATE_LOCK = ".state.lock"
+PEOPLE_EDITS_LOCK = ".people_edits.lock"
 LOCKS = (WRITER_LOCK, STATE_LOCK)
 
 #: The Parquet metadata key holding the generation a file was written for (the store's files and people.parquet).

@@ -9,14 +9,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lookalike.atomic import atomic_write_with
-from lookalike.index.layout import GENERATION_KEY, OLD_PEOPLE_GENERATION_KEY, PEOPLE
+from lookalike.index.layout import GENERATION_KEY, OLD_PEOPLE_GENERATION_KEY, PEOPLE, STATE_LOCK
+from lookalike.locks import file_lock
 
 
 def write_people(root: Path, table: pa.Table, generation: int) -> Path:
     """Write the people of the index at `root` (atomically), for index generation `generation`."""
     table = table.replace_schema_metadata({GENERATION_KEY: str(int(generation)).encode()})
     path = Path(root) / PEOPLE
-    atomic_write_with(path, lambda tmp: pq.write_table(table, tmp))
+    with file_lock(Path(root) / STATE_LOCK):  # as the writer swaps its files: a reader sees one or the other
+        atomic_write_with(path, lambda tmp: pq.write_table(table, tmp))
     return path
 
 

@@ -21,11 +21,10 @@ from pathlib import Path
 
 from lookalike.atomic import atomic_write_text
 from lookalike.errors import LookalikeError
-from lookalike.index.layout import PEOPLE_EDITS
+from lookalike.index.layout import PEOPLE_EDITS, PEOPLE_EDITS_LOCK
 from lookalike.locks import file_lock
 
 EDITS = PEOPLE_EDITS
-_LOCK = ".people_edits.lock"
 MAX_NAME = 200
 
 
@@ -104,7 +103,7 @@ def check_name(name: str) -> str:
 def edit(root: str | Path, change: Callable[[PeopleEdits], str]) -> str:
     """Read, change and write the edits of the index at `root` under its lock; returns what `change` says."""
     root = Path(root)
-    with file_lock(root / _LOCK):
+    with file_lock(root / PEOPLE_EDITS_LOCK):
         edits = read_edits(root)
         said = change(edits)
         atomic_write_text(root / EDITS, json.dumps(edits.as_json(), indent=2, ensure_ascii=False) + "\n")
