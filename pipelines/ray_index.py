@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> None:
         )  # fmt: skip
     except LookalikeError as e:
         sys.exit(f"lookalike: error: {e}")
+    except ray.exceptions.RayError as e:  # an actor's error arrives wrapped in Ray's report: its last line says it
+        lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+        sys.exit(f"lookalike: error: a Ray actor failed: {lines[-1] if lines else type(e).__name__}")
     finally:
         ray.shutdown()
     print(json.dumps(report))

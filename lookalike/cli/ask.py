@@ -144,7 +144,9 @@ def _ask_server(ix: Path, paths: list[str], ask: dict, head_name: str | None) ->
 
     sent = {os.path.abspath(p): p for p in paths}
     try:
-        r = requests.post(f"{url}/query", json={"index": str(ix), "paths": list(sent), **ask}, timeout=(0.5, 3600))
+        with requests.Session() as session:
+            session.trust_env = False  # the server is on this machine (loopback, `find_server`): no proxy from env
+            r = session.post(f"{url}/query", json={"index": str(ix), "paths": list(sent), **ask}, timeout=(0.5, 3600))
     except requests.RequestException:
         return None
     if r.status_code != 200:

@@ -30,12 +30,10 @@ import pyarrow as pa
 from lookalike.config import CLUSTER_FMR, CLUSTER_K
 from lookalike.index.people import read_people, write_people
 
-#: The false match rate whose measured threshold makes an edge (see the module's docstring).
-DEFAULT_FMR = CLUSTER_FMR
 _ID_RE = re.compile(r"^person-(\d+)$")
 
 
-def knn_graph(vectors: np.ndarray, threshold: float, k: int = 20, index=None, ids: np.ndarray | None = None):
+def knn_graph(vectors: np.ndarray, threshold: float, k: int = CLUSTER_K, index=None, ids: np.ndarray | None = None):
     """The symmetric sparse graph of each face's `k` nearest faces at cosine >= `threshold`, weighted by cosine.
 
     index, ids: the index's own FAISS index and the vector id of each row, to search it (an approximate index of a

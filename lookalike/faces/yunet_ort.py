@@ -51,9 +51,9 @@ def _graph_bytes(path: str) -> bytes:
     digest_file = cached.with_name(cached.name + ".sha256")
     try:
         data = cached.read_bytes()
-        if hashlib.sha256(data).hexdigest() == digest_file.read_text().strip():
+        if hashlib.sha256(data).hexdigest() == digest_file.read_text("ascii").strip():
             return data
-    except OSError:
+    except (OSError, ValueError):  # absent, unreadable, or a digest file that is not text: fold again
         pass
     data = folded_model(Path(path), dynamic=True, hint="pip install onnx onnxruntime").SerializeToString()
     try:

@@ -22,7 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Protocol
 
 from lookalike.errors import LookalikeError
-from lookalike.faces.analyzer import FaceAnalyzer
+from lookalike.faces.analyzer import AnalyzedPhoto, FaceAnalyzer
 from lookalike.faces.photos import PixelBudget
 from lookalike.ingest.find import FindSettings, Found, Task, find_faces
 
@@ -224,9 +224,10 @@ class _RayFinder:
         ]
         found = [x for g in find_faces(tasks, self.settings, self.analyzer, self.budget) for x in g]
         for x in found:  # the crops were for the embedder, which ran here: what goes back is geometry and vectors
-            for f in getattr(x, "faces", ()):
-                if f.embedding is not None:
-                    f.crop = f.crop[:0]
+            if isinstance(x, AnalyzedPhoto):
+                for f in x.faces:
+                    if f.embedding is not None:
+                        f.crop = f.crop[:0]
         return {"found": [pickle.dumps(found, protocol=pickle.HIGHEST_PROTOCOL)]}
 
 
@@ -250,17 +251,21 @@ class RayData:
         if not tasks:
             return
         ctx = ray.data.DataContext.get_current()
-        ctx.execution_options.preserve_order = True
-        items = [{"path": t.path, "labelled": t.labelled, "known": t.known_sha256 or ""} for t in tasks]
-        ds = ray.data.from_items(items).map_batches(
-            _RayFinder,
-            fn_constructor_kwargs={"settings": settings.per_finder(self.concurrency)},
-            batch_size=self.batch_size,
-            compute=ray.data.ActorPoolStrategy(size=self.concurrency),
-            **({"num_gpus": self.num_gpus} if self.num_gpus else {}),
-        )
-        for row in ds.iter_rows():
-            yield pickle.loads(row["found"])
+        kept = ctx.execution_options.preserve_order
+        ctx.execution_options.preserve_order = True  # ids follow the files' order; the caller's setting comes back
+        try:
+            items = [{"path": t.path, "labelled": t.labelled, "known": t.known_sha256 or ""} for t in tasks]
+            ds = ray.data.from_items(items).map_batches(
+                _RayFinder,
+                fn_constructor_kwargs={"settings": settings.per_finder(self.concurrency)},
+                batch_size=self.batch_size,
+                compute=ray.data.ActorPoolStrategy(size=self.concurrency),
+                **({"num_gpus": self.num_gpus} if self.num_gpus else {}),
+            )
+            for row in ds.iter_rows():
+                yield pickle.loads(row["found"])
+        finally:
+            ctx.execution_options.preserve_order = kept
 
     def close(self) -> None:
         pass

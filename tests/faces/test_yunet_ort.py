@@ -136,3 +136,7 @@ def test_the_folded_graph_is_cached_so_a_query_needs_no_onnx(tmp_path, monkeypat
     cached[0].write_bytes(cached[0].read_bytes()[:-100] + b"\0" * 100)  # damaged on disk
     third = run()
     assert third[:2] == ["onnxruntime", "True"] and third[2:] == first[2:]  # folded again
+    digest = cached[0].with_name(cached[0].name + ".sha256")
+    digest.write_bytes(b"\xff\xfe not a digest")  # a digest file that is not even text: folded again, no traceback
+    fourth = run()
+    assert fourth[:2] == ["onnxruntime", "True"] and fourth[2:] == first[2:]

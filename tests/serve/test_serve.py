@@ -37,7 +37,13 @@ def test_query_goes_through_the_server_and_answers_alike(server, lfw10_index, mo
     monkeypatch.setenv("LOOKALIKE_STATE", str(state))
     before = requests.get(f"{url}/health", timeout=5).json()["answered"]
     args = ["query", str(_blair()), "--index", str(lfw10_index), "--json", "-k", "5"]
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):  # a proxy in the environment: the photo paths must still
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # go straight to the local server, never through it
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
     warm = CliRunner().invoke(cli, args)
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name)
     local = CliRunner().invoke(cli, [*args, "--no-server"])
     assert warm.exit_code == local.exit_code == 0, warm.output
     assert json.loads(warm.stdout) == json.loads(local.stdout)
