@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from lookalike import config, paths
+from lookalike import config, optional, paths
 from lookalike.cli.ask import query_cmd, serve_cmd, verify_cmd
 from lookalike.cli.bench import bench
 from lookalike.cli.curate import cluster_cmd, dedup_cmd, mine_vise_cmd
@@ -404,6 +404,12 @@ def main() -> None:
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
+    except ImportError as e:  # an optional dependency this command needs and the install lacks (lookalike/optional.py)
+        words = optional.missing_words(e)
+        if words is None:
+            raise
+        click.echo(f"lookalike: error: this command needs {words}", err=True)
+        sys.exit(2)
     except OSError as e:  # a full disk, a read-only folder, a vanished file: the index itself stays consistent
         where = f" ({paths.shown(str(e.filename))})" if getattr(e, "filename", None) else ""
         click.echo(f"lookalike: error: {e.strerror or e}{where}", err=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from lookalike import optional
 from lookalike.cli.support import CONTEXT, COSINE, emit_json
 from lookalike.errors import LookalikeError
 from lookalike.heads.calibration import DEFAULT_FMR, FMRS, fmr_key
@@ -86,6 +87,8 @@ def query_cmd(
         raise click.UsageError("give photos to query (IMAGES), or --text on a CLIP index")
     if texts and (rerank == "metric" or list_faces):
         raise LookalikeError("--text searches by description: it takes neither --rerank metric nor --list-faces")
+    if rerank == "metric":
+        optional.require("torch", "--rerank metric (a metric learnt on FaceNet's feature maps)")
     paths, refused = _query_paths(images)
     if all_faces and face is not None:
         raise LookalikeError("--all-faces answers for every face: give --all-faces or --face N, not both")

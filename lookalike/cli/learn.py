@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from lookalike import optional
 from lookalike.cli.support import CONTEXT, make_bar
 from lookalike.errors import LookalikeError
 
@@ -39,6 +40,7 @@ def characterize_cmd(
     """Characterise one person from PHOTOS (a folder of their photos): what sets their face apart from others
     (a similarity learnt from their photos), heat maps of the face parts that matter,
     most/least representative portraits and characteristic face parts, as summary.json + index.html."""
+    optional.require("torch", "characterize (a metric learnt on FaceNet's feature maps)")
     from lookalike.faces.scan import scan_source
     from lookalike.similarity.characterize import (
         arbitrary_from,
@@ -77,6 +79,7 @@ def characterize_cmd(
 @click.group("train", context_settings=CONTEXT)
 def train_group() -> None:
     """Train a look-alike head on triplets (the result is a head named KIND:NAME for index and query)."""
+    optional.require("torch", "train")
 
 
 def pick_backbone(backbone: str) -> str:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from lookalike import optional
 from lookalike.config import DEFAULT_DETECTOR
 from lookalike.faces.detector import (
     DEFAULT_MAX_SIDE,
@@ -178,6 +179,7 @@ class FaceDetector(Detector):
         device: str | None = None,
         batch_pixels: int = 1_000_000,
     ) -> None:
+        optional.require("facenet_pytorch", "the mtcnn detector")
         import torch
         from facenet_pytorch import MTCNN
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lookalike import config
+from lookalike import config, optional
 from lookalike.errors import LookalikeError, WeightsMismatchError, WeightsMissingError, one_line
 from lookalike.heads import arcface, clip, dinov2, dlib_resnet, facenet, fused, sface, trained
 from lookalike.heads.base import Head, HeadSpec, fast_bf16, normalize
@@ -58,18 +58,23 @@ def create_head(
     if spec.parts:
         return fused.FusedHead(spec, [create_head(p, device, weights_dir, precision) for p, _ in spec.parts])
     try:
-        path, sha = resolve(spec.weights, name, weights_dir)
+        path, sha = _resolve(spec, name, weights_dir)
     except WeightsMissingError:
         # facenet-casia's weights are made locally from an installed package: do it once, no network.
         if name != facenet.CASIA.name or not facenet.casia_source_available():
             raise
-        facenet.import_casia(weights_dir)
-        print(f"made {spec.weights.filename} for head {name!r}", file=sys.stderr)
-        path, sha = resolve(spec.weights, name, weights_dir)
+        made = facenet.import_casia(weights_dir)
+        print(f"made {made.name} for head {name!r}", file=sys.stderr)
+        path, sha = _resolve(spec, name, weights_dir)
     try:
         head = spec.build(spec, path, sha, device or "")
     except LookalikeError:
         raise
+    except ImportError as e:  # an optional dependency the head needs (torch, open_clip, timm, dlib): which extra
+        words = optional.missing_words(e)
+        if words is None:
+            raise WeightsMismatchError(f"head {name!r} cannot load its weights {path}: {one_line(e)}") from e
+        raise LookalikeError(f"head {name!r} needs {words}") from None
     except Exception as e:  # a dependency that changed under us: one line naming the file, not a traceback
         raise WeightsMismatchError(f"head {name!r} cannot load its weights {path}: {one_line(e)}") from e
     precision = precision or config.precision()
@@ -88,7 +93,15 @@ def weights_digest(name: str, weights_dir: Path | None = None) -> str:
     spec = get_head_spec(name, weights_dir)
     if spec.parts:
         return fused.combined_digest(list(spec.parts), [weights_digest(p, weights_dir) for p, _ in spec.parts])
-    return resolve(spec.weights, name, weights_dir)[1]
+    return _resolve(spec, name, weights_dir)[1]
+
+
+def _resolve(spec: HeadSpec, name: str, weights_dir: Path | None) -> tuple[Path, str]:
+    """A head's verified weights `(path, sha256)`; facenet-casia's may be its onnxruntime graph alone where torch
+    is not installed (`facenet.resolve_casia`)."""
+    if name == facenet.CASIA.name:
+        return facenet.resolve_casia(spec, weights_dir)
+    return resolve(spec.weights, name, weights_dir)
 
 
 for _spec in (

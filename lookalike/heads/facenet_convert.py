@@ -99,63 +99,63 @@ def opencv_embed(net: cv2.dnn.Net, faces: np.ndarray) -> np.ndarray:
     return out / np.maximum(norms, 1e-12)
 
 
-def convert_facenet_graph(pb_path: Path) -> dict[str, torch.Tensor]:
-    """The state dict for `InceptionResnetV1(classify=False)` that reproduces the graph's embeddings.
+#: The convolutions with stride 2 (facenet-pytorch's layout; every other convolution has stride 1).
+_STRIDE_2 = frozenset({
+    "conv2d_1a", "conv2d_4b", "mixed_6a.branch0", "mixed_6a.branch1.2",
+    "mixed_7a.branch0.1", "mixed_7a.branch1.1", "mixed_7a.branch2.2",
+})  # fmt: skip
+#: Residual blocks per repeat (facenet-pytorch's `repeat_1`, `repeat_2`, `repeat_3`).
+REPEATS = (5, 10, 5)
 
-    The graph is read with protobuf (`tf_graph`), not OpenCV. Holds every key of the network's state dict except
-    the classifier's (`logits.*`). Raises LookalikeError naming the layer when the graph lacks one the network
-    needs, or its shape, stride or residual scale differs from the network's.
+
+def convert_to_arrays(pb_path: Path) -> dict[str, np.ndarray]:
+    """facenet-pytorch's state dict for `InceptionResnetV1(classify=False)` as float32 numpy arrays, without torch
+    (what `lookalike.heads.facenet_onnx.build_model` reads; `convert_facenet_graph` makes torch tensors of it).
+
+    The graph is read with protobuf (`tf_graph`), not OpenCV. Holds every weight but the classifier's (`logits.*`)
+    and the BatchNorm step counters. Raises LookalikeError naming the layer when the graph lacks one, or its
+    stride or residual scale differs from the network's.
     """
-    import torch
-
-    from lookalike.heads.inception_resnet_v1 import InceptionResnetV1
+    from lookalike.heads.facenet_onnx import SCALE_8, SCALE_17, SCALE_35, SCALE_LAST
 
     graph = TFGraph(Path(pb_path))
-    template = InceptionResnetV1()
-    modules = dict(template.named_modules())
-    expected = {k: v for k, v in template.state_dict().items() if not k.startswith("logits.")}
-    state: dict[str, torch.Tensor] = {}
+    state: dict[str, np.ndarray] = {}
 
-    def put(key: str, value: np.ndarray, layer: str) -> None:
-        want = tuple(expected[key].shape)
-        if tuple(value.shape) != want:
-            raise LookalikeError(
-                f"layer {layer} of the FaceNet graph has shape {tuple(value.shape)}, {key} needs {want}"
-            )
-        state[key] = torch.from_numpy(np.array(value, dtype=np.float32))
+    def put(key: str, value: np.ndarray) -> None:
+        state[key] = np.array(value, dtype=np.float32)
 
-    for tf_name, prefix, kind in _layer_map(template):
+    for tf_name, prefix, kind in _layer_map():
         conv = graph.node(f"{_ROOT}/{tf_name}/Conv2D")
         if len(conv.inputs) != 2:
             raise LookalikeError(f"layer {tf_name} of the FaceNet graph has {len(conv.inputs)} inputs, not 2")
         weight = graph.const(conv.inputs[1]).transpose(3, 2, 0, 1)  # TF's HWIO -> torch's OIHW
         bias = graph.const(graph.consumer(conv.name, "BiasAdd").inputs[1]).reshape(-1)
-        torch_conv = modules[prefix if kind == "conv" else f"{prefix}.conv"]
-        strides = conv.ints("strides")[1:3]
-        if strides and tuple(strides) != tuple(torch_conv.stride):
-            raise LookalikeError(f"layer {tf_name} of the FaceNet graph has strides {strides}, not {torch_conv.stride}")
+        strides = tuple(conv.ints("strides")[1:3])
+        want = (2, 2) if prefix in _STRIDE_2 else (1, 1)
+        if strides and strides != want:
+            raise LookalikeError(f"layer {tf_name} of the FaceNet graph has strides {strides}, not {want}")
         if kind == "conv":
-            put(f"{prefix}.weight", weight, tf_name)
-            put(f"{prefix}.bias", bias, tf_name)
+            put(f"{prefix}.weight", weight)
+            put(f"{prefix}.bias", bias)
             continue
         # The graph folded each BatchNorm into its convolution: the BN becomes identity plus the folded bias.
-        put(f"{prefix}.conv.weight", weight, tf_name)
-        put(f"{prefix}.bn.weight", np.ones_like(bias), tf_name)
-        put(f"{prefix}.bn.bias", bias, tf_name)
-        put(f"{prefix}.bn.running_mean", np.zeros_like(bias), tf_name)
-        put(f"{prefix}.bn.running_var", np.full_like(bias, 1.0 - _BN_EPS), tf_name)
+        put(f"{prefix}.conv.weight", weight)
+        put(f"{prefix}.bn.weight", np.ones_like(bias))
+        put(f"{prefix}.bn.bias", bias)
+        put(f"{prefix}.bn.running_mean", np.zeros_like(bias))
+        put(f"{prefix}.bn.running_var", np.full_like(bias, 1.0 - _BN_EPS))
 
-    for scope, prefix in _residual_blocks(template):  # each block's residual scale is part of the network
+    scales = {"block35": SCALE_35, "block17": SCALE_17, "block8": SCALE_8}
+    for scope, _ in _residual_blocks():  # each block's residual scale is part of the network
+        want = SCALE_LAST if scope == "Block8" else scales[scope.rsplit("/", 1)[-1].rsplit("_", 1)[0]]
         mul = graph.node(f"{_ROOT}/{scope}/mul")
         scale = [float(graph.const(i)) for i in mul.inputs if graph.node(i).op == "Const"]
-        if len(scale) != 1 or abs(scale[0] - modules[prefix].scale) > 1e-6:
-            raise LookalikeError(
-                f"block {scope} of the FaceNet graph scales by {scale}, the network by {modules[prefix].scale}"
-            )
+        if len(scale) != 1 or abs(scale[0] - want) > 1e-6:
+            raise LookalikeError(f"block {scope} of the FaceNet graph scales by {scale}, the network by {want}")
 
     # Bottleneck: a bias-free MatMul, then a FusedBatchNorm (gamma, beta, mean, variance, epsilon).
     linear = graph.node(_BOTTLENECK)
-    put("last_linear.weight", graph.const(linear.inputs[1]).T, _BOTTLENECK)
+    put("last_linear.weight", graph.const(linear.inputs[1]).T)
     scope = _BOTTLENECK_BN_SCOPE
     bns = [n for n in graph.nodes.values() if n.name.startswith(scope) and n.op.startswith("FusedBatchNorm")]
     if len(bns) != 1:
@@ -167,11 +167,29 @@ def convert_facenet_graph(pb_path: Path) -> dict[str, torch.Tensor]:
         raise LookalikeError(f"layer {bn.name} has {len(bn.inputs)} inputs, expected 5 (x, scale, offset, mean, var)")
     gamma, beta, mean, var = (graph.const(i).reshape(-1) for i in bn.inputs[1:])
     eps = bn.float("epsilon", 1e-4)  # TensorFlow's default when the attribute is absent
-    put("last_bn.weight", gamma, bn.name)
-    put("last_bn.bias", beta, bn.name)
-    put("last_bn.running_mean", mean, bn.name)
-    put("last_bn.running_var", var + (eps - _BN_EPS), bn.name)  # the same denominator under torch's eps
+    put("last_bn.weight", gamma)
+    put("last_bn.bias", beta)
+    put("last_bn.running_mean", mean)
+    put("last_bn.running_var", var + (eps - _BN_EPS))  # the same denominator under torch's eps
+    return state
 
+
+def convert_facenet_graph(pb_path: Path) -> dict[str, torch.Tensor]:
+    """`convert_to_arrays` as the torch state dict of `InceptionResnetV1(classify=False)`, each shape checked
+    against the network's and its BatchNorm step counters added: every key but the classifier's (`logits.*`)."""
+    import torch
+
+    from lookalike.heads.inception_resnet_v1 import InceptionResnetV1
+
+    arrays = convert_to_arrays(pb_path)
+    template = InceptionResnetV1()
+    expected = {k: v for k, v in template.state_dict().items() if not k.startswith("logits.")}
+    state: dict[str, torch.Tensor] = {}
+    for key, value in arrays.items():  # in the converter's order: the saved file's bytes (and sha256) depend on it
+        want = tuple(expected[key].shape) if key in expected else None
+        if tuple(value.shape) != want:
+            raise LookalikeError(f"the FaceNet graph's {key} has shape {tuple(value.shape)}, the network needs {want}")
+        state[key] = torch.from_numpy(value)
     for key, value in expected.items():  # BatchNorm step counters: not weights, kept as the template has them
         if key.endswith("num_batches_tracked"):
             state[key] = torch.zeros_like(value)
@@ -236,19 +254,19 @@ _STEM = [
 ]
 
 
-def _residual_blocks(template: torch.nn.Module) -> list[tuple[str, str]]:
+def _residual_blocks() -> list[tuple[str, str]]:
     """`(graph scope, torch prefix)` of every residual block, whose output is `x + scale * branch`."""
-    out = [(f"Repeat/block35_{i + 1}", f"repeat_1.{i}") for i in range(len(template.repeat_1))]
-    out += [(f"Repeat_1/block17_{i + 1}", f"repeat_2.{i}") for i in range(len(template.repeat_2))]
-    out += [(f"Repeat_2/block8_{i + 1}", f"repeat_3.{i}") for i in range(len(template.repeat_3))]
+    out = [(f"Repeat/block35_{i + 1}", f"repeat_1.{i}") for i in range(REPEATS[0])]
+    out += [(f"Repeat_1/block17_{i + 1}", f"repeat_2.{i}") for i in range(REPEATS[1])]
+    out += [(f"Repeat_2/block8_{i + 1}", f"repeat_3.{i}") for i in range(REPEATS[2])]
     return [*out, ("Block8", "block8")]
 
 
-def _layer_map(template: torch.nn.Module) -> list[tuple[str, str, str]]:
+def _layer_map() -> list[tuple[str, str, str]]:
     """`(graph scope under InceptionResnetV1, torch prefix, kind)` for every convolution of the network.
 
     kind is "basic" for a conv + folded BatchNorm (torch `BasicConv2d`) and "conv" for a plain conv with bias
-    (a residual block's `Conv2d_1x1` up-projection). Block counts come from the torch network itself.
+    (a residual block's `Conv2d_1x1` up-projection). Block counts are facenet-pytorch's (`REPEATS`).
     """
     out = [(tf, pt, "basic") for tf, pt in _STEM]
 
@@ -256,13 +274,13 @@ def _layer_map(template: torch.nn.Module) -> list[tuple[str, str, str]]:
         out.extend((f"{scope}/{tf}", f"{prefix}.{pt}", "basic") for tf, pt in branches)
         out.append((f"{scope}/Conv2d_1x1", f"{prefix}.conv2d", "conv"))
 
-    for i in range(len(template.repeat_1)):
+    for i in range(REPEATS[0]):
         block(f"Repeat/block35_{i + 1}", f"repeat_1.{i}", _BLOCK35)
     out.extend((f"Mixed_6a/{tf}", f"mixed_6a.{pt}", "basic") for tf, pt in _MIXED_6A)
-    for i in range(len(template.repeat_2)):
+    for i in range(REPEATS[1]):
         block(f"Repeat_1/block17_{i + 1}", f"repeat_2.{i}", _BLOCK17)
     out.extend((f"Mixed_7a/{tf}", f"mixed_7a.{pt}", "basic") for tf, pt in _MIXED_7A)
-    for i in range(len(template.repeat_3)):
+    for i in range(REPEATS[2]):
         block(f"Repeat_2/block8_{i + 1}", f"repeat_3.{i}", _BLOCK8)
     block("Block8", "block8", _BLOCK8)
     return out

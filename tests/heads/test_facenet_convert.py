@@ -97,6 +97,14 @@ def test_state_dict_fits_the_network(state: dict) -> None:
     assert all(v.dtype in (torch.float32, torch.int64) for v in state.values())
 
 
+def test_the_torch_free_conversion_holds_the_same_weights(graph_path: Path, state: dict) -> None:
+    """The arrays a torch-less install builds its onnxruntime graph from are the torch state dict's, key for key."""
+    arrays = facenet_convert.convert_to_arrays(graph_path)
+    assert list(arrays) == [k for k in state if not k.endswith("num_batches_tracked")]
+    for key, value in arrays.items():
+        assert value.dtype == np.float32 and np.array_equal(value, state[key].numpy()), key
+
+
 def test_preprocess_scales_and_transposes() -> None:
     faces = np.zeros((2, 160, 160, 3), np.uint8)
     faces[1, 5, 7] = (255, 128, 0)
@@ -144,8 +152,8 @@ def test_same_person_closer_than_different_people(torch_embeddings: np.ndarray) 
 def test_missing_layer_is_named(graph_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real = facenet_convert._layer_map
 
-    def with_bogus_layer(template):
-        return [*real(template), ("Repeat/block35_99/Conv2d_1x1", "repeat_1.0.conv2d", "conv")]
+    def with_bogus_layer():
+        return [*real(), ("Repeat/block35_99/Conv2d_1x1", "repeat_1.0.conv2d", "conv")]
 
     monkeypatch.setattr(facenet_convert, "_layer_map", with_bogus_layer)
     with pytest.raises(LookalikeError, match="block35_99"):
