@@ -3,6 +3,7 @@
     ix = lookalike.build_index("photos/", name="family")
     answer = ix.query("me.jpg", k=5)          # a QueryAnswer: .results, each a Match (rank, score, identity, path)
     verdict = ix.verify("a.jpg", "b.jpg")     # a Verdict: .score, .threshold, .same_person
+    ix.duplicates().groups                    # copies of one photo (exact or edited), each with the one kept
     ix.info()                                 # faces, files, head, detector, ...
     lookalike.indexes()                       # every named index
 
@@ -22,6 +23,7 @@ from lookalike.heads.calibration import DEFAULT_FMR
 if TYPE_CHECKING:
     import numpy as np
 
+    from lookalike.curate.dedup import Duplicates
     from lookalike.index.runner import IndexReport
     from lookalike.search.query import QueryAnswer, Searcher
     from lookalike.search.verify import Verdict
@@ -168,6 +170,16 @@ class Index:
         a = a if not isinstance(a, (str, Path)) else str(Path(a).expanduser())
         b = b if not isinstance(b, (str, Path)) else str(Path(b).expanduser())
         return verify(self.searcher.analyzer, a, b, fmr=fmr)
+
+    def duplicates(self, *, threshold: float | None = None) -> Duplicates:
+        """Copies among the index's photos, as `lookalike dedup` finds them: `.pairs` (each with `.kind`: exact
+        copy, same photo edited or similar shot, and its evidence), `.groups` (copies with the photo kept);
+        `threshold`: the face cosine above which another photo is a similar shot [config.DEDUP_COSINE]."""
+        from lookalike.config import DEDUP_COSINE
+        from lookalike.curate.dedup import find_duplicates
+        from lookalike.search.asking import check_threshold
+
+        return find_duplicates(self.root, DEDUP_COSINE if threshold is None else check_threshold(threshold))
 
     def info(self) -> dict:
         """What the index holds (as `lookalike info --json`); damage is an IndexCorruptError."""

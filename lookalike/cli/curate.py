@@ -74,7 +74,7 @@ def _row_bar(total: int, desc: str, quiet: bool):
     default=config.DEDUP_COSINE,
     show_default=True,
     type=COSINE,
-    help="Near duplicates: cosine above this.",
+    help="Similar shots: face cosine above this (shown, never removed); copies are told by their pixels.",
 )
 @click.option(
     "--head",
@@ -85,38 +85,48 @@ def _row_bar(total: int, desc: str, quiet: bool):
 )
 @click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="Page of the pairs.")
 @click.option(
-    "--pixel-check/--no-pixel-check",
-    default=False,
-    show_default=True,
-    help="Also call a pair near when its head cosine > 0.6 and its 8x8 thumbnails correlate above "
-    "--pixel-threshold. Off by default: on aligned face crops it pairs different photos of one person "
-    "(benchmarks/dedup.md).",
+    "--remove",
+    is_flag=True,
+    help="Take every copy (exact or edited) out of the index but each group's kept photo (on record).",
 )
-@click.option("--pixel-threshold", default=0.85, show_default=True)
-@click.option("--remove", is_flag=True, help="Take the later photo of each pair out of the index (kept on record).")
 @click.option("--restore", is_flag=True, help="Put back every photo a --remove took out.")
 @click.option("--quiet", "-q", is_flag=True)
-@click.option("--json", "as_json", is_flag=True, help='Print {"exact": [[a, b], ...], "near": [[a, b, score], ...]}.')
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print {"exact": [[a, b]], "copies": [...], "similar": [...], "groups": [...]} as one object.',
+)
 def dedup_cmd(
     target: str,
     threshold: float,
     head_name: str | None,
     html_out: Path | None,
-    pixel_check: bool,
-    pixel_threshold: float,
     remove: bool,
     restore: bool,
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """Exact duplicates (same sha256, or cosine >= 0.9999) and near duplicates (cosine > --threshold) among the
-    main faces of an index (NAME or folder) or of a photo folder.
+    """Copies among the photos of an index (NAME or folder) or of a photo folder, with three answers per pair:
+    exact copy (same bytes), same photo edited (resized, re-encoded, cropped, rotated, recoloured, bordered,
+    captioned, screenshotted: told by keypoints one transform explains and the faces' pixels), or similar shot
+    (the same person in another photo: face cosine > --threshold; shown, never removed). Copies are grouped; a
+    group keeps its oldest file.
 
     A photo folder gets an index of its own (under the index home's `folders/`, keyed by the folder's absolute
     path), updated incrementally and pruned, so it holds exactly the folder's photos. -q hides progress and
     the summary line, never the pairs; --json prints one object.
     """
-    from lookalike.curate.dedup import find_duplicates, plan_removal, remove_duplicates, restore_removed, write_html
+    from lookalike.curate.dedup import (
+        COPY,
+        EXACT,
+        SIMILAR,
+        find_duplicates,
+        plan_removal,
+        remove_duplicates,
+        restore_removed,
+        write_html,
+    )
     from lookalike.index.store import FaceStore
 
     quiet_bars = quiet or as_json
@@ -141,8 +151,12 @@ def dedup_cmd(
         return
     store = FaceStore.open(ix)
     bar, tick = _row_bar(store.manifest["counts"]["faces"], "range search", quiet_bars)
-    dups = find_duplicates(ix, threshold, pixel_check, pixel_threshold, progress=tick)
-    bar.close()
+    check = make_bar(None, "comparing pixels", "pair", disabled=quiet_bars)
+    try:
+        dups = find_duplicates(ix, threshold, progress=tick, verify_progress=check.update)
+    finally:
+        bar.close()
+        check.close()
     if not quiet and not as_json:
         click.echo(f"head: {dups.head} ({how}); index {ix}", err=True)
     if html_out:
@@ -154,11 +168,15 @@ def dedup_cmd(
         click.echo(json.dumps({**dups.as_json(), "head": dups.head, "index": str(ix), "removed": removed}))
         return
     if not quiet:
-        click.echo(f"{len(dups.exact)} exact and {len(dups.near)} near-duplicate pairs among {dups.photos} photos")
-    for a, b in dups.exact:
-        click.echo(f"  exact  {a}  {b}")
-    for a, b, s in dups.near:
-        click.echo(f"  {s:.4f} {a}  {b}")
+        copies = len(dups.of(EXACT, COPY))
+        click.echo(f"{copies} copies ({len(dups.of(EXACT))} exact) in {len(dups.groups)} groups and "
+                   f"{len(dups.of(SIMILAR))} similar shots among {dups.photos} photos")  # fmt: skip
+    for g in dups.groups:
+        click.echo(f"  keep   {g.keep}")
+        for path, kind in g.copies:
+            click.echo(f"  {'exact' if kind == EXACT else 'copy':<6} {path}")
+    for p in dups.of(SIMILAR):
+        click.echo(f"  similar {p.cosine:.4f} {p.a}  {p.b}")
     if html_out:
         click.echo(f"wrote {html_out}", err=True)
     if remove:

@@ -15,7 +15,7 @@ class LogLines:
     """Progress as plain lines on stderr, at most one every `every` seconds and one at the end: what a log file
     gets instead of a bar (tqdm redraws with carriage returns, which pile up in a file or a CI log)."""
 
-    def __init__(self, total: int, desc: str, unit: str, every: float = 15.0) -> None:
+    def __init__(self, total: int | None, desc: str, unit: str, every: float = 15.0) -> None:
         self.total, self.desc, self.unit, self.every = total, desc, unit, every
         self.n = 0
         self.t0 = self.last = time.monotonic()
@@ -34,14 +34,15 @@ class LogLines:
     def _line(self) -> None:
         secs = time.monotonic() - self.t0
         extra = "".join(f", {k}={v}" for k, v in self.postfix.items())
-        print(f"{self.desc}: {self.n}/{self.total} {self.unit}s in {secs:.0f}s{extra}", file=sys.stderr, flush=True)
+        done = f"{self.n}/{self.total}" if self.total is not None else f"{self.n}"
+        print(f"{self.desc}: {done} {self.unit}s in {secs:.0f}s{extra}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.n:
             self._line()
 
 
-def make_bar(total: int, desc: str, unit: str, disabled: bool = False):
+def make_bar(total: int | None, desc: str, unit: str, disabled: bool = False):
     """A tqdm bar on a terminal, `LogLines` when stderr goes elsewhere, a silent tqdm when disabled.
 
     Returns an object with `update(n)`, `set_postfix(...)` and `close()`.

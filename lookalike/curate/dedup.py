@@ -1,9 +1,20 @@
-"""De-duplication (seed 003, 7.3.2.2): exact copies (same sha256, or cosine >= 0.9999) and near duplicates
-(cosine above a threshold, `config.DEDUP_COSINE` by default) among an index's main faces, via the range-search core.
+"""De-duplication (seed 003, 7.3.2.2), with three answers for a pair of an index's photos:
 
-Removal takes the later photo of each pair out of the index and keeps it on record: its face rows go to
-`removed.parquet` in the index folder (with the kept photo, score and reason) and it becomes a reject
-("duplicate of ..."), so an incremental `lookalike index` does not add it again; `restore` undoes it.
+* **exact copy**: the same bytes (sha256);
+* **same photo, edited** (a copy): a resize, re-encode, crop, rotation, colour edit, border, caption or screenshot
+  of it; told by the pixels, not by the face embedding (`lookalike.curate.copies`: keypoints that one similarity
+  transform explains, and the faces' pixel correlation once aligned);
+* **similar shot**: the same person in a similar pose (face cosine above `threshold`, `config.DEDUP_COSINE` by
+  default) in another photo: shown, never removed.
+
+Candidates come from the faces' FAISS range search (each photo's `NEIGHBOURS` nearest above the head's loosest
+same-person threshold, and every pair above `threshold`), so the verification is O(photos), not O(photos^2).
+Copies are grouped (connected pairs); the kept photo of a group is the oldest file (mtime), then the largest, then
+the first indexed: copies are usually made after their original.
+
+Removal takes every other photo of a group out of the index and keeps it on record: its face rows go to
+`removed.parquet` in the index folder (with the kept photo, evidence and reason) and it becomes a reject
+("copy of ..."), so an incremental `lookalike index` does not add it again; `restore` undoes it.
 Both go through the index's normal crash-safe commit (`commit_part` + `finalize`); store.py is unchanged.
 """
 
@@ -19,139 +30,222 @@ import pyarrow.parquet as pq
 
 from lookalike.atomic import atomic_write_with
 from lookalike.config import DEDUP_COSINE
+from lookalike.curate.copies import MIN_FACE_CORR, MIN_INLIERS, Evidence, PhotoMatcher, nearest_pairs
 from lookalike.curate.pairs import similar_pairs
 from lookalike.errors import LookalikeError
 from lookalike.index.layout import REMOVED
 from lookalike.index.store import REJECTS_SCHEMA, FaceStore, faces_schema, now_utc, vectors_of
 from lookalike.render import face_thumbnail, file_link, render_page
 
-EXACT_COSINE = 0.9999
-#: Pixel confirmation: a pair whose head cosine is only above `PIXEL_FLOOR` is still a near duplicate when
-#: the photos' 8x8 colour thumbnails correlate above `PIXEL_THRESHOLD`. Face-identity heads (the offline
-#: fallback when DINOv2 weights are absent) score a JPEG-q50 or resized copy of a 150 px photo as low as
-#: 0.7-0.8, below other photos of the same person (up to 0.91), so the head alone cannot tell them apart;
-#: the thumbnail does (copies >= 0.88 on planted LFW copies), and the floor keeps other people's photos out.
-PIXEL_FLOOR = 0.6
-PIXEL_THRESHOLD = 0.85
+#: Candidates per photo for verification: its nearest faces (a copy is among a photo's nearest; measured on
+#: planted copies in benchmarks/dedup.md).
+NEIGHBOURS = 3
+#: The candidate floor where the index's head has no measured same-person threshold.
+CANDIDATE_COSINE = 0.5
+
+EXACT = "exact copy"
+COPY = "same photo, edited"
+SIMILAR = "similar shot"
 
 
-def thumbnail(path: str, size: int = 8) -> np.ndarray:
-    """The whole photo as a `(size * size * 3,) float32` vector: area-resized, mean-centred per channel,
-    L2-normalised (so a dot product is the thumbnails' correlation); zeros when the photo cannot be read."""
-    import cv2
+@dataclass
+class Pair:
+    """Two photos and the answer for them: `kind` EXACT, COPY or SIMILAR; `a` is the group's kept photo side
+    where there is one."""
 
-    from lookalike.faces.photos import Photo, load_photo
+    a: str
+    b: str
+    kind: str
+    cosine: float
+    evidence: Evidence | None = None
 
-    item = load_photo(path)
-    if not isinstance(item, Photo):
-        return np.zeros(size * size * 3, np.float32)
-    g = cv2.resize(item.rgb, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
-    g = (g - g.mean(axis=(0, 1))).reshape(-1)
-    return g / max(float(np.linalg.norm(g)), 1e-6)
+    def as_json(self) -> dict:
+        out = {"a": self.a, "b": self.b, "kind": self.kind, "cosine": round(self.cosine, 6)}
+        if self.evidence is not None:
+            out["evidence"] = self.evidence.as_json()
+        return out
+
+
+@dataclass
+class Group:
+    """Photos that are copies of one another (connected exact or edited pairs), and the one kept."""
+
+    keep: str
+    copies: list[tuple[str, str]]  # (path, EXACT or COPY: how it is tied to the group)
+
+    def as_json(self) -> dict:
+        return {"keep": self.keep, "copies": [{"path": p, "kind": k} for p, k in self.copies]}
 
 
 @dataclass
 class Duplicates:
-    """Pairs found in one index; in each pair the first photo is the earlier indexed (the one kept)."""
+    """What dedup found in one index: pairs with their answer, and the copy groups."""
 
     index: str
     head: str
     threshold: float
     photos: int
-    exact: list[tuple[str, str]] = field(default_factory=list)
-    near: list[tuple[str, str, float]] = field(default_factory=list)
+    pairs: list[Pair] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)
     boxes: dict[str, list[float]] = field(default_factory=dict)
-    scores: dict[tuple[str, str], float] = field(default_factory=dict)
-    by_pixels: dict[tuple[str, str], float] = field(default_factory=dict)
+    verified: int = 0
+
+    def of(self, *kinds: str) -> list[Pair]:
+        return [p for p in self.pairs if p.kind in kinds]
+
+    def removable(self) -> dict[frozenset, Pair]:
+        """The pairs whose photos are copies of each other (exact or edited): the only ones a photo may leave by."""
+        return {frozenset((p.a, p.b)): p for p in self.of(EXACT, COPY)}
 
     def as_json(self) -> dict:
-        """`{"exact": [[a, b]], "near": [[a, b, head cosine]], "near_by_pixels": [[a, b, thumbnail corr]]}`."""
         return {
-            "exact": [list(p) for p in self.exact],
-            "near": [[a, b, round(s, 6)] for a, b, s in self.near],
-            "near_by_pixels": [[a, b, round(c, 6)] for (a, b), c in self.by_pixels.items()],
-        }
+            "exact": [[p.a, p.b] for p in self.of(EXACT)],
+            "copies": [p.as_json() for p in self.of(COPY)],
+            "similar": [p.as_json() for p in self.of(SIMILAR)],
+            "groups": [g.as_json() for g in self.groups],
+            "rule": {"copy": f"inliers >= {MIN_INLIERS} and face correlation >= {MIN_FACE_CORR}",
+                     "similar": f"face cosine > {self.threshold}",
+                     "keep": "oldest file, then largest, then first indexed"},
+        }  # fmt: skip
+
+
+def _candidate_floor(store: FaceStore, threshold: float) -> float:
+    from lookalike.heads.calibration import FMRS, same_person
+
+    detector = str(store.manifest.get("params", {}).get("detector", ""))
+    point = same_person(store.head, detector, min(FMRS))
+    return min(threshold, point.threshold if point is not None else CANDIDATE_COSINE)
 
 
 def find_duplicates(
-    index_dir: Path,
-    threshold: float = DEDUP_COSINE,
-    pixel_check: bool = False,
-    pixel_threshold: float = PIXEL_THRESHOLD,
-    progress=None,
+    index_dir: Path, threshold: float = DEDUP_COSINE, progress=None, verify_progress=None, workers: int = 0
 ) -> Duplicates:
-    """Exact and near-duplicate photo pairs among the main faces of the index at `index_dir`.
+    """Exact copies, edited copies and similar shots among the main faces of the index at `index_dir`.
 
-    Near: head cosine > `threshold`; with `pixel_check`, also head cosine > `PIXEL_FLOOR` and thumbnail
-    correlation > `pixel_threshold` (those pairs are listed in `by_pixels` with their thumbnail score).
+    progress: called with row counts during the range search; verify_progress: with 1 per verified pair;
+    workers: threads comparing pixels [the CPUs this process may use, at most 8].
     """
     store = FaceStore.open(index_dir)
-    t = store.faces(["vector_id", "path", "sha256", "is_main", "box", "embedding"])
+    t = store.faces(["vector_id", "path", "sha256", "is_main", "box", "file_size", "mtime_ns", "embedding"])
     t = t.filter(t["is_main"])
     order = np.argsort(t["vector_id"].to_numpy(), kind="stable")
     t = t.take(pa.array(order))
     paths = t["path"].to_pylist()
     sha = t["sha256"].to_pylist()
+    boxes = t["box"].to_pylist()
     vec = vectors_of(t, store.dim)
     out = Duplicates(str(index_dir), store.head, float(threshold), len(paths))
-    out.boxes = dict(zip(paths, t["box"].to_pylist()))
-    floor = min(threshold, PIXEL_FLOOR) if pixel_check else threshold
-    i, j, s = similar_pairs(vec, min(floor, EXACT_COSINE), progress=progress)
-    thumbs: dict[int, np.ndarray] = {}
-    exact: dict[tuple[int, int], float] = {}
+    out.boxes = dict(zip(paths, boxes))
+    found: dict[tuple[int, int], Pair] = {}
     first_of: dict[str, int] = {}
     for k, h in enumerate(sha):  # same bytes: pair each copy with the first one
         if h in first_of:
-            exact[(first_of[h], k)] = 1.0
+            found[(first_of[h], k)] = Pair(paths[first_of[h]], paths[k], EXACT, float(vec[first_of[h]] @ vec[k]))
         else:
             first_of[h] = k
-    near = []
-    for a, b, sc in zip(i.tolist(), j.tolist(), s.tolist()):
-        if sha[a] == sha[b] or sc >= EXACT_COSINE:
-            exact[(a, b)] = max(exact.get((a, b), 0.0), sc)
+    i, j, s = similar_pairs(vec, _candidate_floor(store, threshold), progress=progress)
+    keep = nearest_pairs(i, j, s, NEIGHBOURS) | (s > threshold)
+    todo = sorted((a, b, sc) for a, b, sc, k in zip(i.tolist(), j.tolist(), s.tolist(), keep.tolist())
+                  if k and sha[a] != sha[b])  # fmt: skip
+    for (a, b, sc), ev in zip(todo, _verify(todo, paths, boxes, workers, verify_progress)):
+        out.verified += 1
+        if ev.is_copy:
+            found[(a, b)] = Pair(paths[a], paths[b], COPY, float(sc), ev)
         elif sc > threshold:
-            near.append((a, b, sc))
-        elif pixel_check:
-            ta = thumbs.setdefault(a, thumbnail(paths[a]))
-            tb = thumbs.setdefault(b, thumbnail(paths[b]))
-            corr = float(ta @ tb)
-            if corr > pixel_threshold:
-                near.append((a, b, sc))
-                out.by_pixels[(paths[a], paths[b])] = corr
-    out.exact = [(paths[a], paths[b]) for a, b in sorted(exact)]
-    out.scores = {(paths[a], paths[b]): sc for (a, b), sc in exact.items()}
-    near.sort(key=lambda x: -x[2])
-    out.near = [(paths[a], paths[b], float(sc)) for a, b, sc in near]
+            found[(a, b)] = Pair(paths[a], paths[b], SIMILAR, float(sc), ev)
+    out.groups = _groups(found, paths, t["mtime_ns"].to_pylist(), t["file_size"].to_pylist())
+    kept = {g.keep for g in out.groups}
+    for pair in found.values():  # the kept photo on the left
+        if pair.b in kept:
+            pair.a, pair.b = pair.b, pair.a
+    rank = {EXACT: 0, COPY: 1, SIMILAR: 2}
+    out.pairs = sorted(found.values(), key=lambda p: (rank[p.kind], -(p.evidence.face_corr if p.evidence else 1.0),
+                                                      -p.cosine))  # fmt: skip
     return out
 
 
-def plan_removal(dups: Duplicates) -> list[dict]:
-    """Which photos to remove: the later photo of each pair (exact pairs first, then near ones by score),
-    unless the earlier one is itself removed already (then the later one stays as the survivor).
+def _verify(todo: list, paths: list[str], boxes: list, workers: int, progress) -> list[Evidence]:
+    """The evidence of each candidate `(a, b, cosine)`, in order. Threads (OpenCV's keypoints, matching and warps
+    release the GIL), each with its own matcher over a contiguous run of `todo`, which is sorted by its first photo
+    so a photo's pairs meet it while its keypoints are cached."""
+    import itertools
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
 
-    A photo whose file has vanished since it was indexed is never kept over one that exists: of such a pair
-    the vanished one goes (and of two vanished files, neither is anyone's survivor: the pair is skipped).
+    from lookalike.heads.facenet import cpu_threads
+
+    workers = max(1, min(workers or cpu_threads(), 8, len(todo) // 64 + 1))
+    out: list[Evidence | None] = [None] * len(todo)
+    lock = threading.Lock()
+    bounds = np.linspace(0, len(todo), workers + 1).round().astype(int)
+
+    def run(lo: int, hi: int) -> None:
+        matcher = PhotoMatcher()
+        for n in range(lo, hi):
+            a, b, _ = todo[n]
+            out[n] = matcher.compare(paths[a], boxes[a], paths[b])
+            if progress is not None:
+                with lock:
+                    progress(1)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for f in [pool.submit(run, int(lo), int(hi)) for lo, hi in itertools.pairwise(bounds)]:
+            f.result()
+    return out  # type: ignore[return-value]
+
+
+def _groups(found: dict[tuple[int, int], Pair], paths: list[str], mtimes: list, sizes: list) -> list[Group]:
+    """Connected exact and edited pairs; in each, the kept photo: the oldest file, then the largest, then the
+    first indexed."""
+    parent = list(range(len(paths)))
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    how: dict[int, str] = {}
+    for (a, b), pair in found.items():
+        if pair.kind in (EXACT, COPY):
+            parent[root(b)] = root(a)
+            how[a] = how.get(a, pair.kind)
+            how[b] = EXACT if pair.kind == EXACT or how.get(b) == EXACT else pair.kind
+    members: dict[int, list[int]] = {}
+    for x in how:
+        members.setdefault(root(x), []).append(x)
+    groups = []
+    for group in members.values():
+        ordered = sorted(group, key=lambda x: (mtimes[x] if mtimes[x] is not None else 0, -(sizes[x] or 0), x))
+        groups.append(Group(paths[ordered[0]], [(paths[x], how[x]) for x in ordered[1:]]))
+    groups.sort(key=lambda g: g.keep)
+    return groups
+
+
+def plan_removal(dups: Duplicates) -> list[dict]:
+    """Which photos to remove: every photo of a copy group but the kept one. Similar shots are never removed.
+
+    A photo whose file has vanished since it was indexed is never kept over one that exists: the group's next
+    photo that exists is kept instead (a group none of whose files exist is skipped).
     """
     from lookalike.paths import fs_path
 
-    removed: dict[str, dict] = {}
-    candidates = [(a, b, dups.scores.get((a, b), 1.0), "exact duplicate") for a, b in dups.exact]
-    candidates += [(a, b, s, "near duplicate") for a, b, s in dups.near]
-    present: dict[str, bool] = {}
-
-    def exists(p: str) -> bool:
-        if p not in present:
-            present[p] = os.path.isfile(fs_path(p))
-        return present[p]
-
-    for a, b, s, reason in candidates:
-        if a in removed or b in removed:
+    plan = []
+    direct = dups.removable()
+    for g in dups.groups:
+        order = [g.keep] + [p for p, _ in g.copies]
+        kinds = {p: k for p, k in g.copies}
+        present = [p for p in order if os.path.isfile(fs_path(p))]
+        if not present:
             continue
-        keep, drop = (a, b) if exists(a) else (b, a)
-        if not exists(keep):
-            continue
-        removed[drop] = {"path": drop, "kept_path": keep, "score": float(s), "reason": reason}
-    return list(removed.values())
+        keep = present[0]
+        for p in order:
+            if p != keep:
+                pair = direct.get(frozenset((keep, p)))  # score: the faces' pixel correlation (1.0: same bytes)
+                score = pair.evidence.face_corr if pair is not None and pair.evidence is not None else 1.0
+                reason = kinds.get(p, kinds.get(keep, COPY))  # the old kept photo: tied as the new one is
+                plan.append({"path": p, "kept_path": keep, "score": score, "reason": reason})
+    return plan
 
 
 def _read_record(record: Path) -> pa.Table:
@@ -204,8 +298,7 @@ def remove_duplicates(index_dir: Path, plan: list[dict]) -> int:
         [
             {
                 **first[p["path"]],
-                "reason": f"{p['reason']} of {p['kept_path']} (cosine {p['score']:.4f}); "
-                "`lookalike dedup --restore` puts it back",
+                "reason": f"{p['reason']} of {p['kept_path']}; `lookalike dedup --restore` puts it back",
                 "added_at": now,
             }
             for p in plan
@@ -249,22 +342,22 @@ def restore_removed(index_dir: Path) -> int:
 
 
 def write_html(dups: Duplicates, out: Path, limit: int = 500) -> Path:
-    """A page of the pairs side by side (exact first, then near by score), at most `limit` pairs: the whole
-    photos (embedded), each linked to its file."""
-    rows = [(a, b, dups.scores.get((a, b), 1.0), "exact") for a, b in dups.exact]
-    rows += [(a, b, s, "near") for a, b, s in dups.near]
+    """A page of the pairs side by side (copies first, then similar shots apart), at most `limit` pairs: the whole
+    photos (embedded), each linked to its file, with each pair's answer and evidence."""
 
     def side(path: str) -> dict:
         return {"path": path, "thumb": face_thumbnail(path, None, size=256), "link": file_link(path)}
 
-    pairs = []
-    for a, b, s, kind in rows[:limit]:
-        if (a, b) in dups.by_pixels:
-            kind = f"near (pixels {dups.by_pixels[(a, b)]:.3f})"
-        pairs.append({"a": side(a), "b": side(b), "score": s, "kind": kind})
+    def row(p: Pair) -> dict:
+        ev = p.evidence
+        why = f"{ev.inliers} keypoints agree, faces correlate {ev.face_corr:.3f}" if ev is not None else "same bytes"
+        return {"a": side(p.a), "b": side(p.b), "score": p.cosine, "kind": p.kind, "why": why}
+
+    copies = dups.of(EXACT, COPY)
+    similar = dups.of(SIMILAR)
     return render_page(
         "dedup.html", out, title=f"Duplicates in {dups.index}", index=dups.index, head=dups.head, photos=dups.photos,
-        exact=len(dups.exact), near=len(dups.near), exact_cosine=EXACT_COSINE, threshold=dups.threshold,
-        pixel_floor=PIXEL_FLOOR, pixel_threshold=PIXEL_THRESHOLD, by_pixels=len(dups.by_pixels), pairs=pairs,
-        more=max(0, len(rows) - limit),
+        exact=len(dups.of(EXACT)), copies=len(dups.of(COPY)), groups=len(dups.groups), threshold=dups.threshold,
+        min_inliers=MIN_INLIERS, min_face_corr=MIN_FACE_CORR, copy_pairs=[row(p) for p in copies[:limit]],
+        similar_pairs=[row(p) for p in similar[:limit]], more=max(0, len(copies) + len(similar) - 2 * limit),
     )  # fmt: skip

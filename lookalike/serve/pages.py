@@ -236,16 +236,21 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
         h = pick(request.query_params.get("index"))
 
         def work():
-            from lookalike.curate.dedup import find_duplicates
+            from lookalike.curate.dedup import COPY, EXACT, SIMILAR, find_duplicates
 
             dups = find_duplicates(h.path)
-            pairs = [(a, b, dups.scores.get((a, b), 1.0), "exact") for a, b in dups.exact]
-            pairs += [(a, b, s, "near") for a, b, s in dups.near]
 
             def side(p: str) -> dict:
                 return {"path": p, "thumb": face_thumbnail(p, None, size=256)}
 
-            return [{"a": side(a), "b": side(b), "score": s, "kind": kind} for a, b, s, kind in pairs[:200]], dups
+            def row(p) -> dict:
+                ev = p.evidence
+                why = (f"{ev.inliers} keypoints agree; faces correlate {ev.face_corr:.3f}" if ev is not None
+                       else "same bytes")  # fmt: skip
+                return {"a": side(p.a), "b": side(p.b), "score": p.cosine, "kind": p.kind, "why": why}
+
+            copies = [row(p) for p in dups.of(EXACT, COPY)[:200]]
+            return copies, [row(p) for p in dups.of(SIMILAR)[:100]], dups
 
         def lookalikes():
             """Different labelled people whose main faces score above the ViSE threshold (`config.VISE_COSINE`),
@@ -267,9 +272,9 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
 
             return [{"a": side(labelled[i[k]]), "b": side(labelled[j[k]]), "score": float(score[k])} for k in order]
 
-        pairs, dups = await run(work)
+        pairs, similar, dups = await run(work)
         alike = await run(lookalikes)
-        return page("review.html", h, pairs=pairs, threshold=dups.threshold, removed=h.removed_count(),
+        return page("review.html", h, pairs=pairs, similar=similar, threshold=dups.threshold, removed=h.removed_count(),
                     editable=allow_paths,
                     lookalikes=alike, vise_threshold=VISE_COSINE,
                     message=request.query_params.get("message"))  # fmt: skip
@@ -289,15 +294,13 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
 
             if not keep or not drop or keep == drop:
                 raise LookalikeError("a pair needs a photo to keep and another to remove")
-            dups = find_duplicates(h.path)  # only a pair the duplicate finder holds may lose a photo
-            found = {(a, b): dups.scores.get((a, b), 1.0) for a, b in dups.exact}
-            found.update({(a, b): s for a, b, s in dups.near})
-            score = found.get((keep, drop), found.get((drop, keep)))
-            if score is None:
-                raise LookalikeError("that pair is not among the duplicates found: nothing was removed")
+            dups = find_duplicates(h.path)  # only a pair the finder calls copies may lose a photo: never a similar shot
+            pair = dups.removable().get(frozenset((keep, drop)))
+            if pair is None:
+                raise LookalikeError("that pair is not among the copies found: nothing was removed")
             with h.lock:
-                n = remove_duplicates(h.path, [{"path": drop, "kept_path": keep, "score": score,
-                                                "reason": "removed in review as a duplicate"}])  # fmt: skip
+                n = remove_duplicates(h.path, [{"path": drop, "kept_path": keep, "score": 1.0,
+                                                "reason": f"{pair.kind} (removed in review)"}])  # fmt: skip
             h.refresh()
             return n
 

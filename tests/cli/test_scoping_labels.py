@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from click.testing import CliRunner
 
 from lookalike.cli.app import cli
-from lookalike.curate.dedup import Duplicates, plan_removal
+from lookalike.curate.dedup import EXACT, Duplicates, Group, plan_removal
 from lookalike.index.runner import run_index
 from lookalike.search.rerank import MetricReranker, metric_file_name
 from lookalike.similarity.metric import Metric
@@ -44,12 +44,12 @@ def test_dedup_folders_of_one_name_never_mix(tmp_path):
     out_a = json.loads(_run(["dedup", str(a), "--json", "--head", "sface"], tmp_path))
     out_b = json.loads(_run(["dedup", str(b), "--json", "--head", "sface"], tmp_path))
     assert out_a["index"] != out_b["index"]
-    pairs_b = {frozenset(p[:2]) for p in out_b["exact"] + out_b["near"]}
+    pairs_b = {frozenset(p[:2]) for p in out_b["exact"]} | {frozenset((p["a"], p["b"])) for p in out_b["copies"]}
     assert pairs_b == {frozenset((str(b / "powell.jpg"), str(b / "powell_copy.jpg")))}
     # a deleted file leaves the folder's index (pruned), so it is never reported nor kept
     (b / "powell.jpg").unlink()
     again = json.loads(_run(["dedup", str(b), "--json", "--remove", "--head", "sface"], tmp_path))
-    assert again["exact"] == [] and again["near"] == [] and again["removed"] == 0
+    assert again["exact"] == [] and again["copies"] == [] and again["removed"] == 0
     faces = pq.read_table(Path(again["index"]) / "faces.parquet")
     assert sorted({Path(p).name for p in faces["path"].to_pylist()}) == ["blair.jpg", "powell_copy.jpg"]
 
@@ -58,15 +58,15 @@ def test_remove_never_keeps_a_vanished_file(tmp_path):
     present = tmp_path / "present.jpg"
     present.write_bytes(b"x")
     gone = str(tmp_path / "gone.jpg")
-    dups = Duplicates("ix", "sface", 0.92, 2, exact=[(gone, str(present))])
+    dups = Duplicates("ix", "sface", 0.92, 2, groups=[Group(gone, [(str(present), EXACT)])])
     plan = plan_removal(dups)
-    assert plan == [{"path": gone, "kept_path": str(present), "score": 1.0, "reason": "exact duplicate"}]
-    both_gone = Duplicates("ix", "sface", 0.92, 2, exact=[(gone, str(tmp_path / "also_gone.jpg"))])
+    assert plan == [{"path": gone, "kept_path": str(present), "score": 1.0, "reason": EXACT}]
+    both_gone = Duplicates("ix", "sface", 0.92, 2, groups=[Group(gone, [(str(tmp_path / "also_gone.jpg"), EXACT)])])
     assert plan_removal(both_gone) == []
 
 
-def test_pixel_check_is_off_and_aligned_crops_of_one_person_are_not_duplicates(tmp_path, sface, detector):
-    """Different photos of one person, as tight aligned crops (DoppelVer style): no pairs by default."""
+def test_aligned_crops_of_one_person_are_not_copies(tmp_path, sface, detector):
+    """Different photos of one person, as tight aligned crops (DoppelVer style): alike faces, no copies."""
     from lookalike.faces.align import crop_face
     from lookalike.faces.analyzer import FaceAnalyzer
     from lookalike.faces.photos import Photo, load_photo
@@ -83,7 +83,7 @@ def test_pixel_check_is_off_and_aligned_crops_of_one_person_are_not_duplicates(t
     out = json.loads(_run(["dedup", str(root), "--json", "--head", "sface"], tmp_path))
     info = json.loads(_run(["info", out["index"], "--json"], tmp_path))
     assert info["files"] >= 6, "the crops were indexed, so pairs could have been found"
-    assert out["near"] == [] and out["near_by_pixels"] == [] and out["exact"] == []
+    assert out["copies"] == [] and out["exact"] == [] and out["groups"] == []
 
 
 def test_symlinked_root_keeps_labels(tmp_path, sface, detector):

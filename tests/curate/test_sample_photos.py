@@ -1,17 +1,21 @@
-"""The curate room on the package-shipped sample photos (no data folder): an exact copy is found as one, and the
-people are grouped as the folders say."""
+"""The curate room on the package-shipped sample photos (no data folder): an exact copy and an edited one are found
+as such, and the people are grouped as the folders say."""
 
 from __future__ import annotations
 
 from lookalike.curate.cluster import cluster_index
-from lookalike.curate.dedup import find_duplicates
+from lookalike.curate.dedup import COPY, EXACT, find_duplicates
 
 
 def test_an_exact_copy_among_the_samples_is_found(sample_index):
     ix, root = sample_index
     dups = find_duplicates(ix)
     pair = (str(root / "Eileen_Collins" / "0 copy.jpg"), str(root / "Eileen_Collins" / "0.jpg"))
-    assert tuple(sorted(pair)) in {tuple(sorted(p)) for p in dups.exact}
+    assert tuple(sorted(pair)) in {tuple(sorted((p.a, p.b))) for p in dups.of(EXACT)}
+    group = next(g for g in dups.groups if g.keep == pair[1])  # the older file is kept
+    kinds = dict(group.copies)
+    assert kinds[pair[0]] == EXACT
+    assert kinds[str(root / "Eileen_Collins" / "2.jpg")] == COPY  # the brighter, rotated variant: the photo edited
 
 
 def test_the_samples_cluster_into_their_three_people(sample_index, tmp_path):

@@ -153,6 +153,41 @@ def test_review_lists_lookalike_pairs_of_different_people(lfw10_index, monkeypat
     assert scores == sorted(scores, reverse=True) and min(scores) > 0.3
 
 
+def test_review_never_offers_to_remove_one_of_two_different_photos(tmp_path, default_head):
+    """lfw10's Ariel_Sharon 0003/0007: two photos of one scene whose faces score 0.93 (default head and detector),
+    once offered as "Remove the copy"; now a similar shot, with no remove button, and a forged removal is refused."""
+    import re
+
+    from starlette.testclient import TestClient
+
+    from lookalike.faces.detect import create_detector
+    from lookalike.serve.app import create_app
+    from tests.conftest import LOCAL_URL, build_index, csrf_of, require_data
+
+    lfw10_index = build_index(tmp_path, require_data("gallery", "lfw10"), default_head, create_detector("yunet"))
+
+    with TestClient(base_url=LOCAL_URL, app=create_app({"lfw10": lfw10_index})) as client:
+        page = client.get("/review").text
+        rows = page.split('<div class="row ')[1:]  # each row up to the next (the last one up to the page's end)
+        similar = [r for r in rows if r.startswith('similar"')]
+        names = [set(re.findall(r'class="path">([^<]+)<', row)) for row in similar]
+        assert {"Ariel_Sharon_0003.jpg", "Ariel_Sharon_0007.jpg"} in names, names
+        assert all("Remove the copy" not in row for row in similar)
+        pairs = [r for r in rows if r.startswith('pair"')]
+        assert not any("Ariel_Sharon_0003" in row and "Ariel_Sharon_0007" in row for row in pairs)
+        import json
+
+        from lookalike.index.store import FaceStore
+
+        paths = FaceStore.open(lfw10_index).faces(["path"])["path"].to_pylist()
+        a = next(p for p in paths if p.endswith("Ariel_Sharon_0003.jpg"))
+        b = next(p for p in paths if p.endswith("Ariel_Sharon_0007.jpg"))
+        r = client.post("/review/remove", data={"keep": json.dumps(a), "drop": json.dumps(b), "csrf": csrf_of(page)},
+                        headers={"Origin": LOCAL_URL}, follow_redirects=False)  # fmt: skip
+        assert r.status_code == 400 and "not among the copies" in r.text
+    assert b in FaceStore.open(lfw10_index).faces(["path"])["path"].to_pylist()
+
+
 def test_a_bad_request_to_a_page_or_the_api_is_one_line(lfw10_index):
     from starlette.testclient import TestClient
 
