@@ -24,6 +24,8 @@ def edit(rgb: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[np.ndarr
     quality = int(rng.integers(85, 96))
     if kind == "resize":
         f = float(rng.choice([rng.uniform(0.55, 0.8), rng.uniform(1.2, 1.8)]))
+        if max(h, w) > 2000:  # a camera photo is shrunk to share it, not blown up
+            f = float(rng.uniform(0.15, 0.6))
         return cv2.resize(rgb, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA), ".jpg", quality
     if kind == "reencode":
         return rgb, ".jpg", int(rng.integers(25, 55))
@@ -59,7 +61,7 @@ def edit(rgb: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[np.ndarr
                     cv2.LINE_AA)  # fmt: skip
         return out, ".jpg", quality
     if kind == "screenshot":
-        f = float(rng.uniform(1.5, 3.0))
+        f = float(rng.uniform(1.5, 3.0)) * min(1.0, 600 / max(h, w))  # shown at most ~1,800 px wide on a screen
         big = cv2.resize(rgb, (round(w * f), round(h * f)), interpolation=cv2.INTER_CUBIC)
         bh, bw = big.shape[:2]
         canvas = np.full((int(bh * 1.35) + 60, int(bw * 1.6), 3), int(rng.integers(20, 250)), np.uint8)
@@ -121,3 +123,44 @@ def build(dest: Path, people: int | None, per_kind: int, seed: int = 0) -> dict:
             cv2.imwrite(str(out), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
         copies.append((str(src), str(out), kind))
     return {"copies": copies, "photos": len(originals) + len(copies), "people": len(names)}
+
+
+def build_mixed(dest: Path, per_kind: int, seed: int = 0) -> dict:
+    """A photo dump of 1-12 MP: `per_kind * len(KINDS)` LFW photos of distinct people, each rendered as a camera-size
+    scene (benchmarks/photo_sets.py's mixed dump: the photo upscaled onto a blurred enlarged copy of itself, JPEG
+    or PNG), and one planted copy of each, one edit kind each. Same return as `build`."""
+    from benchmarks.photo_sets import _render_mixed
+
+    rng = np.random.default_rng(seed)
+    from lookalike import config
+
+    root = config.data_dir() / "lfw" / "images"
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    chosen = rng.choice(len(folders), size=per_kind * len(KINDS), replace=False)
+    dest.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for k, idx in enumerate(chosen.tolist()):
+        src = sorted(folders[idx].glob("*.jpg"))[0]
+        mp = float(rng.uniform(1, 12))
+        aspect = float(rng.choice([4 / 3, 3 / 2, 16 / 9])) ** float(rng.choice([-1, 1]))
+        w = int(np.sqrt(mp * 1e6 * aspect))
+        h = int(mp * 1e6 / w)
+        side = int(min(w, h) * rng.uniform(0.15, 0.6) / 0.45)
+        fmt = "jpg" if rng.random() < 0.8 else "png"
+        spec = {"i": k, "w": w, "h": h, "dest": dest, "lfw": src, "side": side, "format": fmt,
+                "x": int(rng.integers(0, max(1, w - side))), "y": int(rng.integers(0, max(1, h - side))),
+                "quality": int(rng.integers(80, 96))}  # fmt: skip
+        _render_mixed(spec)
+        original = dest / f"mixed_{k:03d}.{fmt}"
+        kind = KINDS[k % len(KINDS)]
+        if kind == "exact":
+            out = original.with_name(f"copy-{kind}-{original.name}")
+            shutil.copyfile(original, out)
+        else:
+            bgr = cv2.imread(str(original), cv2.IMREAD_COLOR)
+            rgb, suffix, quality = edit(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), kind, rng)
+            out = original.with_name(f"copy-{kind}-{original.stem}{suffix}")
+            params = [cv2.IMWRITE_JPEG_QUALITY, quality] if suffix == ".jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
+            cv2.imwrite(str(out), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+        copies.append((str(original), str(out), kind))
+    return {"copies": copies, "photos": 2 * len(copies), "people": len(copies)}

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from benchmarks.dedup_set import KINDS, build
 from lookalike.cli.app import cli
+from lookalike.curate.copies import MIN_FACE_CORR, MIN_INLIERS
 from tests.conftest import embedded_page, index_with_copy, require_data
 
 
@@ -52,7 +53,7 @@ def test_planted_copies_found_grouped_shown_removed_restored(planted, tmp_path):
     assert not originals, originals  # two distinct LFW files are never copies (none of LFW's own copies is here)
     assert {frozenset(p) for p in out["exact"]} == {frozenset((a, b)) for a, b, k in copies if k == "exact"}
     for p in out["copies"]:
-        assert p["evidence"]["inliers"] >= 80 and p["evidence"]["face_corr"] >= 0.95
+        assert p["evidence"]["inliers"] >= MIN_INLIERS and p["evidence"]["face_corr"] >= MIN_FACE_CORR
     html = page.read_text()
     imgs, links = embedded_page(html)
     assert len(imgs) >= 2 * len(copies) and all(Path(b).as_uri() in links for _, b, _ in copies)
@@ -91,7 +92,7 @@ def test_two_photos_of_one_scene_are_similar_not_copies(tmp_path):
     assert out["exact"] == [] and out["copies"] == [] and out["groups"] == []
     similar = {frozenset(Path(x).name for x in (p["a"], p["b"])) for p in out["similar"]}
     assert frozenset(("Ariel_Sharon_0003.jpg", "Ariel_Sharon_0007.jpg")) in similar
-    assert all(p["kind"] == "similar shot" and p["evidence"]["face_corr"] < 0.955 for p in out["similar"])
+    assert all(p["kind"] == "similar shot" and p["evidence"]["face_corr"] < MIN_FACE_CORR for p in out["similar"])
     rem = json.loads(_run(["dedup", str(ix), "--remove", "--json", "--threshold", "0.9"], tmp_path))
     assert rem["removed"] == 0
 
