@@ -257,7 +257,9 @@ def main() -> None:
         "(each listed below, to be looked at: LFW holds a few copies of its own).",
         f"- Copy pairs joining a planted copy to another original than its own: {len(wrong_group)}.",
         f"- Similar shots reported (face cosine above the threshold, pixels say another photo): {similar_same}.",
-        f"- Groups: {len(out['groups'])}. Pairs verified by their pixels: see `lookalike dedup` progress.",
+        f"- Groups: {len(out['groups'])}. Candidate pairs compared by their pixels: {out['verified']:,} "
+        f"({out['verified'] / meta['photos']:.2f} per photo: each photo's 3 nearest faces, so the work grows with "
+        "the photos, not their pairs).",
         f"- Time: `lookalike index` {t_index:.0f} s; `lookalike dedup` (whole process, {meta['photos']:,} photos) "
         f"{t_dedup:.1f} s = **{1000 * t_dedup / meta['photos']:.1f} s per 1,000 photos**.",
         "",

@@ -103,6 +103,7 @@ class Duplicates:
             "copies": [p.as_json() for p in self.of(COPY)],
             "similar": [p.as_json() for p in self.of(SIMILAR)],
             "groups": [g.as_json() for g in self.groups],
+            "verified": self.verified,
             "rule": {"copy": f"inliers >= {MIN_INLIERS} and face correlation >= {MIN_FACE_CORR}",
                      "similar": f"face cosine > {self.threshold}",
                      "keep": "oldest file, then largest, then first indexed"},

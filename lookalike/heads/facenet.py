@@ -46,15 +46,17 @@ def _torch_device(device: str | None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-#: `LOOKALIKE_FACENET_ENGINE`: how a FaceNet head runs its network. auto: onnxruntime on a CPU without native bf16
-#: (1.22x torch's fp32 on a 2-core AVX2 EPYC, benchmarks/facenet-engines.md), torch elsewhere (bf16 on
-#: AVX512-BF16/AMX CPUs, CUDA).
+#: `LOOKALIKE_FACENET_ENGINE`: how a FaceNet head runs its network. auto: on a CPU, the engine measured fastest on
+#: this machine when the weights were made (`engine_choice`); where it was not measured, onnxruntime on a CPU without
+#: native bf16 (1.22x torch's fp32 on a 2-core AVX2 EPYC, benchmarks/facenet-engines.md) and torch elsewhere (bf16
+#: on AVX512-BF16/AMX CPUs); torch on CUDA.
 ENGINE_ENV = "LOOKALIKE_FACENET_ENGINE"
 ENGINES = ("auto", "torch", "onnxruntime")
 
 
-def choose_engine(device: str) -> str:
-    """The engine a FaceNet head uses on `device`, as `ENGINE_ENV` asks (a bad value is one line)."""
+def choose_engine(device: str, weights_dir: Path | None = None) -> str:
+    """The engine a FaceNet head uses on `device`, as `ENGINE_ENV` asks (a bad value is one line); auto on a CPU
+    takes what was measured fastest here (`engine_choice`, in `weights_dir`), else the rule."""
     from lookalike.errors import LookalikeError
     from lookalike.faces import yunet_ort
 
@@ -72,9 +74,15 @@ def choose_engine(device: str) -> str:
         if not yunet_ort.available():
             raise LookalikeError(f"${ENGINE_ENV}=onnxruntime but onnxruntime and onnx do not import here")
         return "onnxruntime"
-    if asked == "torch" or not on_cpu or fast_bf16("cpu") or not yunet_ort.available():
+    if asked == "torch" or not on_cpu or not yunet_ort.available():
         return "torch"
-    return "onnxruntime"
+    if weights_dir is not None:
+        from lookalike.heads import engine_choice
+
+        measured = engine_choice.chosen(weights_dir, cpu_threads())
+        if measured is not None:
+            return measured
+    return "torch" if fast_bf16("cpu") else "onnxruntime"
 
 
 def cpu_threads() -> int:
@@ -201,7 +209,7 @@ class FaceNetHead(Head):
         super().__init__(spec, sha, _torch_device(device))
         self._path, self._how = path, spec.weights.how_to_get
         self._net = None
-        self.engine = choose_engine(self.device)
+        self.engine = choose_engine(self.device, path.parent)
         if self.engine == "onnxruntime":
             from lookalike.heads.facenet_onnx import OrtFaceNet
 
@@ -354,8 +362,15 @@ def import_casia(weights_dir: Path | None = None, quiet: bool = False) -> Path:
     if yunet_ort.available():  # the onnxruntime graph too, now rather than at the first index run
         try:
             onnx_graph(dest, record["sha256"], quiet=quiet)
+            from lookalike.heads import engine_choice
+
+            entry = engine_choice.measure(dest, record["sha256"], cpu_threads())  # which engine is faster here
+            if not quiet:
+                rates = ", ".join(f"{k} {v} faces/s" for k, v in entry["faces_per_s"].items())
+                print(f"measured FaceNet here: {rates}; using {entry['chosen']}", file=sys.stderr)
         except Exception as e:  # the torch weights stand; the graph is made again when first needed
-            print(f"lookalike: warning: the onnxruntime graph was not built ({one_line(e)})", file=sys.stderr)
+            print(f"lookalike: warning: the onnxruntime graph or the engine measurement failed ({one_line(e)})",
+                  file=sys.stderr)  # fmt: skip
     return dest
 
 

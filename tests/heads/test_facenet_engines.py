@@ -98,3 +98,36 @@ def test_an_onnxruntime_query_imports_no_torch(tmp_path) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got == {"engine": "onnxruntime", "who": "Tony_Blair", "torch": False}, got
+
+
+def test_the_engine_is_the_one_measured_faster_here(monkeypatch, tmp_path) -> None:
+    """`weights import` times both engines on this CPU and keeps it beside the weights; auto follows the record
+    for this machine (another machine's entry, or none, leaves the rule)."""
+    import shutil
+
+    from lookalike import config
+    from lookalike.heads import engine_choice
+    from lookalike.heads.facenet import CASIA_FILE, choose_engine, cpu_threads
+    from lookalike.weights import sha256_file
+
+    if not (config.weights_dir() / CASIA_FILE).exists():
+        _head(monkeypatch, "torch")  # makes the weights
+    wdir = tmp_path / "weights"
+    wdir.mkdir()
+    shutil.copy(config.weights_dir() / CASIA_FILE, wdir / CASIA_FILE)
+    monkeypatch.setenv("LOOKALIKE_FACENET_ENGINE", "auto")
+    rule = choose_engine("cpu", wdir)  # nothing measured yet
+    entry = engine_choice.measure(wdir / CASIA_FILE, sha256_file(wdir / CASIA_FILE), cpu_threads())
+    assert {"torch fp32", "onnxruntime"} <= set(entry["faces_per_s"]) and entry["chosen"] in ("torch", "onnxruntime")
+    assert all(v > 0 for v in entry["faces_per_s"].values())
+    assert choose_engine("cpu", wdir) == entry["chosen"]
+    record = wdir / engine_choice.RECORD
+    rec = json.loads(record.read_text())
+    key = engine_choice.machine_key(cpu_threads())
+    other = "torch" if entry["chosen"] == "onnxruntime" else "onnxruntime"
+    rec["machines"][key]["chosen"] = other  # as if the other had been faster here
+    record.write_text(json.dumps(rec))
+    assert choose_engine("cpu", wdir) == other
+    rec["machines"] = {"another CPU | avx512f | 64 threads": {"chosen": other}}
+    record.write_text(json.dumps(rec))
+    assert choose_engine("cpu", wdir) == rule

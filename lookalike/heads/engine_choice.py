@@ -1,0 +1,119 @@
+"""Which engine runs FaceNet on this CPU, chosen by measuring both once rather than by a rule.
+
+`measure` times the network in onnxruntime and in torch (fp32, and bf16 where the CPU computes it natively) on one
+batch of crops when the weights are made (`lookalike weights import facenet-casia`, or its first use), and keeps the
+times beside the weights in `facenet-engines.json`, keyed by the machine (CPU model, its vector flags, the threads a
+process gets). `chosen` reads it back for `LOOKALIKE_FACENET_ENGINE=auto`; another machine sharing the weights
+folder, or a record that cannot be read, falls back to the rule in `facenet.choose_engine`.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+RECORD = "facenet-engines.json"
+#: Crops per timed batch and timed runs per engine (after one warm-up run): about 5 s in all on 2 cores.
+BATCH, RUNS = 32, 3
+#: How much faster the other engine must be to replace the rule's (`facenet.choose_engine`).
+MARGIN = 1.1
+_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "neon", "asimd")
+
+
+def machine_key(threads: int) -> str:
+    """The CPU model, its vector flags that decide the engines' speed, and the threads: what a measurement holds for."""
+    model, flags = "unknown", set()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name") and model == "unknown":
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith(("flags", "Features")) and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        import platform
+
+        model = platform.processor() or platform.machine()
+    return f"{model} | {' '.join(f for f in _FLAGS if f in flags)} | {threads} threads"
+
+
+def chosen(weights_dir: Path, threads: int) -> str | None:
+    """The engine measured fastest on this machine, or None when it was not measured here."""
+    try:
+        rec = json.loads((Path(weights_dir) / RECORD).read_text())
+        entry = rec["machines"][machine_key(threads)]
+        return entry["chosen"] if entry["chosen"] in ("torch", "onnxruntime") else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _median_seconds(run, x) -> float:
+    run(x)  # warm-up: first-run allocations and kernel choices
+    times = []
+    for _ in range(RUNS):
+        t0 = time.perf_counter()
+        run(x)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def measure(path: Path, sha: str, threads: int) -> dict:
+    """Time FaceNet (weights at `path`, sha256 `sha`) in each engine on this CPU, record it beside the weights and
+    return this machine's entry: `{"seconds": {engine: s per batch}, "faces_per_s": {...}, "chosen": engine}`."""
+    import torch
+
+    from lookalike.atomic import atomic_write_text
+    from lookalike.heads.base import fast_bf16, load_state_file
+    from lookalike.heads.facenet import build_backbone, onnx_graph
+    from lookalike.heads.facenet_onnx import OrtFaceNet
+
+    crops = np.random.default_rng(0).integers(0, 256, size=(BATCH, 160, 160, 3), dtype=np.uint8)
+    x = (crops.transpose(0, 3, 1, 2).astype(np.float32) - 127.5) / 128.0
+    torch.set_num_threads(threads)
+    net = build_backbone(load_state_file(path, ""))
+    tx = torch.from_numpy(x)
+
+    def torch_fp32(t):
+        with torch.inference_mode():
+            net(t)
+
+    def torch_bf16(t):
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            net(t)
+
+    seconds = {"torch fp32": _median_seconds(torch_fp32, tx)}
+    if fast_bf16("cpu"):
+        seconds["torch bf16"] = _median_seconds(torch_bf16, tx)
+    ort = OrtFaceNet(onnx_graph(path, sha, quiet=True), threads)
+    seconds["onnxruntime"] = _median_seconds(ort.run, x)
+    torch_best = min(v for k, v in seconds.items() if k.startswith("torch"))
+    # the rule's engine unless the other is clearly faster: one noisy batch on a busy machine does not flip it
+    rule = "torch" if fast_bf16("cpu") else "onnxruntime"
+    if rule == "onnxruntime":
+        pick = "torch" if torch_best * MARGIN < seconds["onnxruntime"] else "onnxruntime"
+    else:
+        pick = "onnxruntime" if seconds["onnxruntime"] * MARGIN < torch_best else "torch"
+    entry = {
+        "seconds": {k: round(v, 4) for k, v in seconds.items()},
+        "faces_per_s": {k: round(BATCH / v, 1) for k, v in seconds.items()},
+        "chosen": pick,
+        "weights_sha256": sha,
+        "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    record = path.parent / RECORD
+    try:
+        rec = json.loads(record.read_text())
+        if not isinstance(rec.get("machines"), dict):
+            raise ValueError
+    except (OSError, ValueError, AttributeError):
+        rec = {"machines": {}}
+    rec["machines"][machine_key(threads)] = entry
+    try:
+        atomic_write_text(record, json.dumps(rec, indent=2))
+    except OSError:
+        pass  # a read-only weights folder: the rule decides
+    return entry
