@@ -61,39 +61,21 @@ def _median_seconds(run, x) -> float:
     return statistics.median(times)
 
 
-def measure(path: Path, sha: str, threads: int) -> dict:
-    """Time FaceNet (weights at `path`, sha256 `sha`) in each engine on this CPU, record it beside the weights and
-    return this machine's entry: `{"seconds": {engine: s per batch}, "faces_per_s": {...}, "chosen": engine}`."""
-    import torch
+def measure(record_dir: Path, sha: str, threads: int, runners: dict, bf16_native: bool) -> dict:
+    """Time each engine's `runners[name](x)` on one batch of crops on this CPU, record it in `record_dir` (beside the
+    weights, sha256 `sha`) and return this machine's entry:
+    `{"seconds": {engine: s per batch}, "faces_per_s": {...}, "chosen": "torch" or "onnxruntime"}`.
 
+    runners: "onnxruntime" and "torch fp32" (and "torch bf16" where `bf16_native`), each taking the `(N, 3, 160, 160)
+    float32` batch the network reads (`facenet.measure_engines` builds them)."""
     from lookalike.atomic import atomic_write_text
-    from lookalike.heads.base import fast_bf16, load_state_file
-    from lookalike.heads.facenet import build_backbone, onnx_graph
-    from lookalike.heads.facenet_onnx import OrtFaceNet
 
     crops = np.random.default_rng(0).integers(0, 256, size=(BATCH, 160, 160, 3), dtype=np.uint8)
     x = (crops.transpose(0, 3, 1, 2).astype(np.float32) - 127.5) / 128.0
-    torch.set_num_threads(threads)
-    net = build_backbone(load_state_file(path, ""))
-    tx = torch.from_numpy(x)
-
-    def torch_fp32(t):
-        with torch.inference_mode():
-            net(t)
-
-    def torch_bf16(t):
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-            net(t)
-
-    seconds = {"torch fp32": _median_seconds(torch_fp32, tx)}
-    if fast_bf16("cpu"):
-        seconds["torch bf16"] = _median_seconds(torch_bf16, tx)
-    ort = OrtFaceNet(onnx_graph(path, sha, quiet=True), threads)
-    seconds["onnxruntime"] = _median_seconds(ort.run, x)
+    seconds = {name: _median_seconds(run, x) for name, run in runners.items()}
     torch_best = min(v for k, v in seconds.items() if k.startswith("torch"))
     # the rule's engine unless the other is clearly faster: one noisy batch on a busy machine does not flip it
-    rule = "torch" if fast_bf16("cpu") else "onnxruntime"
-    if rule == "onnxruntime":
+    if not bf16_native:
         pick = "torch" if torch_best * MARGIN < seconds["onnxruntime"] else "onnxruntime"
     else:
         pick = "onnxruntime" if seconds["onnxruntime"] * MARGIN < torch_best else "torch"
@@ -104,7 +86,7 @@ def measure(path: Path, sha: str, threads: int) -> dict:
         "weights_sha256": sha,
         "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    record = path.parent / RECORD
+    record = Path(record_dir) / RECORD
     try:
         rec = json.loads(record.read_text())
         if not isinstance(rec.get("machines"), dict):

@@ -133,6 +133,32 @@ def onnx_graph(path: Path, sha: str, quiet: bool = False, how_to_get: str = "") 
     return data
 
 
+def measure_engines(path: Path, sha: str) -> dict:
+    """Time FaceNet (weights at `path`) in onnxruntime and torch on this CPU and record which is faster here
+    (`engine_choice.measure`); returns this machine's entry."""
+    import torch
+
+    from lookalike.heads import engine_choice
+    from lookalike.heads.facenet_onnx import OrtFaceNet
+
+    threads = cpu_threads()
+    torch.set_num_threads(threads)
+    net = build_backbone(load_state_file(path, ""))
+    ort = OrtFaceNet(onnx_graph(path, sha, quiet=True), threads)
+
+    def torch_fp32(x):
+        with torch.inference_mode():
+            net(torch.from_numpy(x))
+
+    def torch_bf16(x):
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            net(torch.from_numpy(x))
+
+    bf16 = fast_bf16("cpu")
+    runners = {"onnxruntime": ort.run, "torch fp32": torch_fp32, **({"torch bf16": torch_bf16} if bf16 else {})}
+    return engine_choice.measure(path.parent, sha, threads, runners, bf16)
+
+
 def build_backbone(state_dict: dict | None = None, fold: bool = True):
     """Inception-ResNet-v1 (facenet-pytorch's layout, no classifier), eval mode, optionally with weights loaded;
     `fold`: its batch norms folded for inference (`fold_batchnorm`; False keeps a network whose state dict has
@@ -362,9 +388,7 @@ def import_casia(weights_dir: Path | None = None, quiet: bool = False) -> Path:
     if yunet_ort.available():  # the onnxruntime graph too, now rather than at the first index run
         try:
             onnx_graph(dest, record["sha256"], quiet=quiet)
-            from lookalike.heads import engine_choice
-
-            entry = engine_choice.measure(dest, record["sha256"], cpu_threads())  # which engine is faster here
+            entry = measure_engines(dest, record["sha256"])  # which engine is faster here
             if not quiet:
                 rates = ", ".join(f"{k} {v} faces/s" for k, v in entry["faces_per_s"].items())
                 print(f"measured FaceNet here: {rates}; using {entry['chosen']}", file=sys.stderr)

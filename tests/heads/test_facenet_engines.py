@@ -107,7 +107,7 @@ def test_the_engine_is_the_one_measured_faster_here(monkeypatch, tmp_path) -> No
 
     from lookalike import config
     from lookalike.heads import engine_choice
-    from lookalike.heads.facenet import CASIA_FILE, choose_engine, cpu_threads
+    from lookalike.heads.facenet import CASIA_FILE, choose_engine, cpu_threads, measure_engines
     from lookalike.weights import sha256_file
 
     if not (config.weights_dir() / CASIA_FILE).exists():
@@ -117,7 +117,7 @@ def test_the_engine_is_the_one_measured_faster_here(monkeypatch, tmp_path) -> No
     shutil.copy(config.weights_dir() / CASIA_FILE, wdir / CASIA_FILE)
     monkeypatch.setenv("LOOKALIKE_FACENET_ENGINE", "auto")
     rule = choose_engine("cpu", wdir)  # nothing measured yet
-    entry = engine_choice.measure(wdir / CASIA_FILE, sha256_file(wdir / CASIA_FILE), cpu_threads())
+    entry = measure_engines(wdir / CASIA_FILE, sha256_file(wdir / CASIA_FILE))
     assert {"torch fp32", "onnxruntime"} <= set(entry["faces_per_s"]) and entry["chosen"] in ("torch", "onnxruntime")
     assert all(v > 0 for v in entry["faces_per_s"].values())
     assert choose_engine("cpu", wdir) == entry["chosen"]
