@@ -7,8 +7,9 @@
 * **similar shot**: the same person in a similar pose (face cosine above `threshold`, `config.DEDUP_COSINE` by
   default) in another photo: shown, never removed.
 
-Candidates come from the faces' FAISS range search (each photo's `NEIGHBOURS` nearest above the head's loosest
-same-person threshold, and every pair above `threshold`), so the verification is O(photos), not O(photos^2).
+Candidates come from the faces' FAISS range search over every face (each photo's `NEIGHBOURS` nearest photos by
+their best-matching faces above the head's strict same-person threshold, and every pair above `threshold`), so the
+verification is O(photos), not O(photos^2).
 Copies are grouped (connected pairs); the kept photo of a group is the oldest file (mtime), then the largest, then
 the first indexed: copies are usually made after their original.
 
@@ -121,22 +122,20 @@ def _candidate_floor(store: FaceStore, threshold: float) -> float:
 def find_duplicates(
     index_dir: Path, threshold: float = DEDUP_COSINE, progress=None, verify_progress=None, workers: int = 0
 ) -> Duplicates:
-    """Exact copies, edited copies and similar shots among the main faces of the index at `index_dir`.
+    """Exact copies, edited copies and similar shots among the photos of the index at `index_dir`.
 
     progress: called with row counts during the range search; verify_progress: with 1 per verified pair;
     workers: threads comparing pixels [the CPUs this process may use, at most 8].
     """
     store = FaceStore.open(index_dir)
-    t = store.faces(["vector_id", "path", "sha256", "is_main", "box", "file_size", "mtime_ns", "embedding"])
-    t = t.filter(t["is_main"])
-    order = np.argsort(t["vector_id"].to_numpy(), kind="stable")
-    t = t.take(pa.array(order))
+    every = store.faces(["vector_id", "path", "sha256", "is_main", "box", "file_size", "mtime_ns", "embedding"])
+    every = every.take(pa.array(np.argsort(every["vector_id"].to_numpy(), kind="stable")))
+    t = every.filter(every["is_main"])  # one row per photo
     paths = t["path"].to_pylist()
     sha = t["sha256"].to_pylist()
-    boxes = t["box"].to_pylist()
     vec = vectors_of(t, store.dim)
     out = Duplicates(str(index_dir), store.head, float(threshold), len(paths))
-    out.boxes = dict(zip(paths, boxes))
+    out.boxes = dict(zip(paths, t["box"].to_pylist()))
     found: dict[tuple[int, int], Pair] = {}
     first_of: dict[str, int] = {}
     for k, h in enumerate(sha):  # same bytes: pair each copy with the first one
@@ -144,11 +143,27 @@ def find_duplicates(
             found[(first_of[h], k)] = Pair(paths[first_of[h]], paths[k], EXACT, float(vec[first_of[h]] @ vec[k]))
         else:
             first_of[h] = k
-    i, j, s = similar_pairs(vec, _candidate_floor(store, threshold), progress=progress)
-    keep = nearest_pairs(i, j, s, NEIGHBOURS) | (s > threshold)
-    todo = sorted((a, b, sc) for a, b, sc, k in zip(i.tolist(), j.tolist(), s.tolist(), keep.tolist())
-                  if k and sha[a] != sha[b])  # fmt: skip
-    for (a, b, sc), ev in zip(todo, _verify(todo, paths, boxes, workers, verify_progress)):
+    # candidates from every face, not just the main one: a crop of a group photo, or a scene with a second face,
+    # may make another face the main one in the copy
+    photo_of = {p: k for k, p in enumerate(paths)}
+    face_photo = np.array([photo_of.get(p, -1) for p in every["path"].to_pylist()])
+    face_box = every["box"].to_pylist()
+    i, j, s = similar_pairs(vectors_of(every, store.dim), _candidate_floor(store, threshold), progress=progress)
+    best: dict[tuple[int, int], tuple[float, int]] = {}  # photo pair -> (best face cosine, that face in photo a)
+    for fi, fj, sc in zip(i.tolist(), j.tolist(), s.tolist()):
+        a, b = int(face_photo[fi]), int(face_photo[fj])
+        if a == b or a < 0 or b < 0 or sha[a] == sha[b]:
+            continue
+        if a > b:
+            a, b, fi, fj = b, a, fj, fi
+        if sc > best.get((a, b), (-2.0, 0))[0]:
+            best[(a, b)] = (sc, fi)
+    pa_, pb_ = np.array([k[0] for k in best], np.int64), np.array([k[1] for k in best], np.int64)
+    ps_ = np.array([v[0] for v in best.values()], np.float64)
+    keep = nearest_pairs(pa_, pb_, ps_, NEIGHBOURS) | (ps_ > threshold)
+    todo = sorted((a, b, sc, face_box[best[(a, b)][1]])
+                  for a, b, sc, k in zip(pa_.tolist(), pb_.tolist(), ps_.tolist(), keep.tolist()) if k)  # fmt: skip
+    for (a, b, sc, _), ev in zip(todo, _verify(todo, paths, workers, verify_progress)):
         out.verified += 1
         if ev.is_copy:
             found[(a, b)] = Pair(paths[a], paths[b], COPY, float(sc), ev)
@@ -165,10 +180,10 @@ def find_duplicates(
     return out
 
 
-def _verify(todo: list, paths: list[str], boxes: list, workers: int, progress) -> list[Evidence]:
-    """The evidence of each candidate `(a, b, cosine)`, in order. Threads (OpenCV's keypoints, matching and warps
-    release the GIL), each with its own matcher over a contiguous run of `todo`, which is sorted by its first photo
-    so a photo's pairs meet it while its keypoints are cached."""
+def _verify(todo: list, paths: list[str], workers: int, progress) -> list[Evidence]:
+    """The evidence of each candidate `(a, b, cosine, the matched face's box in a)`, in order. Threads (OpenCV's
+    keypoints, matching and warps release the GIL), each with its own matcher over a contiguous run of `todo`, which
+    is sorted by its first photo so a photo's pairs meet it while its keypoints are cached."""
     import itertools
     import threading
     from concurrent.futures import ThreadPoolExecutor
@@ -183,8 +198,8 @@ def _verify(todo: list, paths: list[str], boxes: list, workers: int, progress) -
     def run(lo: int, hi: int) -> None:
         matcher = PhotoMatcher()
         for n in range(lo, hi):
-            a, b, _ = todo[n]
-            out[n] = matcher.compare(paths[a], boxes[a], paths[b])
+            a, b, _, box = todo[n]
+            out[n] = matcher.compare(paths[a], box, paths[b])
             if progress is not None:
                 with lock:
                     progress(1)
