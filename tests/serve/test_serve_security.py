@@ -79,7 +79,7 @@ def test_a_cross_site_form_changes_nothing(client, family) -> None:
     # the token, but a pair the duplicate finder does not hold
     bogus = {"keep": "/nothing", "drop": _pair(root)["drop"], "csrf": token}
     r = client.post("/review/remove", data=bogus, headers={"Origin": LOCAL_URL}, follow_redirects=False)
-    assert r.status_code == 400 and "not among the duplicates found" in r.text
+    assert r.status_code == 400 and "not among the copies found" in r.text
     assert _faces(ix) == before and not (ix / "removed.parquet").exists()
     # the page itself still works: same origin, its token, a found pair
     r = client.post("/review/remove", data={**_pair(root), "csrf": token}, headers={"Origin": LOCAL_URL},
