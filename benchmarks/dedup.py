@@ -35,6 +35,26 @@ def cpu_flags() -> str:
     return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags)
 
 
+def index_and_dedup(photos: Path, index: Path, head: str, lk: list[str], env: dict) -> tuple[dict, float, float]:
+    """`lookalike index` then `lookalike dedup --json` of `photos`, each a whole process: (answer, seconds, seconds)."""
+    t0 = time.perf_counter()
+    subprocess.run([*lk, "index", str(photos), "--out", str(index), "--head", head, "-q"], check=True, env=env)
+    t_index = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    r = subprocess.run([*lk, "dedup", str(index), "--json", "-q"], check=True, env=env, capture_output=True, text=True)
+    return json.loads(r.stdout), t_index, time.perf_counter() - t0
+
+
+def recall(meta: dict, out: dict) -> tuple[Counter, Counter]:
+    """Planted copies found (in their original's group) and planted, by kind."""
+    group_of = {p: g["keep"] for g in out["groups"] for p in [g["keep"]] + [c["path"] for c in g["copies"]]}
+    found, total = Counter(), Counter()
+    for a, b, kind in meta["copies"]:
+        total[kind] += 1
+        found[kind] += group_of.get(a, a + "\0") == group_of.get(b, b + "\1")
+    return found, total
+
+
 def mixed_section(work: Path, args, lk: list[str], env: dict) -> list[str]:
     """The same on a 1-12 MP dump (`dedup_set.build_mixed`): recall per kind, copies called among the originals
     (distinct photos of distinct people), and time per 1,000 photos (decoding dominates here)."""
@@ -42,18 +62,8 @@ def mixed_section(work: Path, args, lk: list[str], env: dict) -> list[str]:
         return []
     photos, index = work / "mixed", work / "mixed-index"
     meta = build_mixed(photos, args.mixed_per_kind)
-    t0 = time.perf_counter()
-    subprocess.run([*lk, "index", str(photos), "--out", str(index), "--head", args.head, "-q"], check=True, env=env)
-    t_index = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    r = subprocess.run([*lk, "dedup", str(index), "--json", "-q"], check=True, env=env, capture_output=True, text=True)
-    t_dedup = time.perf_counter() - t0
-    out = json.loads(r.stdout)
-    group_of = {p: g["keep"] for g in out["groups"] for p in [g["keep"]] + [c["path"] for c in g["copies"]]}
-    found, total = Counter(), Counter()
-    for a, b, kind in meta["copies"]:
-        total[kind] += 1
-        found[kind] += group_of.get(a, a + "\0") == group_of.get(b, b + "\1")
+    out, t_index, t_dedup = index_and_dedup(photos, index, args.head, lk, env)
+    found, total = recall(meta, out)
     originals = {a for a, _, _ in meta["copies"]}
     together = sum(1 for g in out["groups"] if len(originals & {g["keep"], *(c["path"] for c in g["copies"])}) > 1)
     mp = sorted(_megapixels(a) for a in originals)
@@ -199,21 +209,8 @@ def main() -> None:
     meta = build(photos, args.people, args.per_kind)
     lk = [sys.executable, "-m", "lookalike"]
     env = {**os.environ, "LOOKALIKE_INDEX_HOME": str(work / "home")}
-    t0 = time.perf_counter()
-    subprocess.run([*lk, "index", str(photos), "--out", str(index), "--head", args.head, "-q"], check=True, env=env)
-    t_index = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    r = subprocess.run([*lk, "dedup", str(index), "--json", "-q"], check=True, env=env, capture_output=True, text=True)
-    t_dedup = time.perf_counter() - t0
-    out = json.loads(r.stdout)
-    group_of = {}
-    for g in out["groups"]:
-        for p in [g["keep"]] + [c["path"] for c in g["copies"]]:
-            group_of[p] = g["keep"]
-    found, total = Counter(), Counter()
-    for a, b, kind in meta["copies"]:
-        total[kind] += 1
-        found[kind] += group_of.get(a, a + "\0") == group_of.get(b, b + "\1")
+    out, t_index, t_dedup = index_and_dedup(photos, index, args.head, lk, env)
+    found, total = recall(meta, out)
     copies = {frozenset(p) for p in out["exact"]} | {frozenset((p["a"], p["b"])) for p in out["copies"]}
     planted = {frozenset((a, b)) for a, b, _ in meta["copies"]}
     originals: dict[str, list[str]] = {}

@@ -201,7 +201,11 @@ def markdown(data: dict) -> str:
         "",
         "## Dedup: copies on whole photos and on aligned face crops",
         "",
-        *([f"(This section re-run on {data['dedup_date']} with the current dedup.)", ""] if "dedup_date" in data else []),
+        *(
+            [f"(This section re-run on {data['dedup_date']} with the current dedup.)", ""]
+            if "dedup_date" in data
+            else []
+        ),
         "sface head, similar-shot threshold 0.92. A pair is true when both files were made from one photo (the "
         "original and its planted copies: exact, resized to 80%, JPEG q50, 5 px cropped); a pair of two different "
         "photos is false, whoever is in them. Recall is over every pair within each planted group (a group found "
