@@ -74,7 +74,7 @@ class PhotoMatcher:
     """Compares photos by path; each photo is read and its keypoints found once, kept for the last `cache` photos
     (a run's candidates come sorted, so a photo's pairs meet it while it is cached)."""
 
-    def __init__(self, cache: int = 2048) -> None:
+    def __init__(self, cache: int = 512) -> None:  # ~0.3 MB a photo (a 512 px grey image, its keypoints)
         import cv2
 
         self._orb = cv2.ORB_create(nfeatures=FEATURES, fastThreshold=10, edgeThreshold=15)
