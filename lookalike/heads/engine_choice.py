@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 RECORD = "facenet-engines.json"
-#: Crops per timed batch and timed runs per engine (after one warm-up run): about 5 s in all on 2 cores.
-BATCH, RUNS = 32, 3
+#: Crops per timed batch and timed runs per engine (after one warm-up run, interleaved): about 6 s on 2 cores.
+BATCH, RUNS = 16, 5
 #: How much faster the other engine must be to replace the rule's (`facenet.choose_engine`).
 MARGIN = 1.1
 _FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "neon", "asimd")
@@ -51,14 +51,18 @@ def chosen(weights_dir: Path, threads: int) -> str | None:
         return None
 
 
-def _median_seconds(run, x) -> float:
-    run(x)  # warm-up: first-run allocations and kernel choices
-    times = []
+def _median_seconds(runners: dict, x) -> dict[str, float]:
+    """Each runner's median time on `x`, the runs interleaved (A B A B ...) so that a burst of load elsewhere on the
+    machine slows every engine alike instead of the one measured at that moment."""
+    for run in runners.values():
+        run(x)  # warm-up: first-run allocations and kernel choices
+    times: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(RUNS):
-        t0 = time.perf_counter()
-        run(x)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for name, run in runners.items():
+            t0 = time.perf_counter()
+            run(x)
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def measure(record_dir: Path, sha: str, threads: int, runners: dict, bf16_native: bool) -> dict:
@@ -72,7 +76,7 @@ def measure(record_dir: Path, sha: str, threads: int, runners: dict, bf16_native
 
     crops = np.random.default_rng(0).integers(0, 256, size=(BATCH, 160, 160, 3), dtype=np.uint8)
     x = (crops.transpose(0, 3, 1, 2).astype(np.float32) - 127.5) / 128.0
-    seconds = {name: _median_seconds(run, x) for name, run in runners.items()}
+    seconds = _median_seconds(runners, x)
     torch_best = min(v for k, v in seconds.items() if k.startswith("torch"))
     # the rule's engine unless the other is clearly faster: one noisy batch on a busy machine does not flip it
     if not bf16_native:
