@@ -128,3 +128,15 @@ def check_device(device: str | None) -> None:
 
     if not torch.cuda.is_available():
         raise LookalikeError(f"device {device!r}: torch sees no CUDA device on this machine (use --device cpu)")
+
+
+def cpu_threads() -> int:
+    """Threads for CPU work (a network, dedup's pixel comparisons): $OMP_NUM_THREADS's outer count when set (Ray
+    actors, worker pools), else the CPUs this process may run on."""
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",", 1)[0].strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1

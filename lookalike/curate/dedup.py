@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lookalike.atomic import atomic_write_with
-from lookalike.config import DEDUP_COSINE
+from lookalike.config import DEDUP_COSINE, cpu_threads
 from lookalike.curate.copies import MIN_FACE_CORR, MIN_INLIERS, Evidence, PhotoMatcher, nearest_pairs
 from lookalike.curate.pairs import similar_pairs
 from lookalike.errors import LookalikeError
@@ -60,6 +60,14 @@ class Pair:
     cosine: float
     evidence: Evidence | None = None
 
+    @property
+    def why(self) -> str:
+        """The evidence in words, for the pages."""
+        ev = self.evidence
+        if ev is None:
+            return "same bytes"
+        return f"{ev.inliers} keypoints agree; faces correlate {ev.face_corr:.3f}"
+
     def as_json(self) -> dict:
         out = {"a": self.a, "b": self.b, "kind": self.kind, "cosine": round(self.cosine, 6)}
         if self.evidence is not None:
@@ -88,7 +96,6 @@ class Duplicates:
     photos: int
     pairs: list[Pair] = field(default_factory=list)
     groups: list[Group] = field(default_factory=list)
-    boxes: dict[str, list[float]] = field(default_factory=dict)
     verified: int = 0
 
     def of(self, *kinds: str) -> list[Pair]:
@@ -135,7 +142,6 @@ def find_duplicates(
     sha = t["sha256"].to_pylist()
     vec = vectors_of(t, store.dim)
     out = Duplicates(str(index_dir), store.head, float(threshold), len(paths))
-    out.boxes = dict(zip(paths, t["box"].to_pylist()))
     found: dict[tuple[int, int], Pair] = {}
     first_of: dict[str, int] = {}
     for k, h in enumerate(sha):  # same bytes: pair each copy with the first one
@@ -188,7 +194,7 @@ def _verify(todo: list, paths: list[str], workers: int, progress) -> list[Eviden
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from lookalike.heads.facenet import cpu_threads
+    import cv2
 
     workers = max(1, min(workers or cpu_threads(), 8, len(todo) // 64 + 1))
     out: list[Evidence | None] = [None] * len(todo)
@@ -199,7 +205,10 @@ def _verify(todo: list, paths: list[str], workers: int, progress) -> list[Eviden
         matcher = PhotoMatcher()
         for n in range(lo, hi):
             a, b, _, box = todo[n]
-            out[n] = matcher.compare(paths[a], box, paths[b])
+            try:
+                out[n] = matcher.compare(paths[a], box, paths[b])
+            except cv2.error:  # a degenerate photo OpenCV refuses: no evidence of a copy, not a crash
+                out[n] = Evidence(0, 0.0)
             if progress is not None:
                 with lock:
                     progress(1)
@@ -365,9 +374,7 @@ def write_html(dups: Duplicates, out: Path, limit: int = 500) -> Path:
         return {"path": path, "thumb": face_thumbnail(path, None, size=256), "link": file_link(path)}
 
     def row(p: Pair) -> dict:
-        ev = p.evidence
-        why = f"{ev.inliers} keypoints agree, faces correlate {ev.face_corr:.3f}" if ev is not None else "same bytes"
-        return {"a": side(p.a), "b": side(p.b), "score": p.cosine, "kind": p.kind, "why": why}
+        return {"a": side(p.a), "b": side(p.b), "score": p.cosine, "kind": p.kind, "why": p.why}
 
     copies = dups.of(EXACT, COPY)
     similar = dups.of(SIMILAR)
@@ -375,5 +382,6 @@ def write_html(dups: Duplicates, out: Path, limit: int = 500) -> Path:
         "dedup.html", out, title=f"Duplicates in {dups.index}", index=dups.index, head=dups.head, photos=dups.photos,
         exact=len(dups.of(EXACT)), copies=len(dups.of(COPY)), groups=len(dups.groups), threshold=dups.threshold,
         min_inliers=MIN_INLIERS, min_face_corr=MIN_FACE_CORR, copy_pairs=[row(p) for p in copies[:limit]],
-        similar_pairs=[row(p) for p in similar[:limit]], more=max(0, len(copies) + len(similar) - 2 * limit),
+        similar_pairs=[row(p) for p in similar[:limit]],
+        more=max(0, len(copies) - limit) + max(0, len(similar) - limit),
     )  # fmt: skip

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike import config, optional
+from lookalike.config import cpu_threads
 from lookalike.errors import LookalikeError, WeightsMismatchError, WeightsMissingError, one_line
 from lookalike.heads.base import FEATURE_MAPS, Head, HeadSpec, fast_bf16, load_state_file
 from lookalike.weights import WeightsSpec, package_file, resolve
@@ -83,18 +84,6 @@ def choose_engine(device: str, weights_dir: Path | None = None) -> str:
         if measured is not None:
             return measured
     return "torch" if fast_bf16("cpu") else "onnxruntime"
-
-
-def cpu_threads() -> int:
-    """Threads for a CPU network: $OMP_NUM_THREADS's outer count when set (Ray actors, worker pools), else the CPUs
-    this process may run on."""
-    value = os.environ.get("OMP_NUM_THREADS", "").split(",", 1)[0].strip()
-    if value.isdigit() and int(value) > 0:
-        return int(value)
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def onnx_graph(path: Path, sha: str, quiet: bool = False, how_to_get: str = "") -> bytes:

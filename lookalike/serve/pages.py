@@ -244,10 +244,7 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
                 return {"path": p, "thumb": face_thumbnail(p, None, size=256)}
 
             def row(p) -> dict:
-                ev = p.evidence
-                why = (f"{ev.inliers} keypoints agree; faces correlate {ev.face_corr:.3f}" if ev is not None
-                       else "same bytes")  # fmt: skip
-                return {"a": side(p.a), "b": side(p.b), "score": p.cosine, "kind": p.kind, "why": why}
+                return {"a": side(p.a), "b": side(p.b), "score": p.cosine, "kind": p.kind, "why": p.why}
 
             copies = [row(p) for p in dups.of(EXACT, COPY)[:200]]
             return copies, [row(p) for p in dups.of(SIMILAR)[:100]], dups
