@@ -5,6 +5,8 @@
     verdict = ix.verify("a.jpg", "b.jpg")     # a Verdict: .score, .threshold, .same_person
     ix.duplicates().groups                    # copies of one photo (exact or edited), each with the one kept
     ix.info()                                 # faces, files, head, detector, ...
+    ix.hybrid("Ann", "Bob").image             # a facial hybrid of two people of the index (`lookalike.hybrid`:
+                                              # of two lists of photos)
     lookalike.indexes()                       # every named index
 
 Each function takes what the matching CLI verb takes and refuses the same way (a `LookalikeError` with the
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from lookalike.index.runner import IndexReport
     from lookalike.search.query import QueryAnswer, Searcher
     from lookalike.search.verify import Verdict
+    from lookalike.similarity.hybrid import Hybrid
 
 __all__ = ["Index", "build_index", "indexes", "open_index"]
 
@@ -181,8 +184,41 @@ class Index:
 
         return find_duplicates(self.root, DEDUP_COSINE if threshold is None else check_threshold(threshold))
 
+    def hybrid(self, person_a: str, person_b: str, *, steps: int = 150) -> Hybrid:
+        """A facial hybrid of two people of the index (names as `lookalike people` shows them), from their
+        indexed faces, as `hybrid` makes it."""
+        faces = []
+        for name in (person_a, person_b):
+            found = self.searcher.faces_of_person(name)
+            if not found:
+                raise LookalikeError(f"nobody called {name!r} in index {self.name}")
+            faces.append(found)
+        return hybrid(list(faces[0]), list(faces[1]), names=(person_a, person_b), steps=steps,
+                      known=(faces[0], faces[1]), detector=self.searcher.detector)  # fmt: skip
+
     def info(self) -> dict:
         """What the index holds (as `lookalike info --json`); damage is an IndexCorruptError."""
         from lookalike.index.summary import describe
 
         return describe(self.root)
+
+
+def hybrid(
+    photos_a: list[str | Path],
+    photos_b: list[str | Path],
+    *,
+    names: tuple[str, str] = ("A", "B"),
+    portraits: tuple[str | Path | None, str | Path | None] = (None, None),
+    steps: int = 150,
+    **options,
+) -> Hybrid:
+    """A facial hybrid of two people, as `lookalike hybrid` makes it, from each one's photos (>= 2 with a face):
+    `.image` `(320, 320, 3)` RGB, `.source` (segment -> 0 or 1: whose part), `.people` (portraits, PCAMs,
+    eq. 10 scores), `.as_json()`. `portraits`: the photo to use for each person (else the most symmetric one).
+    Needs torch (the metric is learnt with it) and dlib (68 landmarks): `pip install 'lookalike[torch,dlib]'`."""
+    from lookalike import optional
+
+    optional.require("torch", "hybrid (a metric learnt on FaceNet's feature maps)")
+    from lookalike.similarity.hybrid import make_hybrid
+
+    return make_hybrid(list(photos_a), list(photos_b), names=names, portraits=portraits, steps=steps, **options)

@@ -250,5 +250,57 @@ def anonymize_cmd(image: Path, pool: str, attributes: Path, k: int, as_json: boo
         click.echo(f"  {x['rank']:>3}  {x['distance']:.3f}  {x['identity'] or '-':<28} {x['path']}")
 
 
+@click.command("hybrid", context_settings=CONTEXT)
+@click.argument("photos_a", type=click.Path(exists=True, path_type=Path))
+@click.argument("photos_b", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="The hybrid PNG [./hybrid-A-B.png].")
+@click.option("--portraits", nargs=2, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The portraits of A and B to compose (else the most symmetric: seed 000 eq. 10).")  # fmt: skip
+@click.option("--html", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a page: portraits, PCAMs, which part came from whom, the result.")  # fmt: skip
+@click.option("--steps", default=150, show_default=True, type=click.IntRange(min=1),
+              help="Optimiser steps of each metric.")  # fmt: skip
+@click.option("--quiet", "-q", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print what was chosen as JSON.")
+def hybrid_cmd(
+    photos_a: Path,
+    photos_b: Path,
+    out: Path | None,
+    portraits: tuple[Path, Path] | None,
+    html: Path | None,
+    steps: int,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Compose one face of two people's most characteristic parts (seed 000, section 6.2) from PHOTOS_A and
+    PHOTOS_B (a folder, list file or photo of each; >= 2 with a face): each person characterized against the
+    other, the most symmetric portraits, each face part from the one whose heat map is stronger there."""
+    optional.require("torch", "hybrid (a metric learnt on FaceNet's feature maps)")
+    optional.require("dlib", "hybrid (68 face landmarks to cut the parts)")
+    from lookalike.faces.scan import scan_source
+    from lookalike.similarity.hybrid import make_hybrid
+    from lookalike.similarity.hybrid_page import write_page, write_png
+
+    names = tuple(p.stem if p.is_file() else p.name for p in (photos_a, photos_b))
+    out = out or Path.cwd() / f"hybrid-{names[0]}-{names[1]}.png"
+    sets = [scan_source(p).photos for p in (photos_a, photos_b)]
+    _say(quiet or as_json, f"characterising {names[0]} ({len(sets[0])} photos) and {names[1]} ({len(sets[1])}) "
+                           "against each other ...")  # fmt: skip
+    h = make_hybrid(sets[0], sets[1], names=names, portraits=tuple(portraits) if portraits else (None, None),
+                    steps=steps)  # fmt: skip
+    write_png(h, out)
+    if html is not None:
+        write_page(h, html, f"hybrid of {names[0]} and {names[1]}")
+    summary = {**h.as_json(), "out": str(out), "html": None if html is None else str(html)}
+    if as_json:
+        click.echo(json.dumps(summary))
+    elif not quiet:
+        for seg, who in summary["segments"].items():
+            click.echo(f"{seg:<11} from {who}")
+        click.echo(f"hybrid: {out}", err=True)
+        if html is not None:
+            click.echo(f"page: {html}", err=True)
+
+
 #: What `lookalike.cli.app` registers.
-LEARN_COMMANDS = [characterize_cmd, train_group, make_triplets_cmd, anonymize_cmd]
+LEARN_COMMANDS = [characterize_cmd, hybrid_cmd, train_group, make_triplets_cmd, anonymize_cmd]

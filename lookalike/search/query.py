@@ -237,6 +237,19 @@ class Searcher:
             ", with your edits" if self._edited else ""
         )
 
+    def faces_of_person(self, name: str) -> dict[str, np.ndarray]:
+        """The faces of one person as the user sees them (`people`): photo path -> that face's 5 landmarks
+        `(5, 2)` in the file's pixels (a photo holding two of their faces keeps its main one)."""
+        names, _ = self.people()
+        rows = [r for r, n in enumerate(names) if n == name]
+        if not rows:
+            return {}
+        t = self.store.faces_by_id(self._ids[rows], ["path", "landmarks", "is_main"]).to_pydict()
+        out: dict[str, np.ndarray] = {}
+        for path, lm, _ in sorted(zip(t["path"], t["landmarks"], t["is_main"], strict=True), key=lambda r: not r[2]):
+            out.setdefault(str(path), np.asarray(lm, np.float64).reshape(5, 2))
+        return out
+
     def person_of(self, vector_id: int) -> str | None:
         """One face's person as `persons` gives it."""
         self.refresh_people()

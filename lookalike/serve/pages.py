@@ -1,7 +1,8 @@
 """The web app's pages, over the same warm indexes as the API: Ask (upload a photo, see the look-alikes of every
 face in it), People (identities, or the people `lookalike cluster` found), a person's faces from most to least
-representative, Review (duplicate pairs, with the reversible remove and put back of `lookalike dedup`), and each
-indexed photo with its face's box drawn.
+representative, Review (duplicate pairs, with the reversible remove and put back of `lookalike dedup`), Hybrid (one
+face of two people's characteristic parts, as `lookalike hybrid` makes it), and each indexed photo with its face's box
+drawn.
 """
 
 from __future__ import annotations
@@ -276,6 +277,47 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
                     lookalikes=alike, vise_threshold=VISE_COSINE,
                     message=request.query_params.get("message"))  # fmt: skip
 
+    def hybrid_people(h) -> list[str]:
+        """People with at least 2 faces, the fewest a hybrid characterizes: most faces first."""
+        names, _ = h.people()
+        counts = Counter(n for n in names if n is not None)
+        return [n for n, c in counts.most_common() if c >= 2]
+
+    async def hybrid_form(request: Request):
+        h = pick(request.query_params.get("index"))
+        people = await run(lambda: hybrid_people(h))
+        return page("hybrid_app.html", h, people=people, a=None, b=None, hy=None)
+
+    async def hybrid(request: Request):
+        form = await posted(request)
+        h = pick(form.get("index"))
+        a, b = str(form.get("a") or ""), str(form.get("b") or "")
+        people = await run(lambda: hybrid_people(h))
+
+        def work() -> dict:
+            from lookalike import optional
+
+            optional.require("torch", "hybrid (a metric learnt on FaceNet's feature maps)")
+            optional.require("dlib", "hybrid (68 face landmarks to cut the parts)")
+            from lookalike.similarity.hybrid import make_hybrid
+            from lookalike.similarity.hybrid_page import page_values
+
+            if a not in people or b not in people:
+                raise LookalikeError("choose two people of this index with at least 2 faces each")
+            if a == b:
+                raise LookalikeError("choose two different people")
+            with h.lock:
+                faces = (h.searcher.faces_of_person(a), h.searcher.faces_of_person(b))
+                detector = h.searcher.detector
+            made = make_hybrid(list(faces[0]), list(faces[1]), names=(a, b), known=faces, detector=detector)
+            return page_values(made)
+
+        try:
+            result = await run(work)
+        except LookalikeError as e:
+            return page("hybrid_app.html", h, people=people, a=a, b=b, hy=None, error=str(e))
+        return page("hybrid_app.html", h, people=people, a=a, b=b, hy=result)
+
     def changes_allowed() -> None:
         if not allow_paths:
             raise LookalikeError("this server listens beyond this machine: it changes nothing from there")
@@ -333,6 +375,8 @@ def page_routes(pick, decode_upload, run, token: str, allow_paths: bool = True):
         Route("/people/{name:path}/{action:str}", person_edit, methods=["POST"]),
         Route("/people/{name:path}", person),
         Route("/faces/{vector_id:int}/move", face_move, methods=["POST"]),
+        Route("/hybrid", hybrid_form),
+        Route("/hybrid", hybrid, methods=["POST"]),
         Route("/review", review),
         Route("/review/remove", review_remove, methods=["POST"]),
         Route("/review/restore", review_restore, methods=["POST"]),

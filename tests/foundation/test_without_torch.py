@@ -98,8 +98,9 @@ def test_the_torchless_graph_is_the_torch_installs_graph(world: dict, built: Pat
         (["index", "PHOTOS", "--out", "mt", "--detector", "mtcnn"], "the mtcnn detector needs facenet_pytorch"),
         (["characterize", "PHOTOS/Grace_Hopper", "--out", "ch"], "needs torch"),
         (["query", "PHOTOS/Grace_Hopper/1.jpg", "--index", "ix", "--rerank", "metric", "--no-server"], "needs torch"),
+        (["hybrid", "PHOTOS/Grace_Hopper", "PHOTOS/Eileen_Collins", "--out", "h.png"], "hybrid (a metric learnt"),
     ],
-    ids=["mtcnn", "characterize", "rerank-metric"],
+    ids=["mtcnn", "characterize", "rerank-metric", "hybrid"],
 )
 def test_a_verb_that_needs_torch_says_so_in_one_line(world: dict, built: Path, args: list[str], needs: str) -> None:
     args = [a.replace("PHOTOS", str(world["photos"])) for a in args]

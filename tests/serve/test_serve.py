@@ -201,3 +201,30 @@ def test_a_bad_request_to_a_page_or_the_api_is_one_line(lfw10_index):
         assert api.status_code == 400 and api.json()["error"].startswith("k must be a whole number")
         assert client.post("/review/remove", data={}).status_code == 400
         assert client.get("/health").status_code == 200
+
+
+def test_the_hybrid_page_composes_two_people_of_the_index(lfw10_index):
+    """The Hybrid page lists the index's people, refuses a form another site made, and composes two of them from
+    their indexed faces (each segment named with the person it came from)."""
+    import re
+
+    pytest.importorskip("dlib", reason="dlib is not installed (pip install -e '.[dlib]')")
+    pytest.importorskip("torch", reason="torch is not installed (pip install -e '.[torch]')")
+    from starlette.testclient import TestClient
+
+    from lookalike.serve.app import create_app
+    from tests.conftest import csrf_of
+
+    with TestClient(base_url="http://127.0.0.1:8765", app=create_app({"lfw10": lfw10_index})) as client:
+        form = client.get("/hybrid").text
+        listed = re.findall(r"<option(?: selected)?>([^<]+)</option>", form)
+        assert "Tony_Blair" in listed and "Vladimir_Putin" in listed and len(listed) == 2 * 10
+        ask = {"a": "Tony_Blair", "b": "Vladimir_Putin", "index": "lfw10"}
+        forged = client.post("/hybrid", data=ask)
+        assert forged.status_code == 400 and "did not come from this server's page" in forged.text
+        made = client.post("/hybrid", data={**ask, "csrf": csrf_of(form)})
+        assert made.status_code == 200 and 'id="hybrid"' in made.text, made.text[-500:]
+        froms = re.findall(r"<td><b>([^<]+)</b></td>", made.text)
+        assert len(froms) == 6 and set(froms) <= {"Tony_Blair", "Vladimir_Putin"}
+        same = client.post("/hybrid", data={**ask, "b": "Tony_Blair", "csrf": csrf_of(form)})
+        assert 'id="error"' in same.text and "two different people" in same.text
