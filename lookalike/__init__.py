@@ -24,10 +24,10 @@ privacy.apply()
 __version__ = "0.2.0"
 
 #: The public API: each name lives in `lookalike.api`.
-__all__ = ["Index", "LookalikeError", "__version__", "build_index", "indexes", "open_index"]
+__all__ = ["Index", "LookalikeError", "__version__", "build_index", "hybrid", "indexes", "open_index"]
 
 if TYPE_CHECKING:
-    from lookalike.api import Index, build_index, indexes, open_index
+    from lookalike.api import Index, build_index, hybrid, indexes, open_index
     from lookalike.errors import LookalikeError
 
 
@@ -36,7 +36,7 @@ def __getattr__(name: str) -> Any:
         from lookalike.errors import LookalikeError
 
         return LookalikeError
-    if name in ("Index", "build_index", "indexes", "open_index"):
+    if name in ("Index", "build_index", "hybrid", "indexes", "open_index"):
         from lookalike import api
 
         return getattr(api, name)

@@ -6,7 +6,9 @@
    (`portraits.symmetry_scores`), unless the user names one.
 3. Segmentation from dlib's 68 landmarks (`segments.segment_masks`): eyes, eyebrows, nose, mouth, the face
    base, and hair with the background (see segments.py for why hair is not apart).
-4. Segment selection: per segment, the portrait whose summed PCAM activation there is larger.
+4. Segment selection: per segment, the portrait whose PCAM is the stronger there. The seed compares the summed
+   activations; the two PCAMs come from two metrics whose scales differ, so the default compares each segment's
+   share of its own portrait's total instead (`choose_segments`, `DEFAULT_RULE`: chosen on development pairs).
 5. Composition, not blending: the background's portrait is the canvas; the base's face is cloned onto it;
    each part is moved (translated only, so it keeps its own shape and size, as in a police composite) onto
    where the base face has that part, and cloned there. The seed fuses with nonlinear spectral fusion
@@ -38,6 +40,8 @@ PART_POINTS = {
 }
 #: pixels a clone mask grows by, so Poisson cloning has a band of the part's own skin to blend in
 GROW = 3
+#: pixels over which the base face's edge fades into the canvas
+FEATHER = 4.0
 
 
 @dataclass
@@ -123,6 +127,12 @@ def _clone(src: np.ndarray, dst: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return cv2.seamlessClone(src, dst, m8, (x + w // 2, y + h // 2), cv2.NORMAL_CLONE)
 
 
+def _feathered(src: np.ndarray, dst: np.ndarray, mask: np.ndarray, px: float = FEATHER) -> np.ndarray:
+    """`src` laid over `dst` under `mask`, its edge feathered over about `px` pixels (a Gaussian of the mask)."""
+    alpha = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), px)[..., None]
+    return (alpha * src + (1 - alpha) * dst).round().astype(np.uint8)
+
+
 def _grow(mask: np.ndarray, px: int = GROW) -> np.ndarray:
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
     return cv2.dilate(mask.astype(np.uint8), k).astype(bool)
@@ -135,9 +145,12 @@ def compose(people: tuple[Person, Person], source: dict[str, int]) -> tuple[np.n
     prov = np.full((SIZE, SIZE), canvas_from, np.int8)
     base = people[base_from]
     if base_from != canvas_from:
-        face = _grow(~base.masks["background"])
-        out = _clone(base.image, out, face)
-        prov[_bounded(face)] = base_from
+        # Laid on, not Poisson-cloned: cloning would pull the hair's and the background's colours into the face
+        # and change its skin tone, which is part of whose face it is. The parts below are cloned, so they take
+        # the base's skin tone.
+        face = ~base.masks["background"]
+        out = _feathered(base.image, out, face)
+        prov[face] = base_from
     for part in PARTS:
         s = source[part]
         if s == base_from:
@@ -153,9 +166,22 @@ def compose(people: tuple[Person, Person], source: dict[str, int]) -> tuple[np.n
     return out, prov
 
 
-def choose_segments(sums: tuple[dict[str, float], dict[str, float]]) -> dict[str, int]:
-    """Per segment, the person (0 or 1) whose PCAM sums higher there (seed 000: "the total activation is
-    higher"); a tie goes to person 0."""
+#: how the two PCAMs are compared per segment: "sum" as seed 000 says (the total activation inside the segment),
+#: "share" the segment's part of its own portrait's total (the two PCAMs come from two metrics whose scales differ)
+RULES = ("sum", "share")
+#: chosen on 24 development pairs of LFW people (benchmarks/hybrids.md): with "share" both parents were in the top
+#: 10 of a 1,000-identity gallery for 3 and 4 pairs (facenet-casia, sface), with "sum" for 1 and 2; the raw sums let
+#: one parent's stronger metric take nearly every segment
+DEFAULT_RULE = "share"
+
+
+def choose_segments(sums: tuple[dict[str, float], dict[str, float]], rule: str = "sum") -> dict[str, int]:
+    """Per segment, the person (0 or 1) whose PCAM is the stronger there by `rule` (RULES); a tie goes to
+    person 0."""
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, not {rule!r}")
+    if rule == "share":
+        sums = tuple({k: v / max(sum(abs(x) for x in s.values()), 1e-12) for k, v in s.items()} for s in sums)
     return {k: int(sums[1][k] > sums[0][k]) for k in SEGMENTS}
 
 
@@ -204,12 +230,14 @@ def make_hybrid(
     segments: dict[str, int] | None = None,
     layer: str = "repeat_2",
     known: tuple[dict | None, dict | None] = (None, None),
+    rule: str = DEFAULT_RULE,
 ) -> Hybrid:
     """A facial hybrid of two people from their photos (>= 2 with a face each).
 
     portraits: the portrait to use for each person (a path), else eq. 10 chooses. segments: force the person
     each segment comes from (the benchmark's random baseline); else the PCAM sums choose. known: per person,
-    photo path -> the landmarks of that person's face in it, in file pixels (`load_portraits`).
+    photo path -> the landmarks of that person's face in it, in file pixels (`load_portraits`). rule: how the
+    PCAMs are compared (`choose_segments`).
     layer: the FaceNet stage whose maps the metrics and PCAMs read. Not characterize's `block8` (3 x 3 at 160
     px, good for ranking portraits, too coarse to tell a nose from a mouth): `repeat_2`, 8 x 8, nearer the
     seed's VGG-Face conv5_3 (14 x 14).
@@ -237,8 +265,8 @@ def make_hybrid(
                              metrics[i].info))  # fmt: skip
     pair = (people[0], people[1])
     if segments is None:
-        source, rule = choose_segments((pair[0].sums, pair[1].sums)), "pcam"
+        source, how = choose_segments((pair[0].sums, pair[1].sums), rule), f"pcam-{rule}"
     else:
-        source, rule = {k: int(segments[k]) for k in SEGMENTS}, "given"
+        source, how = {k: int(segments[k]) for k in SEGMENTS}, "given"
     image, prov = compose(pair, source)
-    return Hybrid(image, pair, source, prov, rule)
+    return Hybrid(image, pair, source, prov, how)

@@ -41,7 +41,7 @@ def segment_masks(points: np.ndarray, size: int) -> dict[str, np.ndarray]:
     eye_dist = max(float(np.linalg.norm(p[list(EYES[0])].mean(0) - p[list(EYES[1])].mean(0))), 1.0)
     raw = {k: np.zeros((size, size), np.uint8) for k in PARTS}
     for eye in EYES:
-        _poly(raw["eyes"], _scaled(p[list(eye)], 1.45, 2.6))
+        _poly(raw["eyes"], _scaled(p[list(eye)], 1.45, 2.1))
     for brow in BROWS:
         b = p[list(brow)]
         thick = 0.12 * eye_dist

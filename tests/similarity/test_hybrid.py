@@ -115,12 +115,24 @@ def _check_sources(h) -> None:
 
 
 def test_every_segment_comes_from_the_person_the_pcam_sums_chose(made):
+    from lookalike.similarity.hybrid import DEFAULT_RULE
+    from lookalike.similarity.segments import SEGMENTS
+
+    share = [{k: v / sum(abs(x) for x in p.sums.values()) for k, v in p.sums.items()} for p in made.people]
+    for seg in SEGMENTS:
+        assert made.source[seg] == int(share[1][seg] > share[0][seg]), seg
+    assert made.rule == f"pcam-{DEFAULT_RULE}" == "pcam-share"
+    assert {made.source[k] for k in SEGMENTS} == {0, 1}, "both parents give something here"
+    _check_sources(made)
+
+
+def test_the_seeds_rule_compares_raw_sums(made):
+    from lookalike.similarity.hybrid import choose_segments
     from lookalike.similarity.segments import SEGMENTS
 
     a, b = made.people
-    for seg in SEGMENTS:
-        assert made.source[seg] == int(b.sums[seg] > a.sums[seg]), seg
-    assert made.rule == "pcam"
+    raw = choose_segments((a.sums, b.sums), "sum")
+    assert raw == {seg: int(b.sums[seg] > a.sums[seg]) for seg in SEGMENTS}
     _check_sources(made)
 
 
