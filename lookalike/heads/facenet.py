@@ -49,7 +49,7 @@ def _torch_device(device: str | None) -> str:
 
 #: `LOOKALIKE_FACENET_ENGINE`: how a FaceNet head runs its network. auto: on a CPU, the engine measured fastest on
 #: this machine when the weights were made (`engine_choice`); where it was not measured, onnxruntime on a CPU without
-#: native bf16 (1.22x torch's fp32 on a 2-core AVX2 EPYC, benchmarks/facenet-engines.md) and torch elsewhere (bf16
+#: native bf16 (1.22-1.40x torch's fp32 on a 2-core AVX2 EPYC, benchmarks/facenet-engines.md) and torch elsewhere (bf16
 #: on AVX512-BF16/AMX CPUs); torch on CUDA.
 ENGINE_ENV = "LOOKALIKE_FACENET_ENGINE"
 ENGINES = ("auto", "torch", "onnxruntime")

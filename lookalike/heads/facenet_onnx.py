@@ -2,7 +2,7 @@
 onnxruntime on a CPU.
 
 Why: on a CPU without native bf16 (AVX2 only: most laptops and many servers) torch runs this network in fp32, slower
-than onnxruntime on the same graph (1.22x on a 2-core AVX2 EPYC: benchmarks/facenet-engines.md), and onnxruntime
+than onnxruntime on the same graph (1.22-1.40x on a 2-core AVX2 EPYC: benchmarks/facenet-engines.md), and onnxruntime
 needs no torch at query time. The graph is written here node by
 node from facenet-pytorch's layout (`lookalike.heads.inception_resnet_v1`), not exported from torch, so it needs no
 torch and no exporter; each conv's batch norm is folded into it, and the bottleneck's into the last linear layer,
