@@ -42,6 +42,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from benchmarks.dedup import cpu_flags  # noqa: E402
 from lookalike import config  # noqa: E402
 
 GALLERY_IDENTITIES = 1000
@@ -49,14 +50,6 @@ DEV_PEOPLE, DEV_PAIRS = 40, 24
 MAKE_AT_MOST, GALLERY_AT_MOST, OTHERS_PHOTOS = 8, 10, 2
 PAD = 80
 METHODS = ("pcam-sum", "pcam-share", "random", "morph")
-
-
-def cpu_flags() -> str:
-    try:
-        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return "unknown"
-    return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags)
 
 
 def parents(lfw: Path) -> dict[str, str]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import sys
 from pathlib import Path
 
@@ -26,27 +25,18 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 from head_choice import paired_bootstrap, stats  # noqa: E402
+from index_query import lfw_doppel_gallery  # noqa: E402
 
-from lookalike import config  # noqa: E402
 from lookalike.eval.report import machine, machine_line, today  # noqa: E402
 
 RULES = ("best", "mean-2", "mean-3", "centroid")
 PER_PERSON = 10
 
 
-def gallery(seed: int = 0, n_people: int = 1000) -> tuple[list[str], dict[str, str], list[tuple[str, str]]]:
-    root = config.data_dir() / "lfw" / "images"
-    pairs_csv = config.data_dir() / "doppelver" / "doppelganger_pairs_in_lfw.csv"
-    pairs = [tuple(line.split(",")[:2]) for line in pairs_csv.read_text().splitlines()[1:] if line.strip()]
-    doppel = {p for pair in pairs for p in pair}
-    people = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in doppel)
-    random.Random(seed).shuffle(people)
-    paths, labels = [], {}
-    for person in people[:n_people] + sorted(doppel):
-        for f in sorted((root / person).glob("*.jpg"))[:PER_PERSON]:
-            paths.append(os.path.abspath(f))
-            labels[os.path.abspath(f)] = person
-    return paths, labels, pairs  # type: ignore[return-value]
+def gallery() -> tuple[list[str], dict[str, str], list[tuple[str, str]]]:
+    """index_query.py's look-alike gallery, every identity with all its photos (up to 10)."""
+    paths, labels, pairs = lfw_doppel_gallery(others_keep=PER_PERSON)
+    return [os.path.abspath(p) for p in paths], labels, pairs
 
 
 def scores(sims: np.ndarray, vecs: np.ndarray, q: np.ndarray, members: list[np.ndarray], rule: str) -> np.ndarray:

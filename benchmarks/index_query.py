@@ -86,8 +86,10 @@ def galleries(head, detector, work: Path) -> dict:
     return out
 
 
-def lfw_doppel_gallery(seed: int = 0, n_people: int = 1000) -> tuple[list[Path], dict[str, str], list[tuple[str, str]]]:
-    """1 photo each of n random LFW people + the 28 DoppelVer people in LFW (1st photo; queries use the rest)."""
+def lfw_doppel_gallery(
+    seed: int = 0, n_people: int = 1000, others_keep: int = 1
+) -> tuple[list[Path], dict[str, str], list[tuple[str, str]]]:
+    """`others_keep` photos each of n random LFW people + the 28 DoppelVer people in LFW (up to 10 photos each)."""
     root = config.data_dir() / "lfw" / "images"
     pairs_csv = config.data_dir() / "doppelver" / "doppelganger_pairs_in_lfw.csv"
     pairs = [tuple(line.split(",")[:2]) for line in pairs_csv.read_text().splitlines()[1:] if line.strip()]
@@ -97,7 +99,7 @@ def lfw_doppel_gallery(seed: int = 0, n_people: int = 1000) -> tuple[list[Path],
     paths, labels = [], {}
     for person in people[:n_people] + sorted(doppel):
         files = sorted((root / person).glob("*.jpg"))
-        keep = files if person in doppel else files[:1]
+        keep = files if person in doppel else files[:others_keep]
         for f in keep[:10]:
             paths.append(f)
             labels[os.path.abspath(f)] = person

@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from lookalike.faces.dlib_align import INSTALL_HINT, import_dlib
+from lookalike.faces.dlib_align import import_dlib, shape_predictor
 
 PREDICTOR_PACKAGE = ("face_recognition_models", "models/shape_predictor_68_face_landmarks.dat")
 PREDICTOR_SHA256 = "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f"
@@ -32,18 +32,8 @@ def _loaded() -> tuple[object, object]:
     """The HOG face detector and the 68-point predictor, loaded once per process."""
     with _lock:
         if not _models:
-            from lookalike.weights import WeightsSpec, resolve
-
-            dlib = import_dlib()
-            spec = WeightsSpec(
-                filename="shape_predictor_68_face_landmarks.dat",
-                sha256=PREDICTOR_SHA256,
-                how_to_get=INSTALL_HINT,
-                package=PREDICTOR_PACKAGE,
-            )
-            path, _ = resolve(spec, "dlib")
-            _models["detector"] = dlib.get_frontal_face_detector()
-            _models["predictor"] = dlib.shape_predictor(str(path))
+            _models["predictor"] = shape_predictor(PREDICTOR_PACKAGE, PREDICTOR_SHA256)
+            _models["detector"] = import_dlib().get_frontal_face_detector()
         return _models["detector"], _models["predictor"]
 
 

